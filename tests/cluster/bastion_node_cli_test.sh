@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# bastion-node as an operator meets it: prints its health and exits with --once; refuses a bad
+# option with exit code 2 and a message naming it.
+set -u
+node="$1"
+fail=0
+out=$("$node" --once --name cli-test --site dr-local 2>&1); rc=$?
+echo "$out"
+[ $rc -eq 0 ] || { echo "FAIL: --once exited $rc"; fail=1; }
+grep -q "node      cli-test" <<<"$out" || { echo "FAIL: node name not printed"; fail=1; }
+grep -q "site      dr-local" <<<"$out" || { echo "FAIL: site not printed"; fail=1; }
+grep -q "status    healthy" <<<"$out" || { echo "FAIL: no health status"; fail=1; }
+
+out=$("$node" --once --site moon 2>&1); rc=$?
+echo "$out"
+[ $rc -eq 2 ] || { echo "FAIL: bad site exited $rc, expected 2"; fail=1; }
+grep -q "'site' = 'moon' refused" <<<"$out" || { echo "FAIL: bad site not named"; fail=1; }
+
+out=$("$node" --no-such-flag 2>&1); rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: unknown flag exited $rc, expected 2"; fail=1; }
+
+# Served mode stops cleanly on SIGTERM.
+"$node" --name served > /tmp/bastion-node-cli.$$ 2>&1 &
+pid=$!
+for _ in $(seq 50); do grep -q healthy /tmp/bastion-node-cli.$$ && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; rc=$?
+grep -q "stopped" /tmp/bastion-node-cli.$$ || { echo "FAIL: no clean stop on SIGTERM"; fail=1; }
+[ $rc -eq 0 ] || { echo "FAIL: served mode exited $rc after SIGTERM"; fail=1; }
+rm -f /tmp/bastion-node-cli.$$
+[ $fail -eq 0 ] && echo "bastion-node CLI: all checks passed"
+exit $fail
