@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <utility>
 
@@ -309,7 +310,11 @@ void file_store::put_snapshot(snapshot snap, std::uint64_t trailing, completion 
 
 void file_store::run_io_thread() {
   std::vector<pending_op> batch;
-  while (queue_.pop_batch(batch, opts_.batch_ops_max)) {
+  const std::chrono::microseconds linger{opts_.group_commit_linger_us};
+  auto next_linger = [&] {
+    return last_group_appends_ > 1 ? linger : std::chrono::microseconds{0};
+  };
+  while (queue_.pop_batch(batch, opts_.batch_ops_max, next_linger())) {
     std::size_t i = 0;
     while (i < batch.size()) {
       pending_op& op = batch[i];
@@ -425,6 +430,7 @@ void file_store::process_appends(std::vector<pending_op>& ops, std::size_t begin
     }
   }
   if (any_staged && !io_err) stats_.group_commits.fetch_add(1, std::memory_order_relaxed);
+  last_group_appends_ = end - begin;
   for (std::size_t k = begin; k < end; ++k) complete(ops[k].done, std::move(results[k - begin]));
 }
 

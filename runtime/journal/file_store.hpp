@@ -155,6 +155,7 @@ class file_store final : public log_store {
   std::vector<std::uint8_t> staged_;  // records not yet written to the last segment
   std::uint64_t staged_offset_ = 0;   // where staged_ goes in the last segment
   bool group_created_segment_ = false;
+  std::size_t last_group_appends_ = 0;  // appends in the previous group (linger decision)
 
   // Declared last: the thread stops (in stop()) before the state above is destroyed.
   op_queue<pending_op> queue_;

@@ -28,6 +28,11 @@ struct file_store_options {
   /// Operations the I/O thread takes in one round (consecutive appends among them share one
   /// fdatasync).
   std::size_t batch_ops_max = 1024;
+  /// Group commit linger: when the previous group held appends from more than one caller, the
+  /// I/O thread waits up to this long after the first queued operation for more to join the
+  /// next group (callers just released by the last fsync need a moment to submit again).
+  /// A lone caller never waits. 0 turns lingering off.
+  std::uint32_t group_commit_linger_us = 0;
   /// Recovery: a damaged record before the tail makes load() fail, naming the file and offset.
   /// With repair, load() instead drops the log from that record on and reports it.
   bool repair = false;

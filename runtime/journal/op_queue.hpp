@@ -6,6 +6,7 @@
 
 #include "runtime/journal/errors.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -49,13 +50,19 @@ class op_queue {
     return caf::none;
   }
 
-  /// Blocks until items are queued or the queue is closed; moves up to `max_items` into `out`
-  /// (cleared first), in push order. Returns false once closed and drained.
-  bool pop_batch(std::vector<T>& out, std::size_t max_items) {
+  /// Blocks until items are queued or the queue is closed; then, when `linger` is positive,
+  /// waits up to that long more for further items (up to `max_items`), so that work arriving
+  /// just behind can join the batch. Moves up to `max_items` into `out` (cleared first), in
+  /// push order. Returns false once closed and drained.
+  bool pop_batch(std::vector<T>& out, std::size_t max_items,
+                 std::chrono::microseconds linger = std::chrono::microseconds{0}) {
     out.clear();
     std::unique_lock<std::mutex> guard{mutex_};
     ready_.wait(guard, [this] { return closed_ || !items_.empty(); });
     if (items_.empty()) return false;
+    if (linger.count() > 0 && items_.size() < max_items) {
+      ready_.wait_for(guard, linger, [&] { return closed_ || items_.size() >= max_items; });
+    }
     while (!items_.empty() && out.size() < max_items) {
       bytes_ -= items_.front().bytes;
       out.push_back(std::move(items_.front().item));

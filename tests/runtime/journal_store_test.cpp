@@ -365,3 +365,51 @@ TEST_CASE("operations before load() fail with closed, and bad options are refuse
   CHECK(journal_code(log.error()) == journal_errc::invalid_options);
   CHECK_THAT(error_detail(log.error()), Catch::Contains("segment_bytes_max = 10"));
 }
+
+TEST_CASE("group commit linger: after a shared group, appends arriving just behind join") {
+  temp_dir tmp;
+  auto real = std::make_shared<posix_file_ops>();
+  auto faulty = std::make_shared<fault_injecting_file_ops>(*real);
+  file_store_options opts;
+  opts.group_commit_linger_us = 500'000;
+  opts.batch_ops_max = 2;  // a group of two ends the linger at once
+  auto s = open_store(tmp.journal(), opts, faulty);
+
+  // A lone caller never waits for the linger.
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE_FALSE(append_and_wait(*s.store, 1, make_entries(1, 1, 1)));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(450));
+
+  // Make a group of two: hold the I/O thread in an fsync while two appends queue.
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto release_future = release.get_future().share();
+  std::atomic<int> calls{0};
+  faulty->set_fdatasync_hook([&, release_future] {
+    if (calls.fetch_add(1) == 0) {
+      entered.set_value();
+      release_future.wait();
+    }
+  });
+  completion_waiter held, a, b;
+  s.store->append(2, make_entries(2, 1, 1), held.callback());
+  entered.get_future().wait();
+  s.store->append(3, make_entries(3, 1, 1), a.callback());
+  s.store->append(4, make_entries(4, 1, 1), b.callback());
+  release.set_value();
+  REQUIRE_FALSE(held.wait());
+  REQUIRE_FALSE(a.wait());
+  REQUIRE_FALSE(b.wait());
+  faulty->set_fdatasync_hook({});
+
+  // The previous group was shared, so the next one lingers: an append 50 ms behind the first
+  // still joins it, and both share one fdatasync.
+  const auto syncs_before = faulty->fdatasync_count();
+  completion_waiter c, d;
+  s.store->append(5, make_entries(5, 1, 1), c.callback());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  s.store->append(6, make_entries(6, 1, 1), d.callback());
+  REQUIRE_FALSE(c.wait());
+  REQUIRE_FALSE(d.wait());
+  CHECK(faulty->fdatasync_count() - syncs_before == 1);
+}
