@@ -1,5 +1,6 @@
 #include "runtime/journal/errors.hpp"
 
+#include <caf/actor_system_config.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
 
@@ -72,6 +73,10 @@ std::string render_journal_error(std::uint8_t code, caf::atom_value, const caf::
     out += ctx.get_as<std::string>(0);
   }
   return out;
+}
+
+void announce_journal_errors(caf::actor_system_config& cfg) {
+  cfg.add_error_category(journal_category::value, render_journal_error);
 }
 
 }  // namespace bastion::journal

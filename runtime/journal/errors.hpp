@@ -5,6 +5,7 @@
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
+#include <caf/fwd.hpp>
 
 #include <cstdint>
 #include <string>
@@ -47,5 +48,9 @@ std::string error_detail(const caf::error& err);
 
 /// Renders an error of the journal category, e.g. "journal.no_space: <detail>".
 std::string render_journal_error(std::uint8_t code, caf::atom_value, const caf::message& ctx);
+
+/// Registers render_journal_error with an actor system, so journal errors print readably in
+/// its logs. Call before the system starts.
+void announce_journal_errors(caf::actor_system_config& cfg);
 
 }  // namespace bastion::journal

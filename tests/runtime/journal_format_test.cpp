@@ -1,9 +1,14 @@
 // The small pieces under the store: segment names, record headers, the bounded op queue.
 
+#include "runtime/journal/errors.hpp"
 #include "runtime/journal/op_queue.hpp"
 #include "runtime/journal/record_format.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <caf/actor_system_config.hpp>
+
+#include <cerrno>
 
 using namespace bastion::journal;
 
@@ -65,4 +70,19 @@ TEST_CASE("op_queue: bounded in count and bytes, FIFO, drains after close") {
   // One item is always accepted into an empty queue, however heavy.
   op_queue<int> q2{3, 100};
   CHECK_FALSE(q2.push(a, 1000));
+}
+
+TEST_CASE("journal errors render with their category, code and detail") {
+  caf::actor_system_config cfg;
+  announce_journal_errors(cfg);
+  auto err = make_io_error(ENOSPC, "write 10 bytes to /j/segment-1.log at offset 64");
+  CHECK(journal_code(err) == journal_errc::no_space);
+  const auto renderer = cfg.error_renderers.find(journal_category::value);
+  REQUIRE(renderer != cfg.error_renderers.end());
+  const auto text = renderer->second(err.code(), err.category(), err.context());
+  CHECK_THAT(text, Catch::Contains("journal.no_space") &&
+                       Catch::Contains("/j/segment-1.log at offset 64") &&
+                       Catch::Contains("No space left on device"));
+  CHECK(journal_code(make_io_error(EIO, "x")) == journal_errc::io_error);
+  CHECK(journal_code(caf::error{}) == journal_errc{});
 }
