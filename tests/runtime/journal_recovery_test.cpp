@@ -11,20 +11,39 @@
 using namespace journal_test;
 
 // Track the largest single allocation, so a test can show a hostile length is never allocated.
+// Every non-aligned form is replaced, so allocation and release always pair (ASan checks it).
 namespace {
 std::atomic<std::size_t> largest_allocation_bytes{0};
+
+void* tracked_malloc(std::size_t n) noexcept {
+  std::size_t seen = largest_allocation_bytes.load(std::memory_order_relaxed);
+  while (n > seen && !largest_allocation_bytes.compare_exchange_weak(seen, n)) {
+  }
+  return std::malloc(n == 0 ? 1 : n);
+}
 }  // namespace
 
 // Out of line, so GCC does not pair the inlined malloc/free with new/delete expressions.
 [[gnu::noinline]] void* operator new(std::size_t n) {
-  std::size_t seen = largest_allocation_bytes.load(std::memory_order_relaxed);
-  while (n > seen && !largest_allocation_bytes.compare_exchange_weak(seen, n)) {
-  }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  if (void* p = tracked_malloc(n)) return p;
   throw std::bad_alloc{};
 }
+[[gnu::noinline]] void* operator new[](std::size_t n) {
+  if (void* p = tracked_malloc(n)) return p;
+  throw std::bad_alloc{};
+}
+[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return tracked_malloc(n);
+}
+[[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return tracked_malloc(n);
+}
 [[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
 [[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
