@@ -1,0 +1,127 @@
+// bpe_tokenizer's encoding path: special tokens, pre-tokenizer pieces, and the merge loop.
+
+#include "kernels/tokenizer/bpe_tokenizer.hpp"
+#include "kernels/tokenizer/byte_level.hpp"
+
+#include <queue>
+
+namespace bastion::kernels::tokenizer {
+namespace {
+
+// One symbol of the word being merged: a token, linked to its live neighbours.
+struct symbol {
+  token_id id;
+  std::int32_t prev;
+  std::int32_t next;
+  bool alive;
+};
+
+// A candidate merge of the adjacent symbols `left` and `right`. It is stale (skipped) when
+// either side changed since it was queued; the ids make that check exact.
+struct candidate {
+  std::int32_t rank;
+  std::int32_t left;
+  std::int32_t right;
+  token_id left_id;
+  token_id right_id;
+  token_id merged;
+};
+
+// Lowest rank first; among equal ranks the leftmost, as Hugging Face and llama.cpp order them.
+struct later {
+  bool operator()(const candidate& a, const candidate& b) const {
+    return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
+  }
+};
+
+}  // namespace
+
+status bpe_tokenizer::encode(std::string_view text, bool add_bos, bool parse_special,
+                             std::vector<token_id>& out) const {
+  out.clear();
+  if (text.size() > limits_.text_bytes_max) {
+    return {status_code::invalid_argument, "text of " + std::to_string(text.size()) +
+                                               " bytes is over the limit of " +
+                                               std::to_string(limits_.text_bytes_max)};
+  }
+  if (add_bos) {
+    if (!bos_) return {status_code::invalid_argument, "BOS requested but the model has none"};
+    out.push_back(*bos_);
+  }
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const auto m = specials_.find(text, done, parse_special);
+    const std::size_t plain_end = m.length ? m.position : text.size();
+    if (plain_end > done) {
+      if (auto st = encode_plain(text.substr(done, plain_end - done), out); !st) {
+        out.clear();
+        return st;
+      }
+    }
+    if (!m.length) break;
+    out.push_back(m.id);
+    done = m.position + m.length;
+  }
+  return status::ok();
+}
+
+status bpe_tokenizer::encode_plain(std::string_view text, std::vector<token_id>& out) const {
+  std::vector<std::string_view> pieces;
+  if (auto st = pre_.split(text, pieces); !st) return st;
+  for (std::string_view piece : pieces) encode_piece(piece, out);
+  return status::ok();
+}
+
+void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& out) const {
+  if (piece.size() == 1) {
+    out.push_back(byte_token_[static_cast<unsigned char>(piece[0])]);
+    return;
+  }
+  if (ignore_merges_) {
+    std::string spelling;
+    byte_level::append_spelling(spelling, piece);
+    if (const auto id = find(spelling)) {
+      const token_kind k = kinds_[static_cast<std::size_t>(*id)];
+      if (k == token_kind::normal || k == token_kind::byte) {
+        out.push_back(*id);
+        return;
+      }
+    }
+  }
+  std::vector<symbol> symbols(piece.size());
+  const auto n = static_cast<std::int32_t>(piece.size());
+  for (std::int32_t i = 0; i < n; ++i) {
+    symbols[static_cast<std::size_t>(i)] = {
+        byte_token_[static_cast<unsigned char>(piece[static_cast<std::size_t>(i)])], i - 1,
+        i + 1 < n ? i + 1 : -1, true};
+  }
+  std::priority_queue<candidate, std::vector<candidate>, later> queue;
+  const auto consider = [&](std::int32_t left, std::int32_t right) {
+    if (left < 0 || right < 0) return;
+    const token_id l = symbols[static_cast<std::size_t>(left)].id;
+    const token_id r = symbols[static_cast<std::size_t>(right)].id;
+    const auto it = merges_.find(pair_key(l, r));
+    if (it != merges_.end()) queue.push({it->second.rank, left, right, l, r, it->second.merged});
+  };
+  for (std::int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
+  while (!queue.empty()) {
+    const candidate c = queue.top();
+    queue.pop();
+    symbol& l = symbols[static_cast<std::size_t>(c.left)];
+    symbol& r = symbols[static_cast<std::size_t>(c.right)];
+    if (!l.alive || !r.alive || l.next != c.right || l.id != c.left_id || r.id != c.right_id) {
+      continue;
+    }
+    l.id = c.merged;
+    l.next = r.next;
+    r.alive = false;
+    if (r.next >= 0) symbols[static_cast<std::size_t>(r.next)].prev = c.left;
+    consider(l.prev, c.left);
+    consider(c.left, l.next);
+  }
+  for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
+    out.push_back(symbols[static_cast<std::size_t>(i)].id);
+  }
+}
+
+}  // namespace bastion::kernels::tokenizer

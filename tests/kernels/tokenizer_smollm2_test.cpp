@@ -1,0 +1,226 @@
+// The real SmolLM2 tokenizer, read from the model's GGUF: its chat template rendered exactly,
+// ids equal to the reference implementations' on the shared corpus
+// (tests/fixtures/tokenizer-smollm2.json), round trips, streaming, and encode speed.
+// A plain executable: skips (exit 77) when the model is not fetched.
+
+#include "kernels/model/gguf_file.hpp"
+#include "kernels/tokenizer/chat_template.hpp"
+#include "kernels/tokenizer/gguf_tokenizer.hpp"
+#include "kernels/tokenizer/stream_detokenizer.hpp"
+#include "kernels/tokenizer/utf8.hpp"
+#include "tests/support/model_path.hpp"
+
+#ifdef BASTION_TEST_HAVE_JSON
+#include <nlohmann/json.hpp>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace bastion::kernels;
+using namespace bastion::kernels::tokenizer;
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
+  (ok ? passed : failed)++;
+}
+
+std::string show(const std::vector<token_id>& ids) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s + "]";
+}
+
+void check_chat_template(const bpe_tokenizer& tok) {
+  chat_template tmpl;
+  const auto st = chat_template::from_template(tok.chat_template(), "", tmpl);
+  check(bool(st), "SmolLM2's chat template is recognised: " + st.message());
+  if (!st) return;
+  check(tmpl.recognised_exactly() && tmpl.style() == chat_style::chatml, "as ChatML, exactly");
+  // What the template's Jinja renders (jinja2, add_generation_prompt=True).
+  const std::string sys =
+      "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+      "Face<|im_end|>\n";
+  check(tmpl.render({{"user", "What is 2+2?"}}, true).text ==
+            sys + "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        "one user turn gets the default system prompt and the generation prompt");
+  check(tmpl.render({{"system", "Be terse."}, {"user", "Hi"}}, true).text ==
+            "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\n",
+        "a caller's system message replaces the default");
+  check(tmpl.render({{"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"}}, false).text ==
+            sys +
+                "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+                "<|im_start|>user\nBye<|im_end|>\n",
+        "multi-turn without a generation prompt");
+  check(tmpl.render({}, true).text == "<|im_start|>assistant\n",
+        "no messages: no default system prompt (it sits inside the template's loop)");
+  // The rendered prompt tokenizes with its control tokens as single tokens.
+  // Three headers (system, user, assistant) and two turn ends, one token each.
+  std::vector<token_id> ids;
+  const auto text = tmpl.render({{"user", "Hi"}}, true).text;
+  const bool encoded = bool(tok.encode(text, false, true, ids));
+  check(encoded && ids.front() == 1 && std::count(ids.begin(), ids.end(), 1) == 3 &&
+            std::count(ids.begin(), ids.end(), 2) == 2,
+        "the prompt's <|im_start|> and <|im_end|> are single tokens: " + show(ids));
+}
+
+#ifdef BASTION_TEST_HAVE_JSON
+// Every member of a case that is a list of integers is one reference's ids for its text.
+// Cases: a top-level list, or the list under "cases". Override the file with
+// BASTION_TOKENIZER_REFERENCE (for a locally made reference).
+void check_fixture(const bpe_tokenizer& tok) {
+  const char* override_path = std::getenv("BASTION_TOKENIZER_REFERENCE");
+  const std::string path = override_path ? override_path : BASTION_TOKENIZER_FIXTURE;
+  std::ifstream in(path);
+  if (!in) {
+    std::printf("NOTE: no reference ids at %s; comparison not run\n", path.c_str());
+    return;
+  }
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    return check(false, path + " parses: " + e.what());
+  }
+  const nlohmann::json& cases = doc.is_array() ? doc : doc.at("cases");
+  std::map<std::string, std::pair<int, int>> per_reference;  // name -> (matched, compared)
+  for (const auto& c : cases) {
+    const std::string text = c.at("text").get<std::string>();
+    const auto flag = c.find("parse_special");
+    const bool parse_special = flag == c.end() || !flag->is_boolean() || flag->get<bool>();
+    std::vector<token_id> ours;
+    if (!tok.encode(text, false, parse_special, ours)) return check(false, "encode " + text);
+    for (const auto& [name, value] : c.items()) {
+      if (!value.is_array() || (!value.empty() && !value.front().is_number_integer())) continue;
+      const auto reference = value.get<std::vector<token_id>>();
+      auto& [matched, compared] = per_reference[name];
+      ++compared;
+      if (reference == ours) {
+        ++matched;
+      } else {
+        std::printf("  %s differs for \"%s\":\n    ours %s\n    ref  %s\n", name.c_str(),
+                    text.c_str(), show(ours).c_str(), show(reference).c_str());
+      }
+    }
+  }
+  for (const auto& [name, counts] : per_reference) {
+    check(counts.first == counts.second, "reference '" + name +
+                                             "': " + std::to_string(counts.first) + " of " +
+                                             std::to_string(counts.second) + " strings match");
+  }
+}
+#endif
+
+void check_round_trips(const bpe_tokenizer& tok) {
+  const std::vector<std::string> texts = {"Hello world",
+                                          "你好，世界！今天天气很好。",
+                                          "Привет, мир",
+                                          "🙂🚀👨‍👩‍👧 emoji",
+                                          "  a\t\tb\n\n\r\n  ",
+                                          "e\xCC\x81 combining",
+                                          "1234567890",
+                                          "<|im_start|>user",
+                                          "x\xC2\x85y\xE2\x80\xA8z"};
+  bool all = true;
+  for (const auto& t : texts) {
+    for (bool special : {false, true}) {
+      std::vector<token_id> ids;
+      std::string back;
+      const bool ok = tok.encode(t, false, special, ids) && tok.decode(ids, back) && back == t;
+      if (!ok) std::printf("  round trip failed for '%s' -> %s\n", t.c_str(), show(ids).c_str());
+      all = all && ok;
+    }
+  }
+  check(all, "decode(encode(x)) == x on multilingual text, with and without special parsing");
+  // Bytes SmolLM2 has no token for (0x04, 0xFF, ...) become <|endoftext|> (unk, id 0), as in
+  // Hugging Face's BPE; decoding them without special tokens drops them.
+  std::vector<token_id> ids;
+  std::string back;
+  const bool encoded = tok.encode(
+                           "a\x04"
+                           "b\xFF",
+                           false, false, ids) &&
+                       tok.decode(ids, back, false);
+  check(encoded && ids.size() == 4 && ids[1] == 0 && ids[3] == 0 && back == "ab",
+        "bytes without a token encode as unk: " + show(ids));
+}
+
+void check_streaming(const bpe_tokenizer& tok) {
+  const std::string text = "Emoji 🙂🚀 and 漢字 and the family 👨‍👩‍👧.";
+  std::vector<token_id> ids;
+  if (!tok.encode(text, false, false, ids)) return check(false, "encode for streaming");
+  stream_detokenizer stream{tok};
+  std::string out;
+  bool always_valid = true;
+  int held_somewhere = 0;
+  for (token_id id : ids) {
+    if (!stream.push(id, out)) return check(false, "push");
+    always_valid = always_valid && utf8::is_valid(out);
+    held_somewhere += stream.held_bytes() > 0;
+  }
+  stream.finish(out);
+  check(always_valid && out == text && held_somewhere > 0,
+        "streaming emits only whole characters (" + std::to_string(held_somewhere) + " of " +
+            std::to_string(ids.size()) + " tokens ended inside a character)");
+}
+
+void measure_speed(const bpe_tokenizer& tok) {
+  std::string text;
+  const std::string paragraph =
+      "The quick brown fox jumps over the lazy dog 1234 times; 你好，世界！ Привет. "
+      "def f(x):\n    return x ** 2  # squares\n\n";
+  while (text.size() < (std::size_t{1} << 20)) text += paragraph;
+  std::vector<token_id> ids;
+  const auto start = std::chrono::steady_clock::now();
+  const bool ok = bool(tok.encode(text, false, false, ids));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("encode: %.2f MiB in %.3f s = %.1f MiB/s, %.0f tokens/s (%zu tokens), JIT %s\n",
+              static_cast<double>(text.size()) / (1 << 20), s,
+              static_cast<double>(text.size()) / (1 << 20) / s, static_cast<double>(ids.size()) / s,
+              ids.size(), tok.pre().jit() ? "on" : "off");
+  check(ok, "encodes 1 MiB");
+}
+
+}  // namespace
+
+int main() {
+  const std::string path = bastion::test::smollm2_path();
+  if (!bastion::test::file_exists(path)) {
+    std::printf("SKIP: %s not found (run scripts/fetch-model)\n", path.c_str());
+    return 77;
+  }
+  std::unique_ptr<gguf::file> f;
+  auto st = gguf::file::open(path, f);
+  check(bool(st), "opens: " + st.message());
+  if (!st) return 1;
+  std::unique_ptr<bpe_tokenizer> tok;
+  st = load_gguf_tokenizer(*f, tok);
+  check(bool(st), "tokenizer loads from GGUF metadata: " + st.message());
+  if (!st) return 1;
+  check(tok->size() == 49152 && tok->pre().name() == "smollm", "49152 tokens, pre smollm");
+  check(tok->bos() == 1 && tok->eos() == 2 && tok->unk() == 0 && !tok->add_bos_by_default(),
+        "bos 1, eos 2, unk 0; the file says add_bos_token = false");
+  check(
+      tok->is_end_of_generation(2) && tok->is_end_of_generation(0) && !tok->is_end_of_generation(1),
+      "<|im_end|> and <|endoftext|> end a generation, <|im_start|> does not");
+  check_chat_template(*tok);
+#ifdef BASTION_TEST_HAVE_JSON
+  check_fixture(*tok);
+#endif
+  check_round_trips(*tok);
+  check_streaming(*tok);
+  measure_speed(*tok);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
