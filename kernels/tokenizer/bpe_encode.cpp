@@ -38,6 +38,19 @@ struct later {
 
 status bpe_tokenizer::encode(std::string_view text, bool add_bos, bool parse_special,
                              std::vector<token_id>& out) const {
+  return encode_special(text, add_bos, {parse_special, nullptr}, out);
+}
+
+status bpe_tokenizer::encode_with_control_ranges(
+    std::string_view text, bool add_bos,
+    const std::vector<std::pair<std::size_t, std::size_t>>& control_ranges,
+    std::vector<token_id>& out) const {
+  return encode_special(text, add_bos, {true, &control_ranges}, out);
+}
+
+status bpe_tokenizer::encode_special(std::string_view text, bool add_bos,
+                                     const special_token_matcher::policy& allowed,
+                                     std::vector<token_id>& out) const {
   out.clear();
   if (text.size() > limits_.text_bytes_max) {
     return {status_code::invalid_argument, "text of " + std::to_string(text.size()) +
@@ -50,7 +63,7 @@ status bpe_tokenizer::encode(std::string_view text, bool add_bos, bool parse_spe
   }
   std::size_t done = 0;
   while (done < text.size()) {
-    const auto m = specials_.find(text, done, parse_special);
+    const auto m = specials_.find(text, done, allowed);
     const std::size_t plain_end = m.length ? m.position : text.size();
     if (plain_end > done) {
       if (auto st = encode_plain(text.substr(done, plain_end - done), out); !st) {

@@ -38,6 +38,16 @@ class bpe_tokenizer {
   status encode(std::string_view text, bool add_bos, bool parse_special,
                 std::vector<token_id>& out) const;
 
+  /// encode with parse_special, except that control tokens are recognised only where they lie
+  /// wholly inside one of `control_ranges` ([begin, end) byte offsets, sorted, not
+  /// overlapping): pass a rendered chat prompt's template_ranges so that "<|im_end|>" typed
+  /// by a user stays text and cannot end a turn. Outside control tokens the ids are the same
+  /// as encode's on the same text.
+  status encode_with_control_ranges(
+      std::string_view text, bool add_bos,
+      const std::vector<std::pair<std::size_t, std::size_t>>& control_ranges,
+      std::vector<token_id>& out) const;
+
   /// Replaces `out` with the bytes `ids` stand for. render_special: control tokens appear as
   /// their text ("<|im_end|>"); otherwise as nothing. An id outside the vocabulary is an
   /// error naming its position. The bytes need not be valid UTF-8 (a character may be split
@@ -89,6 +99,9 @@ class bpe_tokenizer {
     return (std::uint64_t(std::uint32_t(left)) << 32) | std::uint32_t(right);
   }
 
+  status encode_special(std::string_view text, bool add_bos,
+                        const special_token_matcher::policy& allowed,
+                        std::vector<token_id>& out) const;
   status encode_plain(std::string_view text, std::vector<token_id>& out) const;
   void encode_piece(std::string_view piece, std::vector<token_id>& out) const;
 

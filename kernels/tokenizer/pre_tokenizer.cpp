@@ -84,6 +84,12 @@ status find_preset(std::string_view name, const pre_tokenizer_preset*& out) {
 
 std::string_view gpt2_pattern() { return gpt2_regex; }
 
+std::string regex_unicode_version() {
+  char version[64] = {};
+  if (pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, version) < 0) return "unknown";
+  return version;
+}
+
 std::vector<std::string_view> preset_names() {
   std::vector<std::string_view> names;
   for (const auto& p : presets()) names.push_back(p.aliases.front());

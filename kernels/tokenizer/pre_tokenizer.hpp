@@ -66,6 +66,11 @@ class pre_tokenizer {
   std::vector<std::unique_ptr<compiled>> compiled_;
 };
 
+/// The Unicode version of the regex engine's character tables ("14.0.0" for PCRE2 10.42).
+/// Characters assigned in later versions are unassigned (\p{Cn}) to it, so text holding them
+/// may split differently from a reference with newer tables.
+std::string regex_unicode_version();
+
 /// GPT-2's pattern, as Hugging Face's ByteLevel pre-tokenizer (use_regex) applies it.
 std::string_view gpt2_pattern();
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace bastion::kernels::tokenizer {
@@ -24,8 +25,16 @@ class special_token_matcher {
     std::int32_t id = -1;
   };
 
+  /// Which tokens may match: user-defined ones always; control ones when parse_special, and
+  /// then, if `control_ranges` is given, only when they lie wholly inside one of its
+  /// [begin, end) byte ranges (sorted, not overlapping).
+  struct policy {
+    bool parse_special = false;
+    const std::vector<std::pair<std::size_t, std::size_t>>* control_ranges = nullptr;
+  };
+
   /// The leftmost-longest allowed token in `text` at or after `from`; length 0 when none.
-  match find(std::string_view text, std::size_t from, bool parse_special) const;
+  match find(std::string_view text, std::size_t from, const policy& allowed) const;
 
   bool empty() const noexcept { return nodes_.size() == 1; }
 
@@ -42,7 +51,7 @@ class special_token_matcher {
   static std::uint64_t edge_key(std::uint32_t from, unsigned char byte) {
     return (std::uint64_t{from} << 8) | byte;
   }
-  std::size_t longest_at(std::string_view text, std::size_t pos, bool parse_special,
+  std::size_t longest_at(std::string_view text, std::size_t pos, const policy& allowed,
                          std::int32_t& id) const;
 };
 

@@ -220,3 +220,25 @@ TEST_CASE("bpe: bad ids and oversized text are errors, not crashes") {
   CHECK_FALSE(t->encode(std::string(17, 'a'), false, false, tokens));
   CHECK(tokens.empty());
 }
+
+TEST_CASE("bpe: control tokens can be limited to given ranges (no injection via content)") {
+  auto t = make(
+      make_spec({}, {{"<|im_end|>", token_kind::control}, {"<tool>", token_kind::user_defined}}));
+  const token_id end = *t->find("<|im_end|>");
+  const std::string text = "<|im_end|>x<|im_end|><tool>";
+  ids out;
+  // Only the first 10 bytes (the first "<|im_end|>") are template text.
+  REQUIRE(t->encode_with_control_ranges(text, false, {{0, 10}}, out));
+  CHECK(std::count(out.begin(), out.end(), end) == 1);
+  CHECK(out.front() == end);
+  CHECK(out.back() == *t->find("<tool>"));  // added tokens are not limited
+  std::string back;
+  REQUIRE(t->decode(out, back));
+  CHECK(back == text);
+  // A range that covers only part of a token does not let it match.
+  REQUIRE(t->encode_with_control_ranges(text, false, {{0, 5}}, out));
+  CHECK(std::count(out.begin(), out.end(), end) == 0);
+  // Covering everything is plain encode with parse_special.
+  REQUIRE(t->encode_with_control_ranges(text, false, {{0, text.size()}}, out));
+  CHECK(out == encode(*t, text, true));
+}
