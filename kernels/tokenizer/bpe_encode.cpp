@@ -87,7 +87,8 @@ status bpe_tokenizer::encode_plain(std::string_view text, std::vector<token_id>&
 
 void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& out) const {
   if (piece.size() == 1) {
-    out.push_back(byte_token_[static_cast<unsigned char>(piece[0])]);
+    const token_id id = byte_token_[static_cast<unsigned char>(piece[0])];
+    if (id >= 0) out.push_back(id);
     return;
   }
   if (ignore_merges_) {
@@ -101,18 +102,24 @@ void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& 
       }
     }
   }
-  std::vector<symbol> symbols(piece.size());
-  const auto n = static_cast<std::int32_t>(piece.size());
-  for (std::int32_t i = 0; i < n; ++i) {
-    symbols[static_cast<std::size_t>(i)] = {
-        byte_token_[static_cast<unsigned char>(piece[static_cast<std::size_t>(i)])], i - 1,
-        i + 1 < n ? i + 1 : -1, true};
+  // One symbol per byte. A byte without a token is -1 (a barrier: no merge has -1 as a side)
+  // unless the policy is to skip it, in which case it gets no symbol at all.
+  std::vector<symbol> symbols;
+  symbols.reserve(piece.size());
+  for (char c : piece) {
+    const token_id id = byte_token_[static_cast<unsigned char>(c)];
+    if (id < 0 && missing_bytes_ == missing_byte_policy::skip) continue;
+    symbols.push_back({id, static_cast<std::int32_t>(symbols.size()) - 1, -1, true});
   }
+  if (symbols.empty()) return;
+  const auto n = static_cast<std::int32_t>(symbols.size());
+  for (std::int32_t i = 0; i + 1 < n; ++i) symbols[static_cast<std::size_t>(i)].next = i + 1;
   std::priority_queue<candidate, std::vector<candidate>, later> queue;
   const auto consider = [&](std::int32_t left, std::int32_t right) {
     if (left < 0 || right < 0) return;
     const token_id l = symbols[static_cast<std::size_t>(left)].id;
     const token_id r = symbols[static_cast<std::size_t>(right)].id;
+    if (l < 0 || r < 0) return;
     const auto it = merges_.find(pair_key(l, r));
     if (it != merges_.end()) queue.push({it->second.rank, left, right, l, r, it->second.merged});
   };
@@ -133,7 +140,8 @@ void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& 
     consider(c.left, l.next);
   }
   for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
-    out.push_back(symbols[static_cast<std::size_t>(i)].id);
+    if (symbols[static_cast<std::size_t>(i)].id >= 0)
+      out.push_back(symbols[static_cast<std::size_t>(i)].id);
   }
 }
 

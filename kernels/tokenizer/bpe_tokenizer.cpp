@@ -136,9 +136,7 @@ status bpe_tokenizer::create(tokenizer_spec spec, std::unique_ptr<bpe_tokenizer>
     }
   }
 
-  // Each byte's own token. SmolLM2's vocabulary lacks 21 bytes (0x04, 0xC0, 0xFF, ...); like
-  // Hugging Face's BPE we spell those with the unknown token, and refuse a vocabulary that
-  // lacks bytes and has no unknown token, since encoding could then not represent the text.
+  // Each byte's own token; what happens to bytes without one is the spec's policy.
   std::string missing;
   for (unsigned b = 0; b < 256; ++b) {
     std::string spelling;
@@ -146,18 +144,20 @@ status bpe_tokenizer::create(tokenizer_spec spec, std::unique_ptr<bpe_tokenizer>
     const auto id = t->find(spelling);
     if (id && (t->kinds_[*id] == token_kind::normal || t->kinds_[*id] == token_kind::byte)) {
       t->byte_token_[b] = *id;
-    } else if (spec.unk) {
-      t->byte_token_[b] = *spec.unk;
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02X", b);
-      missing += (missing.empty() ? "" : ", ") + std::string{hex};
+      continue;
     }
+    ++t->bytes_without_token_;
+    t->byte_token_[b] =
+        spec.missing_bytes == missing_byte_policy::unknown && spec.unk ? *spec.unk : -1;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", b);
+    missing += (missing.empty() ? "" : ", ") + std::string{hex};
   }
-  if (!missing.empty()) {
+  if (!missing.empty() && spec.missing_bytes == missing_byte_policy::unknown && !spec.unk) {
     return {status_code::invalid_argument, "the vocabulary has no token for bytes " + missing +
                                                " and no unknown token to stand for them"};
   }
+  t->missing_bytes_ = spec.missing_bytes;
 
   if (spec.use_pre_patterns) {
     if (auto st = pre_tokenizer::from_patterns(spec.pre_patterns, spec.pre_name, t->pre_); !st)

@@ -27,7 +27,8 @@ class bpe_tokenizer {
   /// merge or id at fault: an empty vocabulary, empty or duplicate token texts, merges whose
   /// parts or result are not tokens, repeated merges, special ids outside the vocabulary,
   /// add_bos without a BOS token, bytes without a token when there is no unknown token to
-  /// stand for them, anything over `limits`, an unknown pre-tokenizer name.
+  /// stand for them under missing_byte_policy::unknown, anything over `limits`, an unknown
+  /// pre-tokenizer name.
   static status create(tokenizer_spec spec, std::unique_ptr<bpe_tokenizer>& out,
                        const tokenizer_limits& limits = {});
 
@@ -81,6 +82,8 @@ class bpe_tokenizer {
   /// What the model asks for (GGUF add_bos_token, or the pre-tokenizer's default).
   bool add_bos_by_default() const noexcept { return add_bos_; }
   bool ignore_merges() const noexcept { return ignore_merges_; }
+  /// How many of the 256 bytes have no token of their own (see missing_byte_policy).
+  int bytes_without_token() const noexcept { return bytes_without_token_; }
   const pre_tokenizer& pre() const noexcept { return pre_; }
   const std::string& chat_template() const noexcept { return chat_template_; }
   const tokenizer_limits& limits() const noexcept { return limits_; }
@@ -111,6 +114,8 @@ class bpe_tokenizer {
   std::unordered_map<std::string_view, token_id> by_text_;  // views into texts_
   std::unordered_map<std::uint64_t, merge_result> merges_;
   std::array<token_id, 256> byte_token_{};  // token of each single byte, or unk, or -1
+  missing_byte_policy missing_bytes_ = missing_byte_policy::barrier;
+  int bytes_without_token_ = 0;
   special_token_matcher specials_;
   std::vector<bool> end_of_generation_;
   pre_tokenizer pre_;

@@ -15,7 +15,8 @@ namespace bastion::kernels::tokenizer {
 
 /// Fills `out` from the metadata of `file`. A GGUF without tokenizer.ggml.pre gets the
 /// "gpt2" pre-tokenizer. add_bos: tokenizer.ggml.add_bos_token when present, otherwise the
-/// pre-tokenizer's default (true only for the Llama 3 family, as in llama.cpp).
+/// pre-tokenizer's default (true only for the Llama 3 family, as in llama.cpp). Bytes without
+/// a token follow llama.cpp (missing_byte_policy::barrier): the unknown id is not used.
 status spec_from_gguf(const gguf::file& file, tokenizer_spec& out);
 
 /// spec_from_gguf, then bpe_tokenizer::create.

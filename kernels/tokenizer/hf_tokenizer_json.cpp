@@ -247,6 +247,9 @@ status parse(const json& root, tokenizer_spec& out, const tokenizer_limits& limi
       return bad("model.unk_token '" + unk->get<std::string>() + "' is not a token");
     spec.unk = it->second;
   }
+  // Hugging Face's BPE turns a character missing from the vocabulary into unk_token when
+  // there is one, and otherwise leaves it out.
+  spec.missing_bytes = spec.unk ? missing_byte_policy::unknown : missing_byte_policy::skip;
 
   if (const json* normalizer = member(root, "normalizer")) {
     if (type_of(*normalizer) != "NFC") {

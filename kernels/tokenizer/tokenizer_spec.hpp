@@ -22,6 +22,15 @@ enum class token_kind : std::uint8_t {
   byte = 6,          // treated like normal
 };
 
+/// What encoding does with a byte whose single-byte token the vocabulary lacks (SmolLM2 has
+/// none for 21 bytes, e.g. 0x04 and 0xFF). The references differ, so each loader picks its
+/// reference's behaviour; decode(encode(x)) loses such bytes either way.
+enum class missing_byte_policy : std::uint8_t {
+  barrier,  // llama.cpp: stays in the word (nothing merges across it), then produces no token
+  skip,     // Hugging Face BPE without unk_token: removed before merging
+  unknown,  // Hugging Face BPE with unk_token: becomes the unknown token
+};
+
 struct tokenizer_spec {
   std::vector<std::string> tokens;  // id -> text (byte-level spelling, or literal for added)
   std::vector<token_kind> kinds;    // id -> kind; empty means every token is normal
@@ -37,6 +46,7 @@ struct tokenizer_spec {
   bool add_bos = false;        // the default for encode's add_bos in callers that follow it
 
   std::optional<token_id> bos, eos, eot, eom, unk, pad;
+  missing_byte_policy missing_bytes = missing_byte_policy::barrier;
   std::string chat_template;  // the model's Jinja template text, possibly empty
 };
 

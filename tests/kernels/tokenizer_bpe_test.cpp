@@ -118,16 +118,25 @@ TEST_CASE("bpe: decode(encode(x)) == x for arbitrary bytes when every byte has a
   }
 }
 
-TEST_CASE("bpe: a byte without a token becomes the unknown token") {
-  auto spec = make_spec({});
-  spec.tokens[4] = "<unk>";  // byte 0x04 loses its token
+TEST_CASE("bpe: a byte without a token follows the spec's policy") {
+  // Byte 0x04 loses its token; "!\x04!" is one piece (all three are "other" characters).
+  auto spec = make_spec({{"!", "!"}});
+  spec.tokens[4] = "<unk>";
   spec.kinds[4] = token_kind::control;
   spec.unk = 4;
-  auto t = make(spec);
-  CHECK(encode(*t, "a\x04", false) == ids{id_of(*t, "a"), 4});
-  auto no_unk = make_spec({});
-  no_unk.tokens[4] = "<unk>";
-  CHECK(error_of(no_unk).find("0x04") != std::string::npos);
+  const std::string text = "!\x04!";
+  spec.missing_bytes = missing_byte_policy::barrier;  // llama.cpp: nothing merges across it
+  auto barrier = make(spec);
+  CHECK(barrier->bytes_without_token() == 1);
+  CHECK(encode(*barrier, text, false) == ids{'!', '!'});
+  spec.missing_bytes = missing_byte_policy::skip;  // HF without unk: gone before merging
+  auto skip = make(spec);
+  CHECK(encode(*skip, text, false) == ids{id_of(*skip, "!!")});
+  spec.missing_bytes = missing_byte_policy::unknown;  // HF with unk
+  auto unknown = make(spec);
+  CHECK(encode(*unknown, text, false) == ids{'!', 4, '!'});
+  spec.unk.reset();
+  CHECK(error_of(spec).find("0x04") != std::string::npos);
 }
 
 TEST_CASE("bpe: BOS is added on request and refused when the model has none") {
