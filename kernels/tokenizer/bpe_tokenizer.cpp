@@ -52,15 +52,11 @@ status bpe_tokenizer::create(tokenizer_spec spec, std::unique_ptr<bpe_tokenizer>
                                                " merges, over the limit of " +
                                                std::to_string(limits.merges_max)};
   }
-  for (const char* what : {"bos", "eos", "eot", "eom", "unknown", "padding"}) {
-    const std::string_view w{what};
-    const auto& id = w == "bos"       ? spec.bos
-                     : w == "eos"     ? spec.eos
-                     : w == "eot"     ? spec.eot
-                     : w == "eom"     ? spec.eom
-                     : w == "unknown" ? spec.unk
-                                      : spec.pad;
-    if (auto st = check_special_id(what, id, n); !st) return st;
+  const std::pair<const char*, const std::optional<token_id>*> special_ids[] = {
+      {"bos", &spec.bos}, {"eos", &spec.eos},     {"eot", &spec.eot},
+      {"eom", &spec.eom}, {"unknown", &spec.unk}, {"padding", &spec.pad}};
+  for (const auto& [what, id] : special_ids) {
+    if (auto st = check_special_id(what, *id, n); !st) return st;
   }
   if (spec.add_bos && !spec.bos) {
     return {status_code::invalid_argument, "the model asks for a BOS token but names none"};
