@@ -89,8 +89,33 @@ void check_chat_template(const bpe_tokenizer& tok) {
 }
 
 #ifdef BASTION_TEST_HAVE_JSON
-// Every member of a case that is a list of integers is one reference's ids for its text.
-// Cases: a top-level list, or the list under "cases". Override the file with
+// Collects every list of integers under `node` as one reference's ids, named by its path
+// ("hf", "llama_cpp.ids", ...).
+void collect_references(const nlohmann::json& node, const std::string& path,
+                        std::map<std::string, std::vector<token_id>>& out) {
+  if (node.is_array() && (node.empty() || node.front().is_number_integer())) {
+    out[path] = node.get<std::vector<token_id>>();
+  } else if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      collect_references(value, path.empty() ? key : path + "." + key, out);
+    }
+  }
+}
+
+// The corpus: the top-level list, or the first list of objects with a "text" member.
+const nlohmann::json* find_cases(const nlohmann::json& doc) {
+  const auto is_cases = [](const nlohmann::json& v) {
+    return v.is_array() && !v.empty() && v.front().is_object() && v.front().contains("text");
+  };
+  if (is_cases(doc)) return &doc;
+  if (!doc.is_object()) return nullptr;
+  for (const auto& [key, value] : doc.items()) {
+    if (is_cases(value)) return &value;
+  }
+  return nullptr;
+}
+
+// Our ids against each reference's, per corpus string. Override the file with
 // BASTION_TOKENIZER_REFERENCE (for a locally made reference).
 void check_fixture(const bpe_tokenizer& tok) {
   const char* override_path = std::getenv("BASTION_TOKENIZER_REFERENCE");
@@ -106,24 +131,26 @@ void check_fixture(const bpe_tokenizer& tok) {
   } catch (const std::exception& e) {
     return check(false, path + " parses: " + e.what());
   }
-  const nlohmann::json& cases = doc.is_array() ? doc : doc.at("cases");
+  const nlohmann::json* cases = find_cases(doc);
+  if (!cases) return check(false, path + " holds a list of cases with \"text\"");
   std::map<std::string, std::pair<int, int>> per_reference;  // name -> (matched, compared)
-  for (const auto& c : cases) {
+  for (const auto& c : *cases) {
     const std::string text = c.at("text").get<std::string>();
     const auto flag = c.find("parse_special");
     const bool parse_special = flag == c.end() || !flag->is_boolean() || flag->get<bool>();
     std::vector<token_id> ours;
     if (!tok.encode(text, false, parse_special, ours)) return check(false, "encode " + text);
-    for (const auto& [name, value] : c.items()) {
-      if (!value.is_array() || (!value.empty() && !value.front().is_number_integer())) continue;
-      const auto reference = value.get<std::vector<token_id>>();
+    std::map<std::string, std::vector<token_id>> references;
+    collect_references(c, "", references);
+    for (const auto& [name, reference] : references) {
       auto& [matched, compared] = per_reference[name];
       ++compared;
       if (reference == ours) {
         ++matched;
       } else {
-        std::printf("  %s differs for \"%s\":\n    ours %s\n    ref  %s\n", name.c_str(),
-                    text.c_str(), show(ours).c_str(), show(reference).c_str());
+        std::printf("  %s differs for %s:\n    ours %s\n    ref  %s\n", name.c_str(),
+                    nlohmann::json(text).dump().c_str(), show(ours).c_str(),
+                    show(reference).c_str());
       }
     }
   }
