@@ -3,7 +3,7 @@
 #include "kernels/tokenizer/bpe_tokenizer.hpp"
 #include "kernels/tokenizer/byte_level.hpp"
 
-#include <queue>
+#include <algorithm>
 
 namespace bastion::kernels::tokenizer {
 namespace {
@@ -36,6 +36,13 @@ struct later {
 
 }  // namespace
 
+struct bpe_tokenizer::scratch {
+  std::vector<std::string_view> pieces;
+  std::vector<symbol> symbols;
+  std::vector<candidate> heap;  // a binary heap ordered by `later`
+  std::string spelling;
+};
+
 status bpe_tokenizer::encode(std::string_view text, bool add_bos, bool parse_special,
                              std::vector<token_id>& out) const {
   return encode_special(text, add_bos, {parse_special, nullptr}, out);
@@ -61,12 +68,13 @@ status bpe_tokenizer::encode_special(std::string_view text, bool add_bos,
     if (!bos_) return {status_code::invalid_argument, "BOS requested but the model has none"};
     out.push_back(*bos_);
   }
+  scratch work;
   std::size_t done = 0;
   while (done < text.size()) {
     const auto m = specials_.find(text, done, allowed);
     const std::size_t plain_end = m.length ? m.position : text.size();
     if (plain_end > done) {
-      if (auto st = encode_plain(text.substr(done, plain_end - done), out); !st) {
+      if (auto st = encode_plain(text.substr(done, plain_end - done), work, out); !st) {
         out.clear();
         return st;
       }
@@ -78,23 +86,25 @@ status bpe_tokenizer::encode_special(std::string_view text, bool add_bos,
   return status::ok();
 }
 
-status bpe_tokenizer::encode_plain(std::string_view text, std::vector<token_id>& out) const {
-  std::vector<std::string_view> pieces;
-  if (auto st = pre_.split(text, pieces); !st) return st;
-  for (std::string_view piece : pieces) encode_piece(piece, out);
+status bpe_tokenizer::encode_plain(std::string_view text, scratch& work,
+                                   std::vector<token_id>& out) const {
+  work.pieces.clear();
+  if (auto st = pre_.split(text, work.pieces); !st) return st;
+  for (std::string_view piece : work.pieces) encode_piece(piece, work, out);
   return status::ok();
 }
 
-void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& out) const {
+void bpe_tokenizer::encode_piece(std::string_view piece, scratch& work,
+                                 std::vector<token_id>& out) const {
   if (piece.size() == 1) {
     const token_id id = byte_token_[static_cast<unsigned char>(piece[0])];
     if (id >= 0) out.push_back(id);
     return;
   }
   if (ignore_merges_) {
-    std::string spelling;
-    byte_level::append_spelling(spelling, piece);
-    if (const auto id = find(spelling)) {
+    work.spelling.clear();
+    byte_level::append_spelling(work.spelling, piece);
+    if (const auto id = find(work.spelling)) {
       const token_kind k = kinds_[static_cast<std::size_t>(*id)];
       if (k == token_kind::normal || k == token_kind::byte) {
         out.push_back(*id);
@@ -104,8 +114,8 @@ void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& 
   }
   // One symbol per byte. A byte without a token is -1 (a barrier: no merge has -1 as a side)
   // unless the policy is to skip it, in which case it gets no symbol at all.
-  std::vector<symbol> symbols;
-  symbols.reserve(piece.size());
+  std::vector<symbol>& symbols = work.symbols;
+  symbols.clear();
   for (char c : piece) {
     const token_id id = byte_token_[static_cast<unsigned char>(c)];
     if (id < 0 && missing_bytes_ == missing_byte_policy::skip) continue;
@@ -114,19 +124,23 @@ void bpe_tokenizer::encode_piece(std::string_view piece, std::vector<token_id>& 
   if (symbols.empty()) return;
   const auto n = static_cast<std::int32_t>(symbols.size());
   for (std::int32_t i = 0; i + 1 < n; ++i) symbols[static_cast<std::size_t>(i)].next = i + 1;
-  std::priority_queue<candidate, std::vector<candidate>, later> queue;
+  std::vector<candidate>& heap = work.heap;
+  heap.clear();
   const auto consider = [&](std::int32_t left, std::int32_t right) {
     if (left < 0 || right < 0) return;
     const token_id l = symbols[static_cast<std::size_t>(left)].id;
     const token_id r = symbols[static_cast<std::size_t>(right)].id;
     if (l < 0 || r < 0) return;
     const auto it = merges_.find(pair_key(l, r));
-    if (it != merges_.end()) queue.push({it->second.rank, left, right, l, r, it->second.merged});
+    if (it == merges_.end()) return;
+    heap.push_back({it->second.rank, left, right, l, r, it->second.merged});
+    std::push_heap(heap.begin(), heap.end(), later{});
   };
   for (std::int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
-  while (!queue.empty()) {
-    const candidate c = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later{});
+    const candidate c = heap.back();
+    heap.pop_back();
     symbol& l = symbols[static_cast<std::size_t>(c.left)];
     symbol& r = symbols[static_cast<std::size_t>(c.right)];
     if (!l.alive || !r.alive || l.next != c.right || l.id != c.left_id || r.id != c.right_id) {

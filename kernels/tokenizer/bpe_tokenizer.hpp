@@ -105,8 +105,9 @@ class bpe_tokenizer {
   status encode_special(std::string_view text, bool add_bos,
                         const special_token_matcher::policy& allowed,
                         std::vector<token_id>& out) const;
-  status encode_plain(std::string_view text, std::vector<token_id>& out) const;
-  void encode_piece(std::string_view piece, std::vector<token_id>& out) const;
+  struct scratch;  // buffers one encode call reuses across its pieces (bpe_encode.cpp)
+  status encode_plain(std::string_view text, scratch& work, std::vector<token_id>& out) const;
+  void encode_piece(std::string_view piece, scratch& work, std::vector<token_id>& out) const;
 
   std::vector<std::string> texts_;  // vocabulary text per id
   std::vector<token_kind> kinds_;
