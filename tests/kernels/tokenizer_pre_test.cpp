@@ -1,9 +1,16 @@
 // Pre-tokenizers: each preset cuts text where its reference regexes do (expected pieces
-// worked out from the patterns by hand), digits per family, Unicode whitespace, bad bytes.
+// worked out from the patterns by hand, and Hugging Face's pieces on a random corpus), digits
+// per family, Unicode whitespace, bad bytes.
 
 #include "kernels/tokenizer/pre_tokenizer.hpp"
 
 #include <catch2/catch.hpp>
+
+#ifdef BASTION_TEST_HAVE_JSON
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#endif
 
 using namespace bastion::kernels;
 using namespace bastion::kernels::tokenizer;
@@ -99,3 +106,35 @@ TEST_CASE("pre_tokenizer: unknown names and broken patterns are refused by name"
     CHECK(pre_tokenizer::from_name(name, p));
   }
 }
+
+#ifdef BASTION_TEST_HAVE_JSON
+// Against Hugging Face tokenizers (Oniguruma regexes) on a fixed random corpus, made by
+// tokenizer_pre_reference.py: every preset cuts every string into the same pieces.
+TEST_CASE("pre_tokenizer: every preset cuts as Hugging Face does on a random corpus") {
+  std::ifstream in(BASTION_PRE_REFERENCE);
+  REQUIRE(in);
+  const auto doc = nlohmann::json::parse(in);
+  const auto& texts = doc.at("texts");
+  REQUIRE(texts.size() >= 100);
+  for (const auto& [name, rows] : doc.at("pieces").items()) {
+    INFO(name);
+    pre_tokenizer p;
+    REQUIRE(pre_tokenizer::from_name(name, p));
+    REQUIRE(rows.size() == texts.size());
+    int matched = 0;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const std::string& text = texts[i].get_ref<const std::string&>();
+      std::vector<std::string_view> views;
+      REQUIRE(p.split(text, views));
+      pieces expected;
+      for (const auto& piece : rows[i]) expected.push_back(piece.get_ref<const std::string&>());
+      if (pieces(views.begin(), views.end()) == expected) {
+        ++matched;
+      } else {
+        UNSCOPED_INFO("differs on " << nlohmann::json(text).dump());
+      }
+    }
+    CHECK(matched == static_cast<int>(texts.size()));
+  }
+}
+#endif
