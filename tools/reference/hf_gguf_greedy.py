@@ -57,9 +57,7 @@ def main() -> None:
                 best = int(ids[0])
                 top2.append([best, *float32_list([values[0]]), int(ids[1]), *float32_list([values[1]])])
                 generated.append(best)
-                output = model(
-                    torch.tensor([[best]]), past_key_values=output.past_key_values, use_cache=True
-                )
+                output = model(torch.tensor([[best]]), past_key_values=output.past_key_values, use_cache=True)
         same = next((i for i, (a, b) in enumerate(zip(generated, prompt["generated"])) if a != b), None)
         results.append(
             {

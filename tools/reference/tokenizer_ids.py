@@ -137,7 +137,10 @@ def main() -> None:
         entries.append(entry)
 
     disagreements = [
-        {"label": e["label"], "differs": [k for k in ("hf_gguf", "hf_smollm_pipeline") if e[k] != e["llama_cpp"]]}
+        {
+            "label": e["label"],
+            "differs": [k for k in ("hf_gguf", "hf_smollm_pipeline") if e[k] != e["llama_cpp"]],
+        }
         for e in entries
         if not e["agree"]
     ]
@@ -154,7 +157,8 @@ def main() -> None:
             "id": llama.token_bos(),
             "gguf_add_bos_token": llama.metadata.get("tokenizer.ggml.add_bos_token") == "true",
             "llama_cpp_adds_bos": by_llama_cpp(probe, add_bos=True) != by_llama_cpp(probe),
-            "hf_gguf_adds_bos": gguf_import.encode(probe) != gguf_import.encode(probe, add_special_tokens=False),
+            "hf_gguf_adds_bos": gguf_import.encode(probe)
+            != gguf_import.encode(probe, add_special_tokens=False),
             "note": "ids below never include BOS; llama_cpp_adds_bos is what llama.cpp does with"
             " add_special=true for this model (it follows tokenizer.ggml.add_bos_token)",
         },
