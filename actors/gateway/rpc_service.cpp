@@ -48,8 +48,10 @@ std::variant<inference_request, inference_error> admit(gateway_context& ctx,
   if (params.hasRequestId()) {
     req.request_id = text(params.getRequestId());
     if (!valid_request_id(req.request_id)) {
+      // The client's id cannot be echoed; the refusal carries a minted one, as over HTTP.
       return refuse(error_code::invalid_argument,
-                    "params.requestId must be 1..128 characters from [A-Za-z0-9._:-]");
+                    "params.requestId must be 1..128 characters from [A-Za-z0-9._:-]",
+                    ctx.mint_id());
     }
   }
   if (req.request_id.empty()) req.request_id = ctx.mint_id();
