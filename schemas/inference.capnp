@@ -38,6 +38,7 @@ struct Params {
   priority @7 :Priority = interactive;
   deadlineMs @8 :UInt32 = 0;         # 0 = the server's default deadline
   requestId @9 :Text;                # empty: the gateway mints one and returns it
+  apiKey @10 :Text;                  # the client's API key (the server compares its SHA-256)
 }
 
 enum FinishReason {
