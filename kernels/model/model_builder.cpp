@@ -48,6 +48,8 @@ class builder {
     out = lookup_(name);
     if (!out)
       return {status_code::invalid_argument, source_ + ": tensor '" + name + "' is missing"};
+    if (!out->unsupported_dtype.empty())
+      return fail(*out, name, "dtype " + out->unsupported_dtype + " cannot be executed");
     if (out->shape != want)
       return fail(
           *out, name,

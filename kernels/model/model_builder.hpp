@@ -18,6 +18,9 @@ struct stored_tensor {
   std::vector<std::int64_t> shape;
   const void* data = nullptr;
   std::string file;  // for messages
+  /// Set when the file's element type cannot be executed (e.g. safetensors "I64"); the
+  /// builder then refuses the tensor naming this type.
+  std::string unsupported_dtype;
 };
 
 /// Returns the tensor named `name`, or nullptr when the model has none. A loader that finds a
