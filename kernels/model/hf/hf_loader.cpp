@@ -123,6 +123,19 @@ status read_config(const json& j, const std::string& path, model_config& c,
   c.rope.rot_dim = c.head_dim;
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null())
     return r.unsupported("rope_scaling", "is set; RoPE scaling is not supported yet");
+  // transformers 5 writes RoPE settings under "rope_parameters" instead of the top level.
+  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return r.bad("rope_parameters", "is not an object");
+    const auto rope_type = it->find("rope_type");
+    if (rope_type != it->end() && *rope_type != "default")
+      return r.unsupported("rope_parameters", "rope_type must be \"default\"");
+    const config_reader rp{*it, path};
+    if (auto s = rp.number("rope_theta", c.rope.base, c.rope.base); !s)
+      return r.bad("rope_parameters.rope_theta", "is not a number");
+    for (const auto& item : it->items())
+      if (item.key() != "rope_type" && item.key() != "rope_theta")
+        return r.unsupported("rope_parameters." + item.key(), "is not supported");
+  }
   if (auto it = j.find("hidden_act"); it != j.end() && *it != "silu")
     return r.unsupported("hidden_act", "must be \"silu\"");
   if (auto it = j.find("eos_token_id"); it != j.end()) {
