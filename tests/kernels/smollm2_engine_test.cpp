@@ -8,6 +8,7 @@
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/support/model_path.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -117,6 +118,27 @@ int main() {
   check(same, "batched generation equals one at a time");
   check(kv->blocks_used() == 0, "every KV block is back in the pool");
 
+  // Decode speed, for information: 32 single-token steps after a prefill, one sequence.
+  double decode_s = 0.0;
+  const int decode_steps = 32;
+  {
+    step_output o;
+    const sequence_id seq = 1000;
+    check(bool(kv->add_sequence(seq)) && bool(dec.step({{seq, capital.prompt, false}}, o)),
+          "prefill for the decode timing");
+    const auto d0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < decode_steps; ++i) {
+      const float* l = o.last_logits(0);
+      const auto next = static_cast<std::int32_t>(std::max_element(l, l + o.vocab) - l);
+      if (!dec.step({{seq, {next}, false}}, o)) break;
+    }
+    decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
+    kv->release(seq);
+  }
+  std::printf(
+      "info: decode %.2f tokens/s (%d steps of one sequence, one thread, reference "
+      "kernels)\n",
+      decode_steps / decode_s, decode_steps);
   std::printf(
       "info: first request %.2f s for %lld prompt + %lld decoded tokens (%.1f tokens/s "
       "overall, one thread, reference kernels)\n",
