@@ -96,8 +96,9 @@ bool read_scalar(cursor& c, value_type t, metadata_value& v) {
     case value_type::i8: {
       std::int8_t x;
       if (!c.read(x)) return false;
-      v.i = x;
-      v.u = static_cast<std::uint64_t>(x);
+      v.i = static_cast<std::int64_t>(
+          x);  // NOLINT(bugprone-signed-char-misuse): sign extension intended
+      v.u = static_cast<std::uint64_t>(v.i);
       return true;
     }
     case value_type::u16: {
@@ -177,12 +178,12 @@ status file::open(const std::string& path, std::unique_ptr<file>& out, const ope
     return status{status_code::invalid_argument, path + ": " + why};
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(std::string{"cannot open: "} + std::strerror(errno));
+  if (fd < 0) return fail(std::string{"cannot open: "} + errno_message(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return fail(std::string{"cannot stat: "} + std::strerror(err));
+    return fail(std::string{"cannot stat: "} + errno_message(err));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -199,7 +200,7 @@ status file::open(const std::string& path, std::unique_ptr<file>& out, const ope
   ::close(fd);
   if (f->mapping_ == MAP_FAILED) {
     f->mapping_ = nullptr;
-    return fail(std::string{"cannot map: "} + std::strerror(errno));
+    return fail(std::string{"cannot map: "} + errno_message(errno));
   }
   const auto* base = static_cast<const std::uint8_t*>(f->mapping_);
   cursor c{base, f->size_};

@@ -210,12 +210,12 @@ status writer::write(const std::string& path) const {
 
   const std::string tmp = path + ".tmp";
   std::FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) return {status_code::invalid_argument, tmp + ": cannot create: " + std::strerror(errno)};
+  if (!fp) return {status_code::invalid_argument, tmp + ": cannot create: " + errno_message(errno)};
   const bool ok = std::fwrite(out.bytes.data(), 1, out.bytes.size(), fp) == out.bytes.size();
   const bool closed = std::fclose(fp) == 0;
   if (!ok || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return {status_code::invalid_argument, path + ": write failed: " + std::strerror(errno)};
+    return {status_code::invalid_argument, path + ": write failed: " + errno_message(errno)};
   }
   return status::ok();
 }

@@ -53,7 +53,11 @@ def read_safetensors(path) -> dict:
 def load(directory):
     config = json.loads((directory / "config.json").read_text())
     index = directory / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if index.exists()
+        else ["model.safetensors"]
+    )
     weights = {}
     for name in files:
         weights.update(read_safetensors(directory / name))
@@ -62,7 +66,11 @@ def load(directory):
 
 def forward(config, w, ids) -> np.ndarray:
     """Logits [len(ids), vocab] for one sequence, positions 0..len-1, causal."""
-    hidden, heads, kv_heads = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hidden, heads, kv_heads = (
+        config["hidden_size"],
+        config["num_attention_heads"],
+        config["num_key_value_heads"],
+    )
     head_dim = config.get("head_dim") or hidden // heads
     theta = config["rope_theta"] if "rope_theta" in config else config["rope_parameters"]["rope_theta"]
     eps = config["rms_norm_eps"]
