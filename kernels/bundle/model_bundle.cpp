@@ -8,8 +8,8 @@
 #include "kernels/model/hf/hf_loader.hpp"
 #endif
 
-#include <algorithm>
 #include <sys/stat.h>
+#include <algorithm>
 
 namespace bastion::kernels {
 namespace {
@@ -51,7 +51,8 @@ status load_hf_bundle(const std::string& dir, model_bundle& out) {
 #ifdef BASTION_HAVE_HF_LOADER
   if (auto s = load_hf_model(dir, out.weights); !s) return s;
   tokenizer::tokenizer_spec spec;
-  if (auto s = tokenizer::spec_from_tokenizer_json_file(dir + "/tokenizer.json", spec); !s) return s;
+  if (auto s = tokenizer::spec_from_tokenizer_json_file(dir + "/tokenizer.json", spec); !s)
+    return s;
   if (auto s = tokenizer::bpe_tokenizer::create(std::move(spec), out.tok); !s)
     return {s.code(), dir + "/tokenizer.json: " + s.message()};
   out.chat = tokenizer::chat_template::chatml();
@@ -70,14 +71,16 @@ status load_model_bundle(const std::string& path, model_bundle& out) {
   auto s = is_directory(path) ? load_hf_bundle(path, out) : load_gguf_bundle(path, out);
   if (!s) return s;
   if (out.tok->size() > static_cast<std::size_t>(out.weights.config.vocab))
-    return {status_code::invalid_argument,
-            path + ": the tokenizer has " + std::to_string(out.tok->size()) +
-                " tokens but the model's vocabulary is " + std::to_string(out.weights.config.vocab)};
+    return {status_code::invalid_argument, path + ": the tokenizer has " +
+                                               std::to_string(out.tok->size()) +
+                                               " tokens but the model's vocabulary is " +
+                                               std::to_string(out.weights.config.vocab)};
   add_end_tokens(out);
   return status::ok();
 }
 
-status encode_prompt(const model_bundle& b, const std::string& text, std::vector<std::int32_t>& out) {
+status encode_prompt(const model_bundle& b, const std::string& text,
+                     std::vector<std::int32_t>& out) {
   return b.tok->encode(text, b.tok->add_bos_by_default(), true, out);
 }
 
@@ -85,7 +88,8 @@ status encode_chat(const model_bundle& b, const std::vector<tokenizer::chat_mess
                    std::vector<std::int32_t>& out) {
   const auto tmpl = b.chat ? *b.chat : tokenizer::chat_template::chatml();
   const auto prompt = tmpl.render(messages, true);
-  return b.tok->encode_with_control_ranges(prompt.text, b.tok->add_bos_by_default(), prompt.template_ranges, out);
+  return b.tok->encode_with_control_ranges(prompt.text, b.tok->add_bos_by_default(),
+                                           prompt.template_ranges, out);
 }
 
 detokenize_fn make_detokenizer(const model_bundle& b) {

@@ -29,7 +29,8 @@ struct model_bundle {
 status load_model_bundle(const std::string& path, model_bundle& out);
 
 /// Token ids of a raw completion prompt (the tokenizer's BOS rule, special tokens parsed).
-status encode_prompt(const model_bundle& b, const std::string& text, std::vector<std::int32_t>& out);
+status encode_prompt(const model_bundle& b, const std::string& text,
+                     std::vector<std::int32_t>& out);
 
 /// Token ids of a chat: rendered with the model's template (plain ChatML when it has none)
 /// and the assistant header appended. Control tokens typed inside messages stay text, so a
