@@ -5,9 +5,13 @@
 // Layout conventions, shared by all backends:
 // - Matrices are row-major. A weight matrix W of a linear layer with `n` outputs and `k`
 //   inputs is stored as n rows of k values (the GGUF / PyTorch layout), so y = x * W^T.
+// - Activations are F32, [tokens x width], rows contiguous.
 // - Pointers point into memory the backend owns or understands (host memory for the CPU
 //   backend, device memory for the CUDA backend).
+// - One operation per function; each checks its arguments and returns a status, never aborts.
+// - A backend instance is used by one thread at a time (it may keep scratch buffers).
 
+#include "kernels/quant/tensor_type.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -15,6 +19,64 @@
 #include <string_view>
 
 namespace bastion::kernels {
+
+/// A weight matrix in its stored type: `rows` rows of `cols` elements, each row
+/// row_bytes(type, cols) bytes, rows back to back. `cols` is a multiple of the type's block.
+/// F32 rows may be unaligned (safetensors does not align); backends must not assume alignment.
+struct weight_view {
+  tensor_type type = tensor_type::f32;
+  const void* data = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+};
+
+/// How rotary position embedding pairs the dimensions of a head.
+enum class rope_style {
+  /// Dimensions (2i, 2i+1) rotate together: llama.cpp's "normal" RoPE, which GGUF llama files
+  /// expect (the converter permutes Q/K rows from the Hugging Face layout to match).
+  adjacent_pairs,
+  /// Dimensions (i, i + rot_dim/2) rotate together: Hugging Face's rotate_half, llama.cpp's
+  /// "neox" RoPE (qwen2 in GGUF, every Hugging Face checkpoint).
+  half_split,
+};
+
+/// Pair i (0 <= i < rot_dim/2) at position p turns by angle p * base^(-2i / rot_dim).
+/// Dimensions rot_dim..head_dim-1 are left as they are.
+struct rope_params {
+  rope_style style = rope_style::half_split;
+  std::int64_t rot_dim = 0;  // even, <= head_dim
+  float base = 10000.0f;
+};
+
+/// One layer's paged KV storage. Token slot s (s = block * block_tokens + offset) holds its
+/// key at k + s * kv_dim and its value at v + s * kv_dim, kv_dim = n_kv_heads * head_dim.
+struct paged_kv_view {
+  float* k = nullptr;
+  float* v = nullptr;
+  std::int64_t blocks = 0;
+  std::int64_t block_tokens = 0;
+  std::int64_t kv_dim = 0;
+};
+
+/// Which keys each query token sees. Query token t belongs to sequence token_seq[t] of this
+/// batch and sits at position positions[t] of that sequence; it attends (causally) to the
+/// sequence's keys at positions 0..positions[t], its own included. Sequence s owns the blocks
+/// block_table[seq_block_begin[s] .. seq_block_begin[s+1]), in position order; the key at
+/// position j lives in slot block_table[seq_block_begin[s] + j / block_tokens] * block_tokens
+/// + j % block_tokens. Every key a query sees must already be written (kv_write_f32).
+struct attention_batch {
+  std::int64_t n_tokens = 0;
+  std::int64_t n_heads = 0;
+  std::int64_t n_kv_heads =
+      0;  // divides n_heads; query head h reads kv head h / (n_heads / n_kv_heads)
+  std::int64_t head_dim = 0;
+  float scale = 1.0f;                       // scores are q.k * scale, usually 1/sqrt(head_dim)
+  const std::int32_t* positions = nullptr;  // [n_tokens]
+  const std::int32_t* token_seq = nullptr;  // [n_tokens]
+  std::int64_t n_seqs = 0;
+  const std::int32_t* seq_block_begin = nullptr;  // [n_seqs + 1]
+  const std::int32_t* block_table = nullptr;      // [seq_block_begin[n_seqs]]
+};
 
 class backend {
  public:
@@ -27,9 +89,42 @@ class backend {
   virtual status matmul_f32(const float* x, const float* w, float* y, std::int64_t m,
                             std::int64_t n, std::int64_t k) = 0;
 
+  /// y[m x w.rows] = x[m x w.cols] * W^T with W in its stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1).
+  virtual status matmul(const float* x, const weight_view& w, float* y, std::int64_t m) = 0;
+
+  /// out[i] = row ids[i] of `table` as F32, out is [n x table.cols]. Every id must be in
+  /// [0, table.rows); an id outside is invalid_argument (and out is unspecified).
+  virtual status embed_rows(const weight_view& table, const std::int32_t* ids, std::int64_t n,
+                            float* out) = 0;
+
   /// Per row: y = x / sqrt(mean(x^2) + eps) * weight. x and y are [rows x dim]; may alias.
   virtual status rmsnorm_f32(const float* x, const float* weight, float* y, std::int64_t rows,
                              std::int64_t dim, float eps) = 0;
+
+  /// y[r][i] += bias[i] for every row r of y [rows x dim].
+  virtual status add_bias_f32(float* y, const float* bias, std::int64_t rows, std::int64_t dim) = 0;
+
+  /// y[i] += x[i] for i < n (the residual connection). x and y may not overlap partially.
+  virtual status add_f32(float* y, const float* x, std::int64_t n) = 0;
+
+  /// Rotates x [tokens x heads x head_dim] in place; token t is at position positions[t] >= 0.
+  virtual status rope_f32(float* x, const std::int32_t* positions, std::int64_t tokens,
+                          std::int64_t heads, std::int64_t head_dim, const rope_params& rope) = 0;
+
+  /// Stores token t's key k[t] and value v[t] (each kv.kv_dim floats) in slot slots[t].
+  virtual status kv_write_f32(const float* k, const float* v, const std::int32_t* slots,
+                              std::int64_t tokens, const paged_kv_view& kv) = 0;
+
+  /// out[t][h] = softmax_j(q[t][h] . k_j * scale) weighted sum of v_j over the keys token t
+  /// sees (attention_batch). q and out are [n_tokens x n_heads x head_dim].
+  virtual status paged_attention_f32(const float* q, const attention_batch& batch,
+                                     const paged_kv_view& kv, float* out) = 0;
+
+  /// out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x); out may alias gate or up.
+  virtual status silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) = 0;
+
+  /// Per row, in place: x = exp(x - max) / sum(exp(x - max)).
+  virtual status softmax_f32(float* x, std::int64_t rows, std::int64_t dim) = 0;
 };
 
 /// The CPU backend: OpenBLAS for F32 GEMM when built with it, a blocked fallback otherwise.

@@ -13,7 +13,8 @@ enum class status_code {
   invalid_argument,  // shapes or pointers that cannot be right
   unsupported,       // the backend lacks this operation or type
   out_of_memory,
-  device_error,  // a CUDA / cuBLAS / NCCL call failed; the message names it
+  resource_exhausted,  // a bounded pool (the KV cache) has no room left; retry after a release
+  device_error,        // a CUDA / cuBLAS / NCCL call failed; the message names it
 };
 
 class [[nodiscard]] status {

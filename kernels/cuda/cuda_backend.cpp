@@ -55,7 +55,39 @@ class cuda_backend final : public backend {
     return status::ok();
   }
 
+  // Operations the CUDA backend does not implement yet: the decoder needs the CPU backend.
+  status matmul(const float*, const weight_view&, float*, std::int64_t) override {
+    return not_yet("matmul");
+  }
+  status embed_rows(const weight_view&, const std::int32_t*, std::int64_t, float*) override {
+    return not_yet("embed_rows");
+  }
+  status add_bias_f32(float*, const float*, std::int64_t, std::int64_t) override {
+    return not_yet("add_bias_f32");
+  }
+  status add_f32(float*, const float*, std::int64_t) override { return not_yet("add_f32"); }
+  status rope_f32(float*, const std::int32_t*, std::int64_t, std::int64_t, std::int64_t,
+                  const rope_params&) override {
+    return not_yet("rope_f32");
+  }
+  status kv_write_f32(const float*, const float*, const std::int32_t*, std::int64_t,
+                      const paged_kv_view&) override {
+    return not_yet("kv_write_f32");
+  }
+  status paged_attention_f32(const float*, const attention_batch&, const paged_kv_view&,
+                             float*) override {
+    return not_yet("paged_attention_f32");
+  }
+  status silu_mul_f32(const float*, const float*, float*, std::int64_t) override {
+    return not_yet("silu_mul_f32");
+  }
+  status softmax_f32(float*, std::int64_t, std::int64_t) override { return not_yet("softmax_f32"); }
+
  private:
+  status not_yet(const char* op) const {
+    return {status_code::unsupported, name_ + ": " + op + " is not implemented on CUDA yet"};
+  }
+
   int ordinal_;
   std::string name_;
   cudaStream_t stream_ = nullptr;

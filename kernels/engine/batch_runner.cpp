@@ -1,0 +1,266 @@
+#include "kernels/engine/batch_runner.hpp"
+
+#include <algorithm>
+
+namespace bastion::kernels {
+
+struct batch_runner::sequence_state {
+  runner_request req;
+  sequence_id seq = 0;
+  std::int64_t prefilled = 0;  // prompt tokens already in the KV cache
+  std::int32_t pending = -1;   // the sampled token the next step feeds
+  std::int64_t reserved_blocks = 0;
+  bool done = false;
+  std::unique_ptr<sampler> pick;
+  std::vector<std::int32_t> history;  // prompt + generated, for the repetition penalty
+  std::vector<std::int32_t> generated;
+  std::size_t emitted_bytes = 0;  // text already handed out
+  std::string text;               // detokenized generated text
+};
+
+namespace {
+
+// Bytes at the end of `s` that form an incomplete UTF-8 sequence (0 when it ends cleanly).
+std::size_t incomplete_utf8_tail(const std::string& s) {
+  const std::size_t n = s.size();
+  for (std::size_t back = 1; back <= 4 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xc0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    std::size_t need = 1;
+    if ((c & 0xe0) == 0xc0)
+      need = 2;
+    else if ((c & 0xf0) == 0xe0)
+      need = 3;
+    else if ((c & 0xf8) == 0xf0)
+      need = 4;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+// Length of the longest suffix of `text` that is a proper prefix of some stop string.
+std::size_t stop_prefix_tail(const std::string& text, const std::vector<std::string>& stops) {
+  std::size_t hold = 0;
+  for (const auto& stop : stops) {
+    const std::size_t max = std::min(stop.size() - 1, text.size());
+    for (std::size_t len = max; len > hold; --len)
+      if (text.compare(text.size() - len, len, stop, 0, len) == 0) {
+        hold = len;
+        break;
+      }
+  }
+  return hold;
+}
+
+}  // namespace
+
+batch_runner::batch_runner(decoder& dec, runner_options options)
+    : dec_(dec), options_(std::move(options)) {}
+
+batch_runner::~batch_runner() {
+  for (auto& s : active_) dec_.cache().release(s->seq);
+}
+
+status batch_runner::add(runner_request r) {
+  const model_config& c = dec_.model_ref().config;
+  if (auto s = r.sampling.validate(); !s) return s;
+  if (r.prompt.empty()) return {status_code::invalid_argument, "request: empty prompt"};
+  for (auto t : r.prompt)
+    if (t < 0 || t >= c.vocab)
+      return {status_code::invalid_argument, "request: prompt token " + std::to_string(t) +
+                                                 " is outside the vocabulary of " +
+                                                 std::to_string(c.vocab)};
+  if (r.max_tokens < 1) return {status_code::invalid_argument, "request: max_tokens must be >= 1"};
+  if (static_cast<std::int64_t>(r.prompt.size()) >= c.context)
+    return {status_code::invalid_argument, "request: prompt of " + std::to_string(r.prompt.size()) +
+                                               " tokens leaves no room in the model's context of " +
+                                               std::to_string(c.context)};
+  for (const auto& stop : r.stop_strings)
+    if (stop.empty()) return {status_code::invalid_argument, "request: empty stop string"};
+  if (!r.stop_strings.empty() && !options_.detokenize)
+    return {status_code::invalid_argument, "request: stop strings need a detokenizer"};
+  if (live_.count(r.id))
+    return {status_code::invalid_argument,
+            "request " + std::to_string(r.id) + " is already running"};
+  if (static_cast<std::int64_t>(waiting_.size()) >= options_.waiting_max)
+    return {status_code::resource_exhausted, "the runner's queue is full"};
+  const std::int64_t tokens =
+      std::min<std::int64_t>(static_cast<std::int64_t>(r.prompt.size()) + r.max_tokens, c.context);
+  const std::int64_t blocks = dec_.cache().blocks_for(tokens);
+  if (blocks > dec_.cache().blocks_total())
+    return {status_code::resource_exhausted,
+            "request needs " + std::to_string(blocks) + " KV blocks; the cache has " +
+                std::to_string(dec_.cache().blocks_total()) + " in all"};
+  live_[r.id] = true;
+  waiting_.push_back(std::move(r));
+  return status::ok();
+}
+
+void batch_runner::admit() {
+  const model_config& c = dec_.model_ref().config;
+  kv_cache& kv = dec_.cache();
+  while (!waiting_.empty() &&
+         static_cast<std::int64_t>(active_.size()) < options_.batch_sequences_max) {
+    auto& r = waiting_.front();
+    const std::int64_t tokens = std::min<std::int64_t>(
+        static_cast<std::int64_t>(r.prompt.size()) + r.max_tokens, c.context);
+    // Reserving prompt + max_tokens up front means a running sequence never finds the cache
+    // full mid-generation; a request waits here until enough blocks are free.
+    const std::int64_t blocks = kv.blocks_for(tokens);
+    if (reserved_blocks_ + blocks > kv.blocks_total()) break;
+    auto s = std::make_unique<sequence_state>();
+    s->seq = next_seq_++;
+    if (!kv.add_sequence(s->seq)) break;  // at sequences_max: wait for one to finish
+    s->reserved_blocks = blocks;
+    reserved_blocks_ += blocks;
+    s->pick = std::make_unique<sampler>(r.sampling);
+    s->history = r.prompt;
+    s->req = std::move(r);
+    waiting_.pop_front();
+    active_.push_back(std::move(s));
+  }
+}
+
+void batch_runner::finish(sequence_state& s, finish_reason why, std::vector<runner_event>& events,
+                          status error) {
+  runner_event e;
+  e.what = runner_event::kind::finished;
+  e.id = s.req.id;
+  e.reason = why;
+  e.error = std::move(error);
+  e.prompt_tokens = static_cast<std::int64_t>(s.req.prompt.size());
+  e.completion_tokens = static_cast<std::int64_t>(s.generated.size());
+  if (s.emitted_bytes < s.text.size()) e.text = s.text.substr(s.emitted_bytes);
+  events.push_back(std::move(e));
+  dec_.cache().release(s.seq);
+  reserved_blocks_ -= s.reserved_blocks;
+  live_.erase(s.req.id);
+  s.done = true;
+}
+
+void batch_runner::emit_text(sequence_state& s, std::int32_t token,
+                             std::vector<runner_event>& events) {
+  runner_event e;
+  e.id = s.req.id;
+  e.token = token;
+  if (options_.detokenize) {
+    const std::size_t hold =
+        std::max(incomplete_utf8_tail(s.text), stop_prefix_tail(s.text, s.req.stop_strings));
+    const std::size_t final_bytes = s.text.size() - hold;
+    if (final_bytes > s.emitted_bytes) {
+      e.text = s.text.substr(s.emitted_bytes, final_bytes - s.emitted_bytes);
+      s.emitted_bytes = final_bytes;
+    }
+  }
+  events.push_back(std::move(e));
+}
+
+bool batch_runner::cancel(std::uint64_t id) {
+  std::vector<std::int32_t> ignored;
+  return preempt(id, ignored);
+}
+
+bool batch_runner::preempt(std::uint64_t id, std::vector<std::int32_t>& generated) {
+  if (!live_.count(id)) return false;
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+    if (it->id == id) {
+      waiting_.erase(it);
+      live_.erase(id);
+      generated.clear();
+      return true;
+    }
+  for (auto it = active_.begin(); it != active_.end(); ++it)
+    if ((*it)->req.id == id) {
+      generated = (*it)->generated;
+      dec_.cache().release((*it)->seq);
+      reserved_blocks_ -= (*it)->reserved_blocks;
+      live_.erase(id);
+      active_.erase(it);
+      return true;
+    }
+  return false;
+}
+
+status batch_runner::step(std::vector<runner_event>& events, std::int64_t* sequences_in_step) {
+  admit();
+  if (sequences_in_step) *sequences_in_step = 0;
+  if (active_.empty()) return status::ok();
+  const model_config& c = dec_.model_ref().config;
+
+  // Every decoding sequence's pending token first, then prefill chunks in what is left.
+  std::vector<step_entry> batch;
+  std::vector<sequence_state*> owner;
+  std::int64_t budget = options_.step_tokens_max;
+  for (auto& s : active_) {
+    if (budget <= 0) break;
+    if (s->pending < 0) continue;
+    batch.push_back({s->seq, {s->pending}, false});
+    owner.push_back(s.get());
+    --budget;
+    ++stats_.decode_tokens;
+  }
+  for (auto& s : active_) {
+    if (budget <= 0) break;
+    if (s->pending >= 0) continue;
+    const auto& prompt = s->req.prompt;
+    const std::int64_t n = std::min({static_cast<std::int64_t>(prompt.size()) - s->prefilled,
+                                     options_.prefill_chunk_max, budget});
+    step_entry e{s->seq, {}, false};
+    e.tokens.assign(prompt.begin() + s->prefilled, prompt.begin() + s->prefilled + n);
+    batch.push_back(std::move(e));
+    owner.push_back(s.get());
+    budget -= n;
+    stats_.prefill_tokens += n;
+  }
+  step_output logits;
+  if (auto st = dec_.step(batch, logits); !st) {
+    for (auto& s : active_) finish(*s, finish_reason::error, events, st);
+    active_.clear();
+    return st;
+  }
+  ++stats_.steps;
+  stats_.last_step_sequences = static_cast<std::int64_t>(batch.size());
+  stats_.max_step_sequences = std::max(stats_.max_step_sequences, stats_.last_step_sequences);
+  if (sequences_in_step) *sequences_in_step = stats_.last_step_sequences;
+
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    sequence_state& s = *owner[b];
+    if (s.pending < 0) {
+      s.prefilled += static_cast<std::int64_t>(batch[b].tokens.size());
+      if (s.prefilled < static_cast<std::int64_t>(s.req.prompt.size())) continue;
+    }
+    const std::int32_t next = s.pick->sample(logits.last_logits(b), logits.vocab, s.history);
+    const auto& eog = options_.end_of_generation_ids;
+    if (std::find(eog.begin(), eog.end(), next) != eog.end()) {
+      finish(s, finish_reason::end_of_generation, events);
+      continue;
+    }
+    s.generated.push_back(next);
+    s.history.push_back(next);
+    s.pending = next;
+    if (options_.detokenize) {
+      s.text = options_.detokenize(s.generated);
+      std::size_t cut = std::string::npos;
+      for (const auto& stop : s.req.stop_strings) cut = std::min(cut, s.text.find(stop));
+      if (cut != std::string::npos) {
+        s.text.resize(cut);
+        // Text before the stop string that was held back goes out with the finished event.
+        events.push_back({runner_event::kind::token, s.req.id, next, {}, {}, {}, 0, 0});
+        finish(s, finish_reason::stop_string, events);
+        continue;
+      }
+    }
+    emit_text(s, next, events);
+    if (static_cast<std::int64_t>(s.generated.size()) >= s.req.max_tokens) {
+      finish(s, finish_reason::max_tokens, events);
+    } else if (dec_.cache().length(s.seq) + 1 > c.context) {
+      finish(s, finish_reason::context_full, events);
+    }
+  }
+  active_.erase(std::remove_if(active_.begin(), active_.end(),
+                               [](const std::unique_ptr<sequence_state>& s) { return s->done; }),
+                active_.end());
+  return status::ok();
+}
+
+}  // namespace bastion::kernels

@@ -1,0 +1,114 @@
+#pragma once
+// Continuous batching, one step at a time: requests join between steps and leave the moment
+// they finish, every step mixes decode tokens of running sequences with prefill chunks of new
+// ones. The worker's step thread owns one runner and calls step() in a loop; add() and
+// cancel() are called between steps. Text is streamed in complete UTF-8 characters, and text
+// that could be the start of a stop string is held back until it is known not to be one.
+//
+// REQUIRES: one thread at a time (the worker's step thread).
+
+#include "kernels/engine/decoder.hpp"
+#include "kernels/engine/generator.hpp"
+#include "kernels/engine/sampler.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bastion::kernels {
+
+struct runner_request {
+  std::uint64_t id = 0;              // the caller's id; unique among live requests
+  std::vector<std::int32_t> prompt;  // at least one token
+  sampling_params sampling;
+  std::int64_t max_tokens = 256;
+  std::vector<std::string> stop_strings;
+};
+
+struct runner_event {
+  enum class kind : std::uint8_t { token, finished };
+  kind what = kind::token;
+  std::uint64_t id = 0;
+  std::int32_t token = -1;  // kind::token: the generated token
+  std::string text;         // kind::token: text that became final with it (may be empty);
+                            // kind::finished: the last held-back text, if any
+  finish_reason reason = finish_reason::error;  // kind::finished
+  status error;                                 // kind::finished with reason error
+  std::int64_t prompt_tokens = 0;               // kind::finished: usage
+  std::int64_t completion_tokens = 0;
+};
+
+struct runner_options {
+  std::int64_t batch_sequences_max = 16;
+  std::int64_t step_tokens_max = 512;
+  std::int64_t prefill_chunk_max = 256;
+  std::int64_t waiting_max = 1024;  // requests queued inside the runner
+  std::vector<std::int32_t> end_of_generation_ids;
+  detokenize_fn detokenize;  // required for text and stop strings
+};
+
+struct runner_stats {
+  std::int64_t steps = 0;
+  std::int64_t last_step_sequences = 0;  // sequences in the latest step
+  std::int64_t max_step_sequences = 0;   // the most sequences one step has carried
+  std::int64_t prefill_tokens = 0;
+  std::int64_t decode_tokens = 0;
+};
+
+class batch_runner {
+ public:
+  /// REQUIRES: `dec` outlives the runner; nothing else uses its KV cache.
+  batch_runner(decoder& dec, runner_options options);
+  ~batch_runner();
+  batch_runner(const batch_runner&) = delete;
+  batch_runner& operator=(const batch_runner&) = delete;
+
+  /// Queues a request. Errors (invalid_argument / resource_exhausted): bad sampling values,
+  /// empty prompt, token ids outside the vocabulary, a prompt that fills the context, stop
+  /// strings without a detokenizer, a duplicate id, a full queue, or a request that could never
+  /// fit the KV cache.
+  status add(runner_request request);
+
+  /// Ends a waiting or running request now: its KV blocks are freed at once. Its finished
+  /// event (reason `cancelled` is not an engine reason: the caller knows it cancelled) is not
+  /// emitted. Returns false for an unknown id.
+  bool cancel(std::uint64_t id);
+
+  /// Stops a running request to make room for more urgent work and returns the tokens it had
+  /// generated, so it can be re-added later with prompt + generated tokens and a smaller
+  /// max_tokens. Its KV blocks are freed at once. False for an unknown id.
+  bool preempt(std::uint64_t id, std::vector<std::int32_t>& generated);
+
+  /// Admits waiting requests that fit, runs one decoder step, and appends what happened.
+  /// Returns the number of sequences in the step (0 when idle). A backend failure fails every
+  /// running request (finished events with the error) and is returned.
+  status step(std::vector<runner_event>& events, std::int64_t* sequences_in_step = nullptr);
+
+  bool idle() const noexcept { return waiting_.empty() && active_.empty(); }
+  std::size_t waiting() const noexcept { return waiting_.size(); }
+  std::size_t active() const noexcept { return active_.size(); }
+  const runner_stats& stats() const noexcept { return stats_; }
+  const kv_cache& cache() const noexcept { return dec_.cache(); }
+
+ private:
+  struct sequence_state;
+  void admit();
+  void finish(sequence_state& s, finish_reason why, std::vector<runner_event>& events,
+              status error = {});
+  /// Text of `s` that is final: complete UTF-8 and not a possible stop-string prefix.
+  void emit_text(sequence_state& s, std::int32_t token, std::vector<runner_event>& events);
+
+  decoder& dec_;
+  runner_options options_;
+  std::deque<runner_request> waiting_;
+  std::vector<std::unique_ptr<sequence_state>> active_;
+  std::map<std::uint64_t, bool> live_;  // ids waiting or running
+  std::int64_t reserved_blocks_ = 0;
+  sequence_id next_seq_ = 1;
+  runner_stats stats_;
+};
+
+}  // namespace bastion::kernels

@@ -1,0 +1,48 @@
+#pragma once
+// Picks the next token from a row of logits. Deterministic for a given seed: the generator is
+// a 64-bit Mersenne Twister seeded per request, and the uniform draw is built from its bits
+// (not std::uniform_real_distribution, whose output differs between standard libraries).
+//
+// Order, as Hugging Face's logits processors apply it: repetition penalty, then (temperature
+// 0) argmax, else temperature, top-k, softmax, top-p, draw.
+
+#include "kernels/status.hpp"
+
+#include <cstdint>
+#include <random>
+#include <utility>
+#include <vector>
+
+namespace bastion::kernels {
+
+struct sampling_params {
+  float temperature = 0.0f;         // 0: greedy (argmax, lowest id on ties)
+  std::int32_t top_k = 0;           // keep the k most likely tokens; 0: all
+  float top_p = 1.0f;               // keep the smallest set whose probability reaches top_p
+  float repetition_penalty = 1.0f;  // > 1 discourages tokens already in the history; 1: off
+  std::uint64_t seed = 0;
+
+  /// Each field in range; the message names the field and the value.
+  status validate() const;
+};
+
+class sampler {
+ public:
+  /// REQUIRES: params.validate() is ok.
+  explicit sampler(const sampling_params& params);
+
+  /// The next token for `logits` [vocab]. `history` (prompt and generated tokens) feeds the
+  /// repetition penalty; ids outside [0, vocab) in it are ignored. REQUIRES: vocab > 0.
+  std::int32_t sample(const float* logits, std::int64_t vocab,
+                      const std::vector<std::int32_t>& history);
+
+ private:
+  double uniform();  // in [0, 1)
+
+  sampling_params params_;
+  std::mt19937_64 rng_;
+  std::vector<float> work_;  // penalised logits
+  std::vector<std::pair<float, std::int32_t>> candidates_;
+};
+
+}  // namespace bastion::kernels

@@ -1,0 +1,158 @@
+// The sampler: greedy is argmax; seeds repeat; top-k = 1 and a tiny top-p reduce to greedy;
+// top-k and top-p never pick outside their set; temperature sharpens or flattens the
+// distribution; repetition penalty steers away from earlier tokens; bad parameters refused.
+
+#include "kernels/engine/sampler.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+using namespace bastion::kernels;
+
+namespace {
+
+std::vector<float> random_logits(std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng{seed};
+  std::normal_distribution<float> dist{0.0f, 2.0f};
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::int32_t argmax(const std::vector<float>& v) {
+  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+std::map<std::int32_t, int> histogram(sampling_params p, const std::vector<float>& logits, int n) {
+  sampler s{p};
+  std::map<std::int32_t, int> h;
+  for (int i = 0; i < n; ++i)
+    ++h[s.sample(logits.data(), static_cast<std::int64_t>(logits.size()), {})];
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("greedy picks the largest logit, the lowest id on ties") {
+  sampler s{sampling_params{}};
+  for (std::uint32_t seed = 0; seed < 20; ++seed) {
+    const auto l = random_logits(1000, seed);
+    CHECK(s.sample(l.data(), 1000, {}) == argmax(l));
+  }
+  const std::vector<float> tie = {0.0f, 3.0f, 1.0f, 3.0f};
+  CHECK(s.sample(tie.data(), 4, {}) == 1);
+}
+
+TEST_CASE("the same seed gives the same tokens, another seed other tokens") {
+  const auto l = random_logits(500, 1);
+  sampling_params p;
+  p.temperature = 1.0f;
+  p.seed = 42;
+  auto run = [&](sampling_params q) {
+    sampler s{q};
+    std::vector<std::int32_t> out;
+    for (int i = 0; i < 50; ++i) out.push_back(s.sample(l.data(), 500, {}));
+    return out;
+  };
+  CHECK(run(p) == run(p));
+  auto other = p;
+  other.seed = 43;
+  CHECK(run(p) != run(other));
+}
+
+TEST_CASE("top-k = 1 and a tiny top-p are greedy even at high temperature") {
+  for (std::uint32_t seed = 0; seed < 10; ++seed) {
+    const auto l = random_logits(300, seed);
+    sampling_params k1;
+    k1.temperature = 5.0f;
+    k1.top_k = 1;
+    k1.seed = seed;
+    sampling_params p_tiny = k1;
+    p_tiny.top_k = 0;
+    p_tiny.top_p = 1e-6f;
+    sampler a{k1}, b{p_tiny};
+    for (int i = 0; i < 20; ++i) {
+      CHECK(a.sample(l.data(), 300, {}) == argmax(l));
+      CHECK(b.sample(l.data(), 300, {}) == argmax(l));
+    }
+  }
+}
+
+TEST_CASE("top-k and top-p draw only inside their sets, and cover them") {
+  const std::vector<float> l = {4.0f, 3.9f, 3.8f, 0.0f, -1.0f, 3.7f, -2.0f, 0.5f};
+  sampling_params p;
+  p.temperature = 1.0f;
+  p.top_k = 3;
+  p.seed = 7;
+  auto h = histogram(p, l, 3000);
+  CHECK(h.size() == 3);
+  CHECK(h.count(0));
+  CHECK(h.count(1));
+  CHECK(h.count(2));
+  // top-p: probabilities of {0,1,2,5} hold ~0.98 of the mass, the top three ~0.77, so p = 0.9 keeps
+  // them.
+  p.top_k = 0;
+  p.top_p = 0.9f;
+  h = histogram(p, l, 4000);
+  CHECK(h.size() == 4);
+  for (auto id : {0, 1, 2, 5}) CHECK(h.count(id));
+}
+
+TEST_CASE("temperature sharpens and flattens the distribution") {
+  const std::vector<float> l = {2.0f, 1.0f, 0.0f};
+  auto share_of_top = [&](float t) {
+    sampling_params p;
+    p.temperature = t;
+    p.seed = 3;
+    return histogram(p, l, 6000)[0] / 6000.0;
+  };
+  // softmax([2,1,0]/T)[0]: T=0.25 -> 0.98, T=1 -> 0.665, T=4 -> 0.42
+  CHECK(share_of_top(0.25f) == Approx(0.982).margin(0.02));
+  CHECK(share_of_top(1.0f) == Approx(0.665).margin(0.03));
+  CHECK(share_of_top(4.0f) == Approx(0.419).margin(0.03));
+}
+
+TEST_CASE("repetition penalty turns greedy away from tokens already seen") {
+  const std::vector<float> l = {2.0f, 1.8f, -1.0f, -1.1f};
+  sampling_params p;
+  sampler plain{p};
+  CHECK(plain.sample(l.data(), 4, {0}) == 0);
+  p.repetition_penalty = 1.2f;  // 2.0 / 1.2 = 1.67 < 1.8
+  sampler penal{p};
+  CHECK(penal.sample(l.data(), 4, {0, 0, 0}) == 1);
+  CHECK(penal.sample(l.data(), 4, {2}) == 0);  // unrelated history: no change
+  // Negative logits are pushed further down (multiplied), not raised towards zero.
+  const std::vector<float> neg = {-1.0f, -1.1f};
+  CHECK(penal.sample(neg.data(), 2, {0}) == 1);
+  // Ids outside the vocabulary in the history are ignored.
+  CHECK(penal.sample(l.data(), 4, {-5, 99}) == 0);
+}
+
+TEST_CASE("sampling parameters out of range are refused with the field named") {
+  auto bad = [](sampling_params p, const char* field) {
+    const auto s = p.validate();
+    CHECK(s.code() == status_code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains(field));
+  };
+  sampling_params p;
+  CHECK(p.validate());
+  p.temperature = -1.0f;
+  bad(p, "temperature");
+  p = {};
+  p.temperature = NAN;
+  bad(p, "temperature");
+  p = {};
+  p.top_k = -2;
+  bad(p, "top_k");
+  p = {};
+  p.top_p = 0.0f;
+  bad(p, "top_p");
+  p.top_p = 1.5f;
+  bad(p, "top_p");
+  p = {};
+  p.repetition_penalty = 0.0f;
+  bad(p, "repetition_penalty");
+}
