@@ -184,3 +184,63 @@ TEST_CASE("decoder refuses bad steps and leaves the cache as it was") {
   f.m.config.context = 8;
   expect({{a, {1, 2, 3, 4}, false}}, status_code::invalid_argument, "context");
 }
+
+TEST_CASE("GGUF models with missing or misshapen tensors or unknown architectures are refused") {
+  tiny_spec s;
+  auto w = bastion::test::random_hf_weights(s, 2);
+  const std::string path = temp_path("broken");
+  auto expect = [&](const std::vector<std::string>& words, status_code code) {
+    model m;
+    const auto st = load_gguf_model(path, m);
+    INFO(st.message());
+    CHECK(st.code() == code);
+    CHECK_THAT(st.message(), Catch::Contains(path));
+    for (const auto& word : words) CHECK_THAT(st.message(), Catch::Contains(word));
+    CHECK(m.storage.empty());
+  };
+  SECTION("missing tensor") {
+    w.erase(w.begin() + 4);  // layer 0's v_proj
+    REQUIRE(bastion::test::write_gguf(s, w, tensor_type::f32, path));
+    expect({"'blk.0.attn_v.weight' is missing"}, status_code::invalid_argument);
+  }
+  SECTION("shape that disagrees with the metadata") {
+    auto bigger = s;
+    bigger.ffn = 128;  // metadata says 128, tensors are 96 wide
+    REQUIRE(bastion::test::write_gguf(bigger, w, tensor_type::f32, path));
+    expect({"blk.0.ffn_gate.weight", "[96, 64]", "[128, 64]"}, status_code::invalid_argument);
+  }
+  SECTION("biases a llama model does not declare") {
+    auto qwen = s;
+    qwen.arch = "qwen2";
+    const auto with_bias = bastion::test::random_hf_weights(qwen, 2);
+    REQUIRE(bastion::test::write_gguf(qwen, with_bias, tensor_type::f32, path));
+    model m;
+    REQUIRE(load_gguf_model(path, m));  // fine as qwen2
+    gguf::writer g;                     // and the same tensors under "llama" are refused
+    std::unique_ptr<gguf::file> f;
+    REQUIRE(gguf::file::open(path, f));
+    g.set_string("general.architecture", "llama");
+    for (const auto& [key, value] : f->metadata())
+      if (key.rfind("qwen2.", 0) == 0) g.copy_value("llama." + key.substr(6), value);
+    for (const auto& t : f->tensors())
+      REQUIRE(g.add_tensor(t.name, t.type, t.dims,
+                           std::vector<std::uint8_t>(f->data(t), f->data(t) + t.n_bytes)));
+    f.reset();
+    REQUIRE(g.write(path));
+    expect({"biases"}, status_code::unsupported);
+  }
+  SECTION("unknown architecture") {
+    gguf::writer g;
+    g.set_string("general.architecture", "mamba");
+    REQUIRE(g.write(path));
+    expect({"'mamba'"}, status_code::unsupported);
+  }
+  SECTION("missing metadata") {
+    gguf::writer g;
+    g.set_string("general.architecture", "llama");
+    g.set_u32("llama.block_count", 2);
+    REQUIRE(g.write(path));
+    expect({"llama.embedding_length"}, status_code::invalid_argument);
+  }
+  ::unlink(path.c_str());
+}

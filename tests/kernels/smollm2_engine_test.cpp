@@ -8,9 +8,12 @@
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/support/model_path.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 
 using namespace bastion::kernels;
@@ -95,11 +98,30 @@ int main() {
   check(answer.find("Paris") != std::string::npos, "the answer names Paris");
   check(out[0].reason == finish_reason::end_of_generation, "it ends at an end-of-turn token");
 
-  // Batched vs one at a time, greedy, on three prompts of different lengths.
+  // The same question as the real tokenizer encodes it with SmolLM2's chat template (system
+  // prompt included): ids from tests/fixtures/smollm2-llamacpp.json (made by llama.cpp).
+  std::ifstream fixture_in(std::string{BASTION_FIXTURES_DIR} + "/smollm2-llamacpp.json");
+  const auto fixture = nlohmann::json::parse(fixture_in);
+  std::vector<generation_request> fixture_reqs;
+  for (const auto& p : fixture.at("prompts")) {
+    generation_request r;
+    r.prompt = p.at("prompt_ids").get<std::vector<std::int32_t>>();
+    r.max_tokens = 40;
+    fixture_reqs.push_back(r);
+  }
+  check(bool(generate(dec, {fixture_reqs[0]}, opts, out)), "generates from tokenizer ids");
+  const std::string templated = readable(m, out[0].tokens);
+  std::printf("answer (chat template): %s\n", templated.c_str());
+  check(templated.find("Paris") != std::string::npos &&
+            out[0].reason == finish_reason::end_of_generation,
+        "the templated question is answered with Paris and ends at <|im_end|>");
+
+  // Batched vs one at a time, greedy, on eight prompts of different lengths.
   std::vector<generation_request> reqs(3);
   reqs[0] = capital;
   reqs[1].prompt = chat({"Name", " three", " colors", "."});
   reqs[2].prompt = chat({"Hello", "!"});
+  reqs.insert(reqs.end(), fixture_reqs.begin(), fixture_reqs.end());
   for (auto& r : reqs) r.max_tokens = 12;
   std::vector<generation_result> alone, together;
   generator_options one = opts;
@@ -145,7 +167,7 @@ int main() {
       seconds, static_cast<long long>(stats.prefill_tokens),
       static_cast<long long>(stats.decode_tokens),
       static_cast<double>(stats.prefill_tokens + stats.decode_tokens) / seconds);
-  std::printf("info: batched run of 3: %lld steps, %.2f s\n",
+  std::printf("info: batched run of %zu requests: %lld steps, %.2f s\n", reqs.size(),
               static_cast<long long>(batched_stats.steps), batched_s);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
