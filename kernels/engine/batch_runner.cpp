@@ -55,7 +55,10 @@ std::size_t stop_prefix_tail(const std::string& text, const std::vector<std::str
 }  // namespace
 
 batch_runner::batch_runner(decoder& dec, runner_options options)
-    : dec_(dec), options_(std::move(options)) {}
+    : dec_(dec),
+      options_(std::move(options)),
+      capacity_blocks_(dec.cache().blocks_free()),
+      next_seq_(options_.first_sequence_id) {}
 
 batch_runner::~batch_runner() {
   for (auto& s : active_) dec_.cache().release(s->seq);
@@ -87,10 +90,10 @@ status batch_runner::add(runner_request r) {
   const std::int64_t tokens =
       std::min<std::int64_t>(static_cast<std::int64_t>(r.prompt.size()) + r.max_tokens, c.context);
   const std::int64_t blocks = dec_.cache().blocks_for(tokens);
-  if (blocks > dec_.cache().blocks_total())
-    return {status_code::resource_exhausted,
-            "request needs " + std::to_string(blocks) + " KV blocks; the cache has " +
-                std::to_string(dec_.cache().blocks_total()) + " in all"};
+  if (blocks > capacity_blocks_)
+    return {status_code::resource_exhausted, "request needs " + std::to_string(blocks) +
+                                                 " KV blocks; the runner has " +
+                                                 std::to_string(capacity_blocks_) + " in all"};
   live_[r.id] = true;
   waiting_.push_back(std::move(r));
   return status::ok();
@@ -107,7 +110,7 @@ void batch_runner::admit() {
     // Reserving prompt + max_tokens up front means a running sequence never finds the cache
     // full mid-generation; a request waits here until enough blocks are free.
     const std::int64_t blocks = kv.blocks_for(tokens);
-    if (reserved_blocks_ + blocks > kv.blocks_total()) break;
+    if (reserved_blocks_ + blocks > capacity_blocks_) break;
     auto s = std::make_unique<sequence_state>();
     s->seq = next_seq_++;
     if (!kv.add_sequence(s->seq)) break;  // at sequences_max: wait for one to finish

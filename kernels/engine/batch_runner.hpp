@@ -47,7 +47,8 @@ struct runner_options {
   std::int64_t prefill_chunk_max = 256;
   std::int64_t waiting_max = 1024;  // requests queued inside the runner
   std::vector<std::int32_t> end_of_generation_ids;
-  detokenize_fn detokenize;  // required for text and stop strings
+  detokenize_fn detokenize;           // required for text and stop strings
+  sequence_id first_sequence_id = 1;  // KV cache ids used: first_sequence_id, +1, ...
 };
 
 struct runner_stats {
@@ -60,7 +61,8 @@ struct runner_stats {
 
 class batch_runner {
  public:
-  /// REQUIRES: `dec` outlives the runner; nothing else uses its KV cache.
+  /// REQUIRES: `dec` outlives the runner. Sequences already in its KV cache keep their blocks;
+  /// the runner uses only the blocks free when it is made.
   batch_runner(decoder& dec, runner_options options);
   ~batch_runner();
   batch_runner(const batch_runner&) = delete;
@@ -107,6 +109,7 @@ class batch_runner {
   std::vector<std::unique_ptr<sequence_state>> active_;
   std::map<std::uint64_t, bool> live_;  // ids waiting or running
   std::int64_t reserved_blocks_ = 0;
+  std::int64_t capacity_blocks_ = 0;  // free when the runner started: others may hold the rest
   sequence_id next_seq_ = 1;
   runner_stats stats_;
 };
