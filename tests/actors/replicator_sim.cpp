@@ -1,0 +1,337 @@
+#include "tests/actors/replicator_sim.hpp"
+
+#include "actors/replicator_errors.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <sstream>
+
+namespace bastion::sim {
+
+using namespace bastion::actors;
+
+namespace {
+
+using route_atom = caf::atom_constant<caf::atom("simroute")>;
+using deliver_atom = caf::atom_constant<caf::atom("simdeliver")>;
+using client_propose_atom = caf::atom_constant<caf::atom("simpropose")>;
+using client_transfer_atom = caf::atom_constant<caf::atom("simtrans")>;
+
+// The in-memory network: frames from a link proxy are routed through the fault state, then
+// delivered (now or after a delay) to whatever replicator currently has the receiver's id.
+caf::behavior network_actor(caf::event_based_actor* self, network_faults* faults,
+                            std::vector<sim_node>* nodes) {
+  return {
+      [=](route_atom, std::uint64_t from, std::uint64_t to, wire::frame& f) {
+        ++faults->sent;
+        const int delay_ms = faults->route(from, to);
+        if (delay_ms < 0) {
+          ++faults->dropped;
+          return;
+        }
+        if (delay_ms == 0)
+          self->send(self, deliver_atom::value, from, to, std::move(f));
+        else
+          self->delayed_send(self, std::chrono::milliseconds{delay_ms}, deliver_atom::value, from,
+                             to, std::move(f));
+      },
+      [=](deliver_atom, std::uint64_t from, std::uint64_t to, wire::frame& f) {
+        // A link cut while the frame was in flight loses it, too.
+        auto& target = (*nodes)[to - 1];
+        if (!faults->connected(from, to) || !target.alive()) {
+          ++faults->dropped;
+          return;
+        }
+        ++faults->delivered;
+        self->send(target.handle, std::move(f));
+      },
+  };
+}
+
+raft_link::behavior_type link_proxy(raft_link::pointer, caf::actor network, std::uint64_t from,
+                                    std::uint64_t to) {
+  return {
+      [=](wire::frame& f) { caf::anon_send(network, route_atom::value, from, to, std::move(f)); },
+  };
+}
+
+commit_subscriber::behavior_type subscriber(commit_subscriber::pointer,
+                                            std::vector<committed_entry>* sink) {
+  return {
+      [=](committed_atom, committed_entry& e) { sink->push_back(std::move(e)); },
+  };
+}
+
+caf::behavior client_actor(caf::event_based_actor* self, std::deque<proposal_record>* records,
+                           std::vector<std::string>* transfers) {
+  return {
+      [=](client_propose_atom, replicator_actor target, std::uint64_t slot) {
+        auto payload = (*records)[slot].payload;
+        self->request(target, caf::infinite, propose_atom::value, std::move(payload))
+            .then(
+                [=](std::uint64_t index) {
+                  auto& r = (*records)[slot];
+                  r.outcome = proposal_record::acked;
+                  r.index = index;
+                },
+                [=](caf::error& err) {
+                  auto& r = (*records)[slot];
+                  r.outcome = proposal_record::failed;
+                  r.error = self->system().render(err);
+                });
+      },
+      [=](client_transfer_atom, replicator_actor from, std::uint64_t target) {
+        self->request(from, caf::infinite, transfer_atom::value, target)
+            .then(
+                [=](std::uint64_t leader) { transfers->push_back("ok " + std::to_string(leader)); },
+                [=](caf::error& err) { transfers->push_back(self->system().render(err)); });
+      },
+  };
+}
+
+std::string bytes_to_string(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
+
+}  // namespace
+
+int network_faults::route(std::uint64_t from, std::uint64_t to) {
+  if (!connected(from, to)) return -1;
+  if (drop_permille > 0 && rng_() % 1000 < drop_permille) return -1;
+  if (delay_max_ms == 0) return 0;
+  const unsigned span = delay_max_ms >= delay_min_ms ? delay_max_ms - delay_min_ms + 1 : 1;
+  return static_cast<int>(delay_min_ms + rng_() % span);
+}
+
+cluster::cluster(caf::actor_system& sys, caf::scheduler::test_coordinator& sched,
+                 cluster_options opt)
+    : sys_(sys),
+      sched_(sched),
+      opt_(opt),
+      clock_(sched.clock()),
+      faults_(std::make_unique<network_faults>(opt.seed * 7919 + 1)),
+      rng_(opt.seed) {
+  disk_flush_permille = opt.disk_flush_permille;
+  nodes_.resize(opt_.size);
+  network_ = sys_.spawn(network_actor, faults_.get(), &nodes_);
+  client_ = sys_.spawn(client_actor, &proposals_, &transfer_results_);
+  observer_ = sys_.spawn([this](role_observer::pointer) -> role_observer::behavior_type {
+    return {[this](role_changed_atom, replicator_status& s) { on_role(s); }};
+  });
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    auto& n = nodes_[i];
+    n.id = i + 1;
+    n.address = "replica-" + std::to_string(n.id);
+    n.store = std::make_unique<journal::memory_store>();
+    for (std::size_t j = 0; j < nodes_.size(); ++j) {
+      auto link =
+          j == i ? raft_link{} : sys_.spawn(link_proxy, network_, n.id, std::uint64_t{j + 1});
+      if (link) helpers_.push_back(caf::actor_cast<caf::actor>(link));
+      n.links.push_back(link);
+    }
+  }
+  for (auto& n : nodes_) spawn_node(n);
+  sched_.run();
+}
+
+cluster::~cluster() {
+  for (auto& n : nodes_)
+    if (n.handle) caf::anon_send_exit(n.handle, caf::exit_reason::kill);
+  for (auto& h : helpers_) caf::anon_send_exit(h, caf::exit_reason::kill);
+  caf::anon_send_exit(network_, caf::exit_reason::kill);
+  caf::anon_send_exit(client_, caf::exit_reason::kill);
+  caf::anon_send_exit(observer_, caf::exit_reason::kill);
+  sched_.run();
+}
+
+void cluster::spawn_node(sim_node& n) {
+  n.applied.emplace_back();
+  auto sub = sys_.spawn(subscriber, &n.applied.back());
+  helpers_.push_back(caf::actor_cast<caf::actor>(sub));
+  replicator_config cfg;
+  cfg.id = n.id;
+  cfg.address = n.address;
+  for (auto& other : nodes_)
+    if (other.id != n.id) cfg.peers.push_back({other.id, other.address, n.links[other.id - 1]});
+  cfg.election_timeout_ms = opt_.election_timeout_ms;
+  cfg.heartbeat_timeout_ms = opt_.heartbeat_timeout_ms;
+  cfg.rng_seed = opt_.seed * 1000003 + n.id * 101 + n.applied.size();
+  cfg.subscribers = {sub};
+  cfg.role_observers = {observer_};
+  n.handle = spawn_replicator(sys_, std::move(cfg), *n.store, clock_);
+  n.role = replica_role::follower;
+}
+
+std::int64_t cluster::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.monotonic()).count();
+}
+
+void cluster::step() {
+  sched_.run();
+  for (auto& n : nodes_)
+    if (rng_() % 1000 < disk_flush_permille && n.store->flush() > 0) sched_.run();
+  sched_.clock().advance_time(std::chrono::milliseconds{opt_.step_ms});
+  sched_.run();
+}
+
+void cluster::advance(std::int64_t ms) {
+  for (std::int64_t t = 0; t < ms; t += opt_.step_ms) step();
+}
+
+void cluster::crash(std::uint64_t id) {
+  auto& n = node(id);
+  if (!n.alive()) return;
+  n.store->crash();
+  caf::anon_send_exit(n.handle, caf::exit_reason::kill);
+  n.handle = nullptr;
+  n.role = replica_role::unavailable;
+  sched_.run();
+}
+
+void cluster::restart(std::uint64_t id) {
+  auto& n = node(id);
+  if (n.alive()) return;
+  spawn_node(n);
+  sched_.run();
+}
+
+std::size_t cluster::propose(std::uint64_t id, std::vector<std::uint8_t> payload) {
+  proposal_record r;
+  r.node = id;
+  r.payload = std::move(payload);
+  const auto slot = proposals_.size();
+  auto& n = node(id);
+  if (!n.alive()) {
+    r.outcome = proposal_record::failed;
+    r.error = "node down";
+    proposals_.push_back(std::move(r));
+    return slot;
+  }
+  proposals_.push_back(std::move(r));
+  caf::anon_send(client_, client_propose_atom::value, n.handle, std::uint64_t{slot});
+  return slot;
+}
+
+std::size_t cluster::propose_to_leader(std::vector<std::uint8_t> payload) {
+  const auto id = leader();
+  return propose(id == 0 ? 1 : id, std::move(payload));
+}
+
+void cluster::transfer(std::uint64_t from, std::uint64_t target) {
+  auto& n = node(from);
+  if (!n.alive()) {
+    transfer_results_.push_back("node down");
+    return;
+  }
+  caf::anon_send(client_, client_transfer_atom::value, n.handle, target);
+}
+
+std::vector<std::uint64_t> cluster::ids() const {
+  std::vector<std::uint64_t> out;
+  for (const auto& n : nodes_) out.push_back(n.id);
+  return out;
+}
+
+std::uint64_t cluster::leader() const {
+  std::uint64_t best = 0;
+  std::uint64_t best_term = 0;
+  for (const auto& n : nodes_)
+    if (n.alive() && n.role == replica_role::leader && n.term >= best_term) {
+      best = n.id;
+      best_term = n.term;
+    }
+  return best;
+}
+
+void cluster::on_role(const replicator_status& s) {
+  role_log_.push_back({now_ms(), s.id, s.role, s.term, s.leader_id});
+  auto& n = node(s.id);
+  if (n.alive()) {
+    n.role = s.role;
+    n.term = s.term;
+  }
+  if (s.role != replica_role::leader) return;
+  // Election safety: at most one leader per term, across every incarnation.
+  for (const auto& e : role_log_)
+    if (e.role == replica_role::leader && e.term == s.term && e.id != s.id) {
+      std::ostringstream out;
+      out << "two leaders in term " << s.term << ": replicas " << e.id << " and " << s.id;
+      violations_.push_back(out.str());
+    }
+}
+
+std::vector<std::string> cluster::check_invariants() const {
+  std::vector<std::string> out = violations_;
+  // Log matching as seen by the state machines: one payload per index, across every replica
+  // and every incarnation, applied in increasing index order.
+  std::map<std::uint64_t, std::vector<std::uint8_t>> committed;
+  for (const auto& n : nodes_)
+    for (std::size_t inc = 0; inc < n.applied.size(); ++inc) {
+      std::uint64_t prev = 0;
+      for (const auto& e : n.applied[inc]) {
+        if (e.index <= prev)
+          out.push_back("replica " + std::to_string(n.id) + " incarnation " + std::to_string(inc) +
+                        " applied index " + std::to_string(e.index) + " after " +
+                        std::to_string(prev));
+        prev = e.index;
+        auto [it, fresh] = committed.emplace(e.index, e.payload);
+        if (!fresh && it->second != e.payload)
+          out.push_back("index " + std::to_string(e.index) + " applied as '" +
+                        bytes_to_string(it->second) + "' and as '" + bytes_to_string(e.payload) +
+                        "'");
+      }
+    }
+  // Durability: a record acknowledged to its proposer is committed at the index it was told.
+  for (const auto& p : proposals_) {
+    if (p.outcome != proposal_record::acked) continue;
+    auto it = committed.find(p.index);
+    if (it == committed.end() || it->second != p.payload)
+      out.push_back("record '" + bytes_to_string(p.payload) + "' acknowledged at index " +
+                    std::to_string(p.index) + " is not what any replica applied there");
+  }
+  return out;
+}
+
+std::string cluster::heal_and_settle(std::int64_t limit_ms) {
+  faults_->heal();
+  faults_->drop_permille = 0;
+  faults_->delay_min_ms = 0;
+  faults_->delay_max_ms = 0;
+  disk_flush_permille = 1000;
+  for (auto& n : nodes_)
+    if (!n.alive()) restart(n.id);
+  const auto deadline = now_ms() + limit_ms;
+  // A final record through the leader commits everything earlier terms left behind.
+  std::size_t slot = 0;
+  bool acked = false;
+  while (!acked && now_ms() < deadline) {
+    if (!advance_until([&] { return leader() != 0; }, deadline - now_ms()))
+      return "no leader within " + std::to_string(limit_ms) + " ms of healing";
+    slot = propose_to_leader({'f', 'i', 'n', 'a', 'l'});
+    advance_until([&] { return proposal(slot).outcome != proposal_record::pending; },
+                  deadline - now_ms());
+    acked = proposal(slot).outcome == proposal_record::acked;
+  }
+  if (!acked) return "the final record did not commit within " + std::to_string(limit_ms) + " ms";
+  const auto final_index = proposal(slot).index;
+  auto caught_up = [&] {
+    for (const auto& n : nodes_)
+      if (n.applied.back().empty() || n.applied.back().back().index < final_index) return false;
+    return true;
+  };
+  if (!advance_until(caught_up, deadline - now_ms()))
+    return "not every replica applied index " + std::to_string(final_index) + " within " +
+           std::to_string(limit_ms) + " ms";
+  // Caught-up replicas hold the same records in the same order.
+  const auto& reference = nodes_.front().applied.back();
+  for (const auto& n : nodes_) {
+    const auto& mine = n.applied.back();
+    bool same = mine.size() == reference.size();
+    for (std::size_t i = 0; same && i < mine.size(); ++i)
+      same = mine[i].index == reference[i].index && mine[i].payload == reference[i].payload;
+    if (!same)
+      return "replica " + std::to_string(n.id) + " applied a different sequence than replica 1";
+  }
+  return {};
+}
+
+}  // namespace bastion::sim
