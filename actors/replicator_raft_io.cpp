@@ -141,7 +141,12 @@ void caf_raft_io::tick() {
 
 void caf_raft_io::receive(raft_message& msg) {
   if (closing_ || recv_cb_ == nullptr) return;
+  if (msg.type == RAFT_IO_APPEND_ENTRIES) {
+    answering_.leader = msg.server_id;
+    answering_.matched_up_to = msg.append_entries.prev_log_index + msg.append_entries.n_entries;
+  }
   recv_cb_(&io_, &msg);
+  answering_ = {};
 }
 
 void caf_raft_io::complete(std::uint64_t token, int status) {
@@ -337,6 +342,22 @@ int caf_raft_io::do_send(raft_io* io, raft_io_send* req, const raft_message* mes
                          raft_io_send_cb cb) {
   auto& s = self(io);
   if (s.closing_) return RAFT_CANCELED;
+  // libraft 0.15 answers an AppendEntries it handles at once (a heartbeat, or entries it
+  // already has) with last_log_index = its last stored index, even when entries past the
+  // request are a leftover of an older term that the leader's log does not contain. The
+  // leader then takes them as matched: it can count this follower towards a commit it does
+  // not hold, and never repairs the divergent tail (found by the fault-schedule runner,
+  // seeds 635 and 659). Success proves the logs match only up to prev_log_index + n_entries,
+  // so that is what we report. Rejections keep their hint untouched.
+  raft_message clamped;
+  if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && s.answering_.leader != 0 &&
+      message->server_id == s.answering_.leader && message->append_entries_result.rejected == 0 &&
+      message->append_entries_result.last_log_index > s.answering_.matched_up_to) {
+    clamped = *message;
+    clamped.append_entries_result.last_log_index = s.answering_.matched_up_to;
+    message = &clamped;
+    ++s.clamped_results_;
+  }
   // Encoding copies every byte, so libraft may release the message's memory as soon as the
   // callback runs (after the hop below).
   auto frame = raft_codec::encode(*message, s.id_, s.address_);

@@ -50,6 +50,9 @@ class caf_raft_io {
   /// The log index the next append will get (kept in step with libraft's log).
   std::uint64_t next_index() const noexcept { return next_index_; }
 
+  /// How many AppendEntries results were corrected before sending (see do_send).
+  std::uint64_t clamped_results() const noexcept { return clamped_results_; }
+
   // Driven by the actor.
   void tick();
   void receive(raft_message& msg);
@@ -111,6 +114,13 @@ class caf_raft_io {
   raft_io_tick_cb tick_cb_ = nullptr;
   raft_io_recv_cb recv_cb_ = nullptr;
   bool closing_ = false;
+  // The AppendEntries being handled inside recv_cb_, if any: its sender and the last index
+  // it proves matched (see do_send).
+  struct {
+    raft_id leader = 0;
+    std::uint64_t matched_up_to = 0;
+  } answering_;
+  std::uint64_t clamped_results_ = 0;
 
   std::uint64_t next_token_ = 1;
   std::map<std::uint64_t, pending> pending_;

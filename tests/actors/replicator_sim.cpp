@@ -291,6 +291,24 @@ std::vector<std::string> cluster::check_invariants() const {
   return out;
 }
 
+std::string cluster::describe_status(const sim_node& n) {
+  if (!n.alive()) return ", down";
+  caf::scoped_actor self{sys_};
+  auto req = self->request(n.handle, caf::infinite, status_atom::value);
+  sched_.run();
+  std::string out;
+  req.receive(
+      [&](replicator_status& st) {
+        out = ", raft commit " + std::to_string(st.commit_index) + " applied " +
+              std::to_string(st.last_applied) + " last " + std::to_string(st.last_index) +
+              " leader " + std::to_string(st.leader_id) + " dropped frames " +
+              std::to_string(st.frames_dropped) + " storage errors " +
+              std::to_string(st.storage_errors) + " " + st.last_error;
+      },
+      [&](caf::error& err) { out = ", status failed: " + sys_.render(err); });
+  return out;
+}
+
 std::string cluster::heal_and_settle(std::int64_t limit_ms) {
   faults_->heal();
   faults_->drop_permille = 0;
@@ -318,9 +336,18 @@ std::string cluster::heal_and_settle(std::int64_t limit_ms) {
       if (n.applied.back().empty() || n.applied.back().back().index < final_index) return false;
     return true;
   };
-  if (!advance_until(caught_up, deadline - now_ms()))
-    return "not every replica applied index " + std::to_string(final_index) + " within " +
-           std::to_string(limit_ms) + " ms";
+  if (!advance_until(caught_up, deadline - now_ms())) {
+    std::string why = "not every replica applied index " + std::to_string(final_index) +
+                      " within " + std::to_string(limit_ms) + " ms:";
+    for (const auto& n : nodes_)
+      why += " [replica " + std::to_string(n.id) + " " + to_string(n.role) + " term " +
+             std::to_string(n.term) + " applied up to " +
+             (n.applied.back().empty() ? std::string{"nothing"}
+                                       : std::to_string(n.applied.back().back().index)) +
+             ", store last index " + std::to_string(n.store->last_index()) + describe_status(n) +
+             "]";
+    return why;
+  }
   // Caught-up replicas hold the same records in the same order.
   const auto& reference = nodes_.front().applied.back();
   for (const auto& n : nodes_) {
@@ -332,6 +359,187 @@ std::string cluster::heal_and_settle(std::int64_t limit_ms) {
       return "replica " + std::to_string(n.id) + " applied a different sequence than replica 1";
   }
   return {};
+}
+
+}  // namespace bastion::sim
+
+namespace bastion::sim {
+
+fault_schedule make_fault_schedule(std::uint64_t seed, std::size_t nodes) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + 17);
+  auto pick = [&](std::uint64_t n) { return rng() % n; };
+  auto node = [&] { return pick(nodes) + 1; };
+  fault_schedule s;
+  s.seed = seed;
+  s.duration_ms = 3000 + static_cast<std::int64_t>(pick(5000));
+  // Disk speed from the start: from a write every step to one in fifty.
+  s.events.push_back({0, fault_event::disk, 0, 0, static_cast<unsigned>(20 + pick(981))});
+  // Client load throughout: a few records every few hundred ms.
+  for (std::int64_t t = 200; t < s.duration_ms; t += 150 + static_cast<std::int64_t>(pick(400)))
+    s.events.push_back({t, fault_event::propose, 0, 0, static_cast<unsigned>(1 + pick(3))});
+  // Faults.
+  const auto n_faults = 3 + pick(8);
+  for (std::uint64_t i = 0; i < n_faults; ++i) {
+    fault_event e;
+    e.at_ms = static_cast<std::int64_t>(pick(static_cast<std::uint64_t>(s.duration_ms)));
+    e.a = node();
+    do {
+      e.b = node();
+    } while (e.b == e.a && nodes > 1);
+    switch (pick(11)) {
+      case 0:
+      case 1:
+        e.kind = fault_event::crash;
+        // Half the crashes hit whoever leads at the time (a = 0), the node holding the most
+        // acknowledged-but-maybe-unflushed writes. One in three also takes node b down at the
+        // same instant (one power feed for two racks): the only way a majority loses writes it
+        // had not flushed.
+        if (pick(2) == 0) e.a = 0;
+        e.value = pick(3) == 0 ? 2 : 1;
+        // Most crashed nodes come back within the schedule; the rest at the final heal.
+        if (pick(4) != 0)
+          s.events.push_back({e.at_ms + 200 + static_cast<std::int64_t>(pick(2500)),
+                              fault_event::restart, 0, 0, 0});
+        break;
+      case 2:
+        e.kind = fault_event::isolate;
+        break;
+      case 3:
+        e.kind = fault_event::cut;
+        break;
+      case 4:
+        e.kind = fault_event::cut_one_way;
+        break;
+      case 5:
+        e.kind = fault_event::heal;
+        break;
+      case 6:
+        e.kind = fault_event::drop;
+        e.value = static_cast<unsigned>(pick(400));
+        break;
+      case 7:
+        e.kind = fault_event::delay;
+        e.value = static_cast<unsigned>(pick(120));
+        break;
+      case 8:
+        e.kind = fault_event::disk;
+        // Slow disks are the interesting ones: writes wait many steps to become durable.
+        e.value = static_cast<unsigned>(pick(2) == 0 ? 20 + pick(200) : 200 + pick(801));
+        break;
+      case 9:
+        e.kind = fault_event::transfer;
+        break;
+      default:
+        e.kind = fault_event::propose;
+        e.value = static_cast<unsigned>(5 + pick(20));  // a burst
+        break;
+    }
+    s.events.push_back(e);
+  }
+  std::stable_sort(s.events.begin(), s.events.end(),
+                   [](const fault_event& x, const fault_event& y) { return x.at_ms < y.at_ms; });
+  return s;
+}
+
+std::string describe(const fault_schedule& s) {
+  static const char* names[] = {"crash", "restart", "isolate", "cut",     "cut_one_way", "heal",
+                                "drop",  "delay",   "disk",    "propose", "transfer"};
+  std::ostringstream out;
+  out << "schedule seed " << s.seed << ", " << s.duration_ms << " ms:";
+  for (const auto& e : s.events) {
+    if (e.kind == fault_event::propose && e.value <= 3) continue;  // background load
+    out << "\n  @" << e.at_ms << " " << names[e.kind];
+    switch (e.kind) {
+      case fault_event::crash:
+        out << " " << (e.a == 0 ? std::string{"leader"} : std::to_string(e.a));
+        if (e.value == 2) out << " and " << e.b;
+        break;
+      case fault_event::restart:
+        out << " " << (e.a == 0 ? std::string{"all crashed"} : std::to_string(e.a));
+        break;
+      case fault_event::isolate:
+      case fault_event::transfer:
+        out << " " << e.a;
+        break;
+      case fault_event::cut:
+      case fault_event::cut_one_way:
+        out << " " << e.a << (e.kind == fault_event::cut ? " <-> " : " -> ") << e.b;
+        break;
+      case fault_event::drop:
+      case fault_event::delay:
+      case fault_event::disk:
+      case fault_event::propose:
+        out << " " << e.value;
+        break;
+      case fault_event::heal:
+        break;
+    }
+  }
+  return out.str();
+}
+
+std::vector<std::string> run_fault_schedule(const fault_schedule& s, cluster& c) {
+  const auto start = c.now_ms();
+  std::uint64_t record = 0;
+  auto payload = [&] {
+    auto text = "s" + std::to_string(s.seed) + "-r" + std::to_string(record++);
+    return std::vector<std::uint8_t>(text.begin(), text.end());
+  };
+  for (const auto& e : s.events) {
+    const auto wait = start + e.at_ms - c.now_ms();
+    if (wait > 0) c.advance(wait);
+    switch (e.kind) {
+      case fault_event::crash: {
+        const auto victim = e.a != 0 ? e.a : (c.leader() != 0 ? c.leader() : 1);
+        c.crash(victim);
+        if (e.value == 2) c.crash(e.b != victim ? e.b : victim % c.ids().size() + 1);
+        break;
+      }
+      case fault_event::restart:
+        if (e.a != 0) {
+          c.restart(e.a);
+        } else {
+          for (auto id : c.ids()) c.restart(id);
+        }
+        break;
+      case fault_event::isolate:
+        c.net().isolate(e.a, c.ids());
+        break;
+      case fault_event::cut:
+        c.net().cut_both(e.a, e.b);
+        break;
+      case fault_event::cut_one_way:
+        c.net().cut(e.a, e.b);
+        break;
+      case fault_event::heal:
+        c.net().heal();
+        break;
+      case fault_event::drop:
+        c.net().drop_permille = e.value;
+        break;
+      case fault_event::delay:
+        c.net().delay_min_ms = 0;
+        c.net().delay_max_ms = e.value;
+        break;
+      case fault_event::disk:
+        c.disk_flush_permille = e.value;
+        break;
+      case fault_event::propose:
+        for (unsigned i = 0; i < e.value; ++i) c.propose_to_leader(payload());
+        break;
+      case fault_event::transfer:
+        if (auto leader = c.leader(); leader != 0 && leader != e.a) c.transfer(leader, e.a);
+        break;
+    }
+  }
+  const auto rest = start + s.duration_ms - c.now_ms();
+  if (rest > 0) c.advance(rest);
+  auto violations = c.check_invariants();
+  if (auto why = c.heal_and_settle(60000); !why.empty()) violations.push_back(why);
+  for (auto& v : c.check_invariants())
+    if (std::find(violations.begin(), violations.end(), v) == violations.end())
+      violations.push_back(std::move(v));
+  return violations;
 }
 
 }  // namespace bastion::sim

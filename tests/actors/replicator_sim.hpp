@@ -167,6 +167,7 @@ class cluster {
   void step();
   void spawn_node(sim_node& n);
   void on_role(const actors::replicator_status& s);
+  std::string describe_status(const sim_node& n);
 
   caf::actor_system& sys_;
   caf::scheduler::test_coordinator& sched_;
@@ -184,5 +185,45 @@ class cluster {
   std::vector<role_event> role_log_;
   std::vector<std::string> violations_;
 };
+
+}  // namespace bastion::sim
+
+namespace bastion::sim {
+
+/// One timed fault (or client action) in a schedule. Schedules are data: generated from a
+/// seed, printed when a run fails, replayed exactly from the same seed.
+struct fault_event {
+  enum kind_t {
+    crash,        // node a (0: the leader) loses power, unflushed writes lost; value 2: b too
+    restart,      // node a (0: every crashed node) restarts from its store
+    isolate,      // node a cut off from everyone, both ways
+    cut,          // link a <-> b cut
+    cut_one_way,  // frames a -> b lost, b -> a still delivered
+    heal,         // every link restored
+    drop,         // network loses `value` per mille of frames
+    delay,        // network delays frames 0..`value` ms (reordering them)
+    disk,         // each store flushes with probability `value` per mille per step
+    propose,      // `value` records proposed to whoever leads (node 1 if nobody does)
+    transfer,     // the leader is asked to hand over to node a
+  };
+  std::int64_t at_ms = 0;  // from the start of the schedule
+  kind_t kind = heal;
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  unsigned value = 0;
+};
+
+struct fault_schedule {
+  std::uint64_t seed = 0;
+  std::int64_t duration_ms = 0;
+  std::vector<fault_event> events;  // sorted by at_ms
+};
+
+fault_schedule make_fault_schedule(std::uint64_t seed, std::size_t nodes = 3);
+std::string describe(const fault_schedule& s);
+
+/// Plays `s` on `c`, then heals and settles, then checks the invariants. Returns every
+/// violation (empty: the schedule passed).
+std::vector<std::string> run_fault_schedule(const fault_schedule& s, cluster& c);
 
 }  // namespace bastion::sim
