@@ -283,10 +283,14 @@ int caf_raft_io::do_start(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raf
 int caf_raft_io::do_bootstrap(raft_io* io, const raft_configuration* conf) {
   auto& s = self(io);
   auto& rec = s.recovered_;
-  // Pristine: nothing beyond what an interrupted bootstrap leaves (term 1, no vote, no
-  // entry). A bootstrap whose entry never became durable is simply done again.
-  if (!rec.entries.empty() || rec.snap || rec.hard.term > 1 || rec.hard.voted_for != 0)
-    return RAFT_CANTBOOTSTRAP;
+  // A log with no entry and no snapshot gets the initial configuration as entry 1, the same
+  // entry (term 1, the same voters in the same order) that every replica of the cluster
+  // writes. The entry's append completes asynchronously like any other, so a crash can lose
+  // it while the term and vote saved since survive (the fault runner found a cluster whose
+  // majority then had no configuration and could never elect: seed 3064). Writing it again
+  // is safe because it is identical everywhere; the durable term and vote are kept, never
+  // lowered back to 1.
+  if (!rec.entries.empty() || rec.snap) return RAFT_CANTBOOTSTRAP;
   raft_buffer buf{};
   if (int rv = raft_configuration_encode(conf, &buf); rv != 0) return rv;
   journal::log_entry entry;
@@ -295,10 +299,13 @@ int caf_raft_io::do_bootstrap(raft_io* io, const raft_configuration* conf) {
   const auto* bytes = static_cast<const std::uint8_t*>(buf.base);
   entry.payload.assign(bytes, bytes + buf.len);
   raft_free(buf.base);
-  const journal::hard_state hs{1, 0};
-  if (auto err = s.store_.save_hard_state(hs)) {
-    s.set_error("bootstrap: saving term 1 failed");
-    return RAFT_IOERR;
+  journal::hard_state hs = rec.hard;
+  if (hs.term == 0) {
+    hs = journal::hard_state{1, 0};
+    if (auto err = s.store_.save_hard_state(hs)) {
+      s.set_error("bootstrap: saving term 1 failed");
+      return RAFT_IOERR;
+    }
   }
   s.hard_ = hs;
   rec.hard = hs;

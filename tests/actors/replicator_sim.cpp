@@ -322,8 +322,14 @@ std::string cluster::heal_and_settle(std::int64_t limit_ms) {
   std::size_t slot = 0;
   bool acked = false;
   while (!acked && now_ms() < deadline) {
-    if (!advance_until([&] { return leader() != 0; }, deadline - now_ms()))
-      return "no leader within " + std::to_string(limit_ms) + " ms of healing";
+    if (!advance_until([&] { return leader() != 0; }, deadline - now_ms())) {
+      std::string why = "no leader within " + std::to_string(limit_ms) + " ms of healing:";
+      for (const auto& n : nodes_)
+        why += " [replica " + std::to_string(n.id) + " " + to_string(n.role) + " term " +
+               std::to_string(n.term) + ", store last index " +
+               std::to_string(n.store->last_index()) + describe_status(n) + "]";
+      return why;
+    }
     slot = propose_to_leader({'f', 'i', 'n', 'a', 'l'});
     advance_until([&] { return proposal(slot).outcome != proposal_record::pending; },
                   deadline - now_ms());

@@ -1,0 +1,195 @@
+// One replicator process for the multi-process journal test (replicator_kill_leader_test.sh):
+// a replicator on a memory_store, reachable by its peers only through a published raft_link
+// gateway (wire::frame is the one message type that crosses processes), peers found through
+// port files in a shared directory. While it leads, it proposes records; it prints what it
+// sees, one line per event, for the script to read:
+//   PORT <port>            published, peers may connect
+//   ROLE <role> <term> <leader>
+//   ACK <index> <payload>  a record this node proposed is committed
+//   APPLIED <index> <payload>  (to <dir>/node<id>.applied, one per committed record)
+//
+// Usage: replicator_node --id N --nodes 3 --dir DIR --run-ms MS [--propose-every-ms MS]
+
+#include "actors/replicator.hpp"
+#include "runtime/clock/clock.hpp"
+#include "runtime/journal/memory_store.hpp"
+#include "runtime/wire/announce.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+using namespace bastion;
+using namespace bastion::actors;
+
+namespace {
+
+struct node_config : caf::actor_system_config {
+  node_config() {
+    wire::announce_wire_types(*this);
+    announce_replicator_types(*this);
+    load<caf::io::middleman>();
+    set("logger.console-verbosity", caf::atom("quiet"));
+    set("scheduler.max-threads", 2);
+  }
+};
+
+struct options {
+  std::uint64_t id = 0;
+  std::uint64_t nodes = 3;
+  std::string dir;
+  long run_ms = 10000;
+  long propose_every_ms = 50;
+};
+
+bool parse(int argc, char** argv, options& o) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string key = argv[i];
+    std::string value = argv[i + 1];
+    if (key == "--id")
+      o.id = std::stoull(value);
+    else if (key == "--nodes")
+      o.nodes = std::stoull(value);
+    else if (key == "--dir")
+      o.dir = value;
+    else if (key == "--run-ms")
+      o.run_ms = std::stol(value);
+    else if (key == "--propose-every-ms")
+      o.propose_every_ms = std::stol(value);
+    else
+      return false;
+  }
+  return o.id != 0 && o.id <= o.nodes && !o.dir.empty();
+}
+
+std::mutex out_mutex;
+
+void say(const std::string& line) {
+  std::lock_guard<std::mutex> guard{out_mutex};
+  std::cout << line << std::endl;
+}
+
+// Forwards frames from the network to the local replicator; the only actor published.
+raft_link::behavior_type gateway(raft_link::pointer self, replicator_actor local) {
+  return {[=](wire::frame& f) { self->send(local, std::move(f)); }};
+}
+
+commit_subscriber::behavior_type applied_writer(commit_subscriber::pointer,
+                                                std::shared_ptr<std::ofstream> out) {
+  return {[=](committed_atom, const committed_entry& e) {
+    *out << e.index << " " << std::string(e.payload.begin(), e.payload.end()) << "\n";
+    out->flush();
+  }};
+}
+
+role_observer::behavior_type role_printer(role_observer::pointer) {
+  return {[](role_changed_atom, const replicator_status& s) {
+    say("ROLE " + std::string{to_string(s.role)} + " " + std::to_string(s.term) + " " +
+        std::to_string(s.leader_id));
+  }};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  if (!parse(argc, argv, opt)) {
+    std::cerr << "usage: replicator_node --id N --nodes 3 --dir DIR --run-ms MS "
+                 "[--propose-every-ms MS]\n";
+    return 2;
+  }
+  node_config cfg;
+  caf::actor_system sys{cfg};
+  system_clock_source clock;
+  journal::memory_store store;
+
+  // The "disk": flushes the store every millisecond on its own thread, as group commit would.
+  std::atomic<bool> stop{false};
+  std::thread disk{[&] {
+    while (!stop) {
+      store.flush();
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+  }};
+
+  auto applied_file =
+      std::make_shared<std::ofstream>(opt.dir + "/node" + std::to_string(opt.id) + ".applied");
+  replicator_config rc;
+  rc.id = opt.id;
+  rc.address = "127.0.0.1/node" + std::to_string(opt.id);
+  for (std::uint64_t peer = 1; peer <= opt.nodes; ++peer)
+    if (peer != opt.id) rc.peers.push_back({peer, "127.0.0.1/node" + std::to_string(peer), {}});
+  rc.rng_seed = opt.id * 7919;
+  rc.subscribers = {sys.spawn(applied_writer, applied_file)};
+  rc.role_observers = {sys.spawn(role_printer)};
+  auto replicator = spawn_replicator(sys, rc, store, clock);
+
+  auto gw = sys.spawn(gateway, replicator);
+  auto port = sys.middleman().publish(gw, 0, "127.0.0.1");
+  if (!port) {
+    std::cerr << "publish failed: " << sys.render(port.error()) << "\n";
+    return 1;
+  }
+  {
+    std::ofstream pf(opt.dir + "/node" + std::to_string(opt.id) + ".port.tmp");
+    pf << *port << "\n";
+  }
+  std::rename((opt.dir + "/node" + std::to_string(opt.id) + ".port.tmp").c_str(),
+              (opt.dir + "/node" + std::to_string(opt.id) + ".port").c_str());
+  say("PORT " + std::to_string(*port));
+
+  // Connect to every peer once its port file appears (bounded: 20 s).
+  for (std::uint64_t peer = 1; peer <= opt.nodes; ++peer) {
+    if (peer == opt.id) continue;
+    bool linked = false;
+    for (int attempt = 0; attempt < 200 && !linked; ++attempt) {
+      std::ifstream pf(opt.dir + "/node" + std::to_string(peer) + ".port");
+      std::uint16_t peer_port = 0;
+      if (pf >> peer_port) {
+        auto link = sys.middleman().remote_actor<raft_link>("127.0.0.1", peer_port);
+        if (link) {
+          caf::anon_send(replicator, peer_link_atom::value, peer, *link);
+          linked = true;
+          say("LINKED " + std::to_string(peer));
+        }
+      }
+      if (!linked) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+    if (!linked) {
+      std::cerr << "could not reach peer " << peer << "\n";
+      return 1;
+    }
+  }
+
+  // Propose while leading; a refusal names the leader, which is all we need to know.
+  caf::scoped_actor self{sys};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{opt.run_ms};
+  std::uint64_t next_record = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string payload = "n" + std::to_string(opt.id) + "-r" + std::to_string(next_record);
+    self->request(replicator, std::chrono::seconds{5}, propose_atom::value,
+                  std::vector<std::uint8_t>(payload.begin(), payload.end()))
+        .receive(
+            [&](std::uint64_t index) {
+              ++next_record;
+              say("ACK " + std::to_string(index) + " " + payload);
+            },
+            [&](caf::error&) {});
+    std::this_thread::sleep_for(std::chrono::milliseconds{opt.propose_every_ms});
+  }
+  say("DONE");
+  self->send_exit(replicator, caf::exit_reason::user_shutdown);
+  self->send_exit(gw, caf::exit_reason::user_shutdown);
+  stop = true;
+  disk.join();
+  return 0;
+}
