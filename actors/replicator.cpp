@@ -111,7 +111,7 @@ struct replicator_state {
   caf::error start() {
     auto recovered = store->load();
     if (!recovered)
-      return make_error(journal_errc::storage_failed,
+      return make_error(replicator_errc::storage_failed,
                         "loading the journal failed: " + self->system().render(recovered.error()));
     engine = std::make_unique<raft_engine>();
     caf::weak_actor_ptr weak{self->ctrl()};
@@ -180,7 +180,7 @@ struct replicator_state {
     raft_close(raft(), on_raft_closed);
     if (!engine->closed) std::abort();  // our io closes synchronously; anything else is a bug
     for (auto& [req, p] : proposals)
-      p->promise.deliver(make_error(journal_errc::shutdown, "the replicator stopped"));
+      p->promise.deliver(make_error(replicator_errc::shutdown, "the replicator stopped"));
     proposals.clear();
   }
 
@@ -192,7 +192,7 @@ struct replicator_state {
     std::string detail = std::string{what} + ": " + raft_strerror(rv);
     if (engine && engine->initialised && *raft_errmsg(raft()) != '\0')
       detail += std::string{" ("} + raft_errmsg(raft()) + ")";
-    return make_error(journal_errc::raft_failed, std::move(detail));
+    return make_error(replicator_errc::raft_failed, std::move(detail));
   }
 
   // --- libraft's state machine: committed entries go to the subscribers ------------------
@@ -231,20 +231,20 @@ struct replicator_state {
   }
 
   caf::result<std::uint64_t> propose(std::vector<std::uint8_t>& bytes) {
-    if (!running()) return make_error(journal_errc::shutdown, "the replicator is not running");
+    if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
     if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
     if (bytes.size() > cfg.record_bytes_max)
-      return make_error(journal_errc::record_too_large,
+      return make_error(replicator_errc::record_too_large,
                         "record of " + std::to_string(bytes.size()) + " bytes exceeds " +
                             std::to_string(cfg.record_bytes_max));
     if (proposals.size() >= cfg.proposals_in_flight_max)
-      return make_error(journal_errc::overloaded,
+      return make_error(replicator_errc::overloaded,
                         std::to_string(proposals.size()) + " proposals already in flight");
     raft_buffer buf;
     buf.len = bytes.size();
     buf.base = raft_malloc(bytes.empty() ? 1 : bytes.size());
     if (buf.base == nullptr)
-      return make_error(journal_errc::overloaded, "out of memory for the record");
+      return make_error(replicator_errc::overloaded, "out of memory for the record");
     if (!bytes.empty()) std::memcpy(buf.base, bytes.data(), bytes.size());
     auto p = std::make_unique<proposal>();
     p->owner = this;
@@ -277,7 +277,7 @@ struct replicator_state {
         return;
       case RAFT_LEADERSHIPLOST:
         p->promise.deliver(
-            make_error(journal_errc::lost_leadership,
+            make_error(replicator_errc::lost_leadership,
                        "leadership lost before record " + std::to_string(req->index) +
                            " committed; it may still commit: retry with the same request id"));
         return;
@@ -287,13 +287,13 @@ struct replicator_state {
       case RAFT_SHUTDOWN:
       case RAFT_CANCELED:
         p->promise.deliver(make_error(
-            journal_errc::shutdown,
+            replicator_errc::shutdown,
             "the replicator stopped before record " + std::to_string(req->index) + " committed"));
         return;
       case RAFT_IOERR:
       case RAFT_NOSPACE:
         p->promise.deliver(make_error(
-            journal_errc::storage_failed,
+            replicator_errc::storage_failed,
             "writing record " + std::to_string(req->index) + " failed: " + raft_strerror(status)));
         return;
       default:
@@ -304,10 +304,10 @@ struct replicator_state {
   // --- Leadership transfer -------------------------------------------------------------------
 
   caf::result<std::uint64_t> start_transfer(std::uint64_t target) {
-    if (!running()) return make_error(journal_errc::shutdown, "the replicator is not running");
+    if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
     if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
     if (transfer)
-      return make_error(journal_errc::overloaded, "a leadership transfer is already running");
+      return make_error(replicator_errc::overloaded, "a leadership transfer is already running");
     auto t = std::make_unique<transfer_request>();
     t->owner = this;
     t->target = target;
@@ -317,7 +317,7 @@ struct replicator_state {
     // The promise owns this request's response from here on: failures go through it too.
     if (int rv = raft_transfer(raft(), &t->req, target, on_transferred); rv != 0) {
       if (rv == RAFT_BADID || rv == RAFT_NOTFOUND)
-        promise.deliver(make_error(journal_errc::bad_target,
+        promise.deliver(make_error(replicator_errc::bad_target,
                                    "server " + std::to_string(target) + " is not a voting peer"));
       else
         promise.deliver(raft_error("raft_transfer", rv));
@@ -342,9 +342,9 @@ struct replicator_state {
       t->promise.deliver(static_cast<std::uint64_t>(leader));
     else
       t->promise.deliver(
-          make_error(journal_errc::transfer_failed, "server " + std::to_string(t->target) +
-                                                        " did not take over; leader is now " +
-                                                        std::to_string(leader)));
+          make_error(replicator_errc::transfer_failed, "server " + std::to_string(t->target) +
+                                                           " did not take over; leader is now " +
+                                                           std::to_string(leader)));
   }
 
   // --- Incoming frames ---------------------------------------------------------------------
@@ -458,7 +458,7 @@ replicator_impl::behavior_type replicator_main(replicator_self* self, replicator
       [self](subscribe_atom, commit_subscriber sub) -> caf::result<std::uint64_t> {
         auto& s = self->state;
         if (s.subscribers.size() >= s.cfg.subscribers_max)
-          return make_error(journal_errc::overloaded,
+          return make_error(replicator_errc::overloaded,
                             std::to_string(s.subscribers.size()) + " subscribers already");
         self->monitor(sub);
         s.subscribers.push_back(std::move(sub));
@@ -467,7 +467,7 @@ replicator_impl::behavior_type replicator_main(replicator_self* self, replicator
       [self](watch_role_atom, role_observer obs) -> caf::result<replicator_status> {
         auto& s = self->state;
         if (s.observers.size() >= s.cfg.subscribers_max)
-          return make_error(journal_errc::overloaded,
+          return make_error(replicator_errc::overloaded,
                             std::to_string(s.observers.size()) + " role observers already");
         self->monitor(obs);
         s.observers.push_back(std::move(obs));
@@ -509,7 +509,7 @@ replicator_actor spawn_replicator(caf::actor_system& sys, replicator_config cfg,
 void announce_replicator_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<committed_entry>("bastion.committed_entry");
   cfg.add_message_type<replicator_status>("bastion.replicator_status");
-  cfg.add_error_category(journal_category::value, render_journal_error);
+  cfg.add_error_category(replicator_category::value, render_replicator_error);
 }
 
 }  // namespace bastion::actors

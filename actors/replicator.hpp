@@ -8,7 +8,7 @@
 //
 // What the rest of Bastion sees:
 // - propose(bytes) -> the record's log index once it is committed (durable on a majority and
-//   applied here), or journal_errc::not_leader (naming the leader when known),
+//   applied here), or replicator_errc::not_leader (naming the leader when known),
 //   lost_leadership (outcome unknown: retry with the same request id), overloaded,
 //   record_too_large, shutdown.
 // - subscribe(subscriber) -> committed command entries, in log order, from the next one
@@ -128,7 +128,7 @@ struct replicator_config {
 };
 
 /// Spawns a replicator. It loads `store` and starts libraft at once; a store that cannot be
-/// loaded, or a libraft start failure, makes it exit with journal_errc::storage_failed or
+/// loaded, or a libraft start failure, makes it exit with replicator_errc::storage_failed or
 /// raft_failed. REQUIRES: `store` and `clock` outlive the actor, and no other replicator uses
 /// `store` while this one runs.
 replicator_actor spawn_replicator(caf::actor_system& sys, replicator_config cfg,

@@ -1,5 +1,6 @@
 #pragma once
-// Typed errors of the replicated journal (actors/replicator). Every one is an operating error
+// Typed errors of the replicated journal (actors/replicator), category "replicator" (the
+// journal store's own errors are runtime/journal/errors.hpp). Every one is an operating error
 // a caller handles (retry elsewhere, retry later, report), never a bug.
 
 #include <caf/atom.hpp>
@@ -11,7 +12,7 @@
 
 namespace bastion::actors {
 
-enum class journal_errc : std::uint8_t {
+enum class replicator_errc : std::uint8_t {
   // Codes start at 1: CAF treats code 0 as "no error".
   not_leader = 1,    // this replica cannot take proposals; the context names the leader if known
   lost_leadership,   // the leader stepped down before the record committed: outcome unknown,
@@ -26,14 +27,14 @@ enum class journal_errc : std::uint8_t {
 };
 
 /// The atom naming the category, registered by announce_replicator_types.
-using journal_category = caf::atom_constant<caf::atom("journal")>;
+using replicator_category = caf::atom_constant<caf::atom("replicator")>;
 
-const char* to_string(journal_errc code) noexcept;
+const char* to_string(replicator_errc code) noexcept;
 
-/// ADL hook so `caf::error err = journal_errc::x;` works.
-caf::error make_error(journal_errc code);
+/// ADL hook so `caf::error err = replicator_errc::x;` works.
+caf::error make_error(replicator_errc code);
 /// The error with a message for the person who reads the log.
-caf::error make_error(journal_errc code, std::string detail);
+caf::error make_error(replicator_errc code, std::string detail);
 
 /// not_leader carries the leader's id and address when this replica knows them.
 caf::error make_not_leader(std::string detail, std::uint64_t leader_id, std::string leader_address);
@@ -47,9 +48,9 @@ struct leader_hint {
 std::optional<leader_hint> leader_of(const caf::error& err);
 
 /// The detail string of a journal error (empty for other errors or none given).
-std::string journal_error_detail(const caf::error& err);
+std::string replicator_error_detail(const caf::error& err);
 
-/// Renders an error of the journal category, e.g. "journal.not_leader: <detail>".
-std::string render_journal_error(std::uint8_t code, caf::atom_value, const caf::message& ctx);
+/// Renders an error of the replicator category, e.g. "replicator.not_leader: <detail>".
+std::string render_replicator_error(std::uint8_t code, caf::atom_value, const caf::message& ctx);
 
 }  // namespace bastion::actors

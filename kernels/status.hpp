@@ -2,6 +2,7 @@
 // Results of kernel operations. kernels/ depends on nothing of ours (and not on CAF), so it
 // has its own small status type; the worker turns a failed status into an actor error.
 
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -30,5 +31,16 @@ class [[nodiscard]] status {
   status_code code_ = status_code::ok;
   std::string message_;
 };
+
+/// Thread-safe text of an errno value (std::strerror shares one buffer between threads).
+inline std::string errno_message(int err) {
+  char buf[256];
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  return ::strerror_r(err, buf, sizeof buf);  // GNU variant: returns the message pointer
+#else
+  return ::strerror_r(err, buf, sizeof buf) == 0 ? std::string{buf}
+                                                 : "errno " + std::to_string(err);
+#endif
+}
 
 }  // namespace bastion::kernels

@@ -82,6 +82,8 @@ class log_store {
 
   /// Stores a snapshot, then drops entries before `snap.index - trailing` (keeping `trailing`
   /// entries so slow followers can still be fed from the log). `done` runs once durable.
+  /// As in libraft's raft_io, `trailing == 0` means an installed snapshot: the whole log is
+  /// dropped and the next append starts at `snap.index + 1`.
   virtual void put_snapshot(snapshot snap, std::uint64_t trailing, completion done) = 0;
 
   /// The latest stored snapshot, if any.

@@ -130,13 +130,13 @@ CAF_TEST(a follower refuses proposals and names the leader) {
   sched.run();
   req.receive([&](std::uint64_t) { CAF_FAIL("a follower accepted a proposal"); },
               [&](caf::error& err) { refused = std::move(err); });
-  CAF_CHECK_EQUAL(refused.category(), journal_category::value);
-  CAF_CHECK_EQUAL(refused.code(), static_cast<std::uint8_t>(journal_errc::not_leader));
+  CAF_CHECK_EQUAL(refused.category(), replicator_category::value);
+  CAF_CHECK_EQUAL(refused.code(), static_cast<std::uint8_t>(replicator_errc::not_leader));
   auto hint = leader_of(refused);
   CAF_REQUIRE(hint.has_value());
   CAF_CHECK_EQUAL(hint->id, leader);
   CAF_CHECK_EQUAL(hint->address, "replica-" + std::to_string(leader));
-  CAF_CHECK(sys.render(refused).find("journal.not_leader") != std::string::npos);
+  CAF_CHECK(sys.render(refused).find("replicator.not_leader") != std::string::npos);
 }
 
 CAF_TEST(when the leader crashes the others elect a new one and keep committing) {
@@ -287,7 +287,7 @@ CAF_TEST(oversized records are refused with a typed error) {
   sched.run();
   req.receive([&](std::uint64_t) { CAF_FAIL("an oversized record was accepted"); },
               [&](caf::error& err) { refused = std::move(err); });
-  CAF_CHECK_EQUAL(refused.code(), static_cast<std::uint8_t>(journal_errc::record_too_large));
+  CAF_CHECK_EQUAL(refused.code(), static_cast<std::uint8_t>(replicator_errc::record_too_large));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,0 +1,244 @@
+#include "actors/scheduling/scheduler_policy.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace bastion::scheduling {
+
+const char* to_string(worker_kind k) noexcept {
+  switch (k) {
+    case worker_kind::gpu:
+      return "gpu";
+    case worker_kind::cpu:
+      return "cpu";
+    case worker_kind::edge:
+      return "edge";
+  }
+  return "unknown";
+}
+
+scheduler_policy::scheduler_policy(policy_config cfg) : cfg_(std::move(cfg)) {}
+
+void scheduler_policy::upsert_worker(worker_state w) {
+  worker_running_.try_emplace(w.id, 0);
+  workers_[w.id] = std::move(w);
+}
+
+void scheduler_policy::set_health(const std::string& worker, bool healthy) {
+  if (auto it = workers_.find(worker); it != workers_.end()) it->second.healthy = healthy;
+}
+
+std::vector<std::uint64_t> scheduler_policy::remove_worker(const std::string& worker) {
+  std::vector<std::uint64_t> orphans;
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (it->second.worker == worker) {
+      orphans.push_back(it->first);
+      --running_by_class_[static_cast<std::size_t>(it->second.ticket.cls)];
+      it = running_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  workers_.erase(worker);
+  worker_running_.erase(worker);
+  return orphans;
+}
+
+std::size_t scheduler_policy::queued_total() const noexcept {
+  std::size_t n = 0;
+  for (const auto& q : queues_) n += q.size();
+  return n;
+}
+
+std::size_t scheduler_policy::total_slots() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [id, w] : workers_)
+    if (w.healthy) n += w.slots;
+  return n;
+}
+
+bool scheduler_policy::serves(const worker_state& w, const std::string& model) const {
+  return std::find(w.models.begin(), w.models.end(), model) != w.models.end();
+}
+
+std::uint32_t scheduler_policy::retry_after_ms(priority_class c) const {
+  // Time for the work ahead to drain through the slots we have, bounded both ways.
+  const double ahead = static_cast<double>(queues_[static_cast<std::size_t>(c)].size());
+  const double slots = static_cast<double>(std::max<std::size_t>(1, total_slots()));
+  const double est = service_ms_ewma_ * ahead / slots;
+  const double lo = static_cast<double>(cfg_.retry_after_min.count());
+  const double hi = static_cast<double>(cfg_.retry_after_max.count());
+  return static_cast<std::uint32_t>(std::clamp(est, lo, hi));
+}
+
+admit_result scheduler_policy::admit(request_ticket t) {
+  if (draining_) return {admit_code::draining, 0, "the node is draining and takes no new requests"};
+  const bool known = std::any_of(workers_.begin(), workers_.end(),
+                                 [&](const auto& kv) { return serves(kv.second, t.model); }) ||
+                     cfg_.fallback_model.count(t.model) > 0;
+  if (!known) return {admit_code::unknown_model, 0, "no worker serves model '" + t.model + "'"};
+  auto& q = queues_[static_cast<std::size_t>(t.cls)];
+  if (q.size() >= cfg_.queue_max[static_cast<std::size_t>(t.cls)]) {
+    const auto after = retry_after_ms(t.cls);
+    return {admit_code::overloaded, after,
+            std::string{"the "} + to_string(t.cls) + " queue is full (" + std::to_string(q.size()) +
+                " requests); retry after " + std::to_string(after) + " ms"};
+  }
+  q.push_back(std::move(t));
+  return {};
+}
+
+std::vector<const worker_state*> scheduler_policy::eligible(const request_ticket& t,
+                                                            const std::string& model) const {
+  auto tier = [&](worker_kind kind) {
+    std::vector<const worker_state*> out;
+    for (const auto& [id, w] : workers_)
+      if (w.kind == kind && w.healthy && serves(w, model)) out.push_back(&w);
+    return out;
+  };
+  if (t.edge)
+    if (auto e = tier(worker_kind::edge); !e.empty()) return e;
+  // GPU workers whenever a healthy one has the model (wait for a slot there rather than run
+  // on a CPU); CPU workers of the same model only when no GPU worker is healthy.
+  if (auto g = tier(worker_kind::gpu); !g.empty()) return g;
+  return tier(worker_kind::cpu);
+}
+
+scheduler_policy::target scheduler_policy::targets(const request_ticket& t) const {
+  if (auto e = eligible(t, t.model); !e.empty()) return {std::move(e), t.model, false};
+  // The configured fallback model only when no healthy worker serves the requested one.
+  if (auto fb = cfg_.fallback_model.find(t.model); fb != cfg_.fallback_model.end())
+    if (auto e = eligible(t, fb->second); !e.empty()) return {std::move(e), fb->second, true};
+  return {};
+}
+
+std::optional<dispatch> scheduler_policy::place(const request_ticket& t) const {
+  const auto tg = targets(t);
+  const worker_state* best = nullptr;
+  double best_load = 2.0;
+  for (const auto* w : tg.workers) {
+    const std::size_t busy = worker_running_.at(w->id);
+    if (busy >= w->slots) continue;
+    const double load = static_cast<double>(busy) / static_cast<double>(w->slots);
+    if (load < best_load) {
+      best_load = load;
+      best = w;
+    }
+  }
+  if (!best) return std::nullopt;
+  return dispatch{t.id, best->id, tg.model, tg.fallback};
+}
+
+std::optional<std::uint64_t> scheduler_policy::victim_for(const request_ticket& t) const {
+  const auto tg = targets(t);
+  std::optional<std::uint64_t> victim;
+  priority_class worst = t.cls;
+  std::uint64_t newest = 0;
+  for (const auto& [id, r] : running_) {
+    if (r.ticket.cls <= t.cls) continue;  // only strictly lower classes are preempted
+    const bool on_target = std::any_of(tg.workers.begin(), tg.workers.end(),
+                                       [&](const worker_state* w) { return w->id == r.worker; });
+    if (!on_target) continue;
+    if (!victim || r.ticket.cls > worst || (r.ticket.cls == worst && r.start_seq > newest)) {
+      victim = id;
+      worst = r.ticket.cls;
+      newest = r.start_seq;
+    }
+  }
+  return victim;
+}
+
+void scheduler_policy::start(const dispatch& d, const request_ticket& t) {
+  running_[t.id] = running_entry{d.worker, t, ++next_start_seq_};
+  ++worker_running_[d.worker];
+  ++running_by_class_[static_cast<std::size_t>(t.cls)];
+}
+
+decisions scheduler_policy::schedule(local_time now) {
+  decisions out;
+  const std::size_t total = total_slots();
+  for (std::size_t ci = 0; ci < class_count; ++ci) {
+    auto& q = queues_[ci];
+    const auto cls = static_cast<priority_class>(ci);
+    // Scan the whole class queue in order: a request whose model's workers are full must not
+    // block one for another model behind it.
+    for (auto it = q.begin(); it != q.end();) {
+      if (cls == priority_class::production) {
+        // Lower classes' slots are production's to take back (preemption below), so only
+        // production's own limit applies.
+        std::array<std::size_t, class_count> own{};
+        own[ci] = running_by_class_[ci];
+        if (running_by_class_[ci] >= cfg_.capacity.allowed_slots(now, cls, total, own)) break;
+      } else if (running_by_class_[ci] >=
+                 cfg_.capacity.allowed_slots(now, cls, total, running_by_class_)) {
+        break;
+      }
+      auto d = place(*it);
+      if (!d && cls == priority_class::production) {
+        // Production waits only for production: take the slot of the lowest class running.
+        if (auto victim = victim_for(*it)) {
+          const auto entry = running_.at(*victim);
+          out.preempts.push_back({*victim, entry.worker});
+          --worker_running_[entry.worker];
+          --running_by_class_[static_cast<std::size_t>(entry.ticket.cls)];
+          running_.erase(*victim);
+          queues_[static_cast<std::size_t>(entry.ticket.cls)].push_front(entry.ticket);
+          d = place(*it);
+          assert(d && "a preempted slot must be usable by the production request");
+        }
+      }
+      if (!d) {
+        ++it;
+        continue;
+      }
+      out.starts.push_back(*d);
+      start(*d, *it);
+      it = q.erase(it);
+    }
+  }
+  return out;
+}
+
+void scheduler_policy::finished(std::uint64_t request, std::chrono::nanoseconds service_time) {
+  auto it = running_.find(request);
+  if (it == running_.end()) return;  // already preempted, cancelled or its worker removed
+  --worker_running_[it->second.worker];
+  --running_by_class_[static_cast<std::size_t>(it->second.ticket.cls)];
+  running_.erase(it);
+  const double ms = std::chrono::duration<double, std::milli>(service_time).count();
+  if (ms > 0) service_ms_ewma_ = 0.8 * service_ms_ewma_ + 0.2 * ms;
+}
+
+scheduler_policy::cancel_outcome scheduler_policy::cancel(std::uint64_t request,
+                                                          std::string* worker) {
+  for (auto& q : queues_) {
+    auto it =
+        std::find_if(q.begin(), q.end(), [&](const request_ticket& t) { return t.id == request; });
+    if (it != q.end()) {
+      q.erase(it);
+      return cancel_outcome::dequeued;
+    }
+  }
+  if (auto it = running_.find(request); it != running_.end()) {
+    if (worker) *worker = it->second.worker;
+    return cancel_outcome::running;
+  }
+  return cancel_outcome::not_found;
+}
+
+std::vector<std::uint64_t> scheduler_policy::expire(std::chrono::nanoseconds now) {
+  std::vector<std::uint64_t> expired;
+  for (auto& q : queues_) {
+    for (auto it = q.begin(); it != q.end();) {
+      if (it->deadline.count() > 0 && it->deadline <= now) {
+        expired.push_back(it->id);
+        it = q.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return expired;
+}
+
+}  // namespace bastion::scheduling

@@ -1,0 +1,156 @@
+#pragma once
+// The scheduler's decisions, without CAF: bounded queues per priority class, the capacity
+// policy of the time windows, routing by model and worker kind (GPU first, CPU workers of the
+// same model when no GPU worker is healthy, then a configured fallback model), preemption of
+// lower classes when production waits, deadlines and overload. The scheduler actor owns one
+// and turns its decisions into messages; tests drive it directly with explicit time.
+//
+// Not thread-safe: owned by one actor.
+
+#include "actors/scheduling/capacity_policy.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bastion::scheduling {
+
+enum class worker_kind : std::uint8_t { gpu, cpu, edge };
+const char* to_string(worker_kind k) noexcept;
+
+struct worker_state {
+  std::string id;
+  worker_kind kind = worker_kind::cpu;
+  std::vector<std::string> models;  // model ids it has loaded
+  std::size_t slots = 1;            // sequences it runs at once (its batch capacity)
+  bool healthy = true;
+};
+
+struct request_ticket {
+  std::uint64_t id = 0;
+  std::string model;
+  priority_class cls = priority_class::interactive;
+  std::chrono::nanoseconds deadline{0};  // monotonic; 0 = none
+  bool edge = false;                     // latency-critical: route to edge workers
+};
+
+enum class admit_code : std::uint8_t { admitted, overloaded, unknown_model, draining };
+
+struct admit_result {
+  admit_code code = admit_code::admitted;
+  std::uint32_t retry_after_ms = 0;  // with overloaded
+  std::string message;               // for the person reading the error
+};
+
+struct dispatch {
+  std::uint64_t request = 0;
+  std::string worker;
+  std::string model;            // the model to run: the requested one or its fallback
+  bool fallback_model = false;  // true when `model` is the configured fallback
+};
+
+struct preemption {
+  std::uint64_t request = 0;  // requeued at the front of its class; the worker must stop it
+  std::string worker;
+};
+
+struct decisions {
+  std::vector<preemption> preempts;  // apply before starts: they free the slots starts use
+  std::vector<dispatch> starts;
+};
+
+struct policy_config {
+  std::array<std::size_t, class_count> queue_max{256, 256, 1024, 1024};
+  std::map<std::string, std::string> fallback_model;  // model -> model to use instead
+  std::chrono::milliseconds retry_after_min{50};
+  std::chrono::milliseconds retry_after_max{30000};
+  capacity_policy capacity;
+};
+
+class scheduler_policy {
+ public:
+  explicit scheduler_policy(policy_config cfg);
+
+  /// Adds or replaces a worker; requests running on it stay accounted to it.
+  void upsert_worker(worker_state w);
+  void set_health(const std::string& worker, bool healthy);
+  /// Removes a worker and returns the requests that were running on it (the caller fails or
+  /// resubmits them).
+  std::vector<std::uint64_t> remove_worker(const std::string& worker);
+
+  /// Queues the request or refuses it (queue of its class full, model unknown, draining).
+  admit_result admit(request_ticket t);
+
+  /// What to start (and preempt) now, given the local time for the capacity windows.
+  decisions schedule(local_time now);
+
+  /// A running request ended (finished, failed or cancelled at the worker): frees its slot.
+  /// `service_time` feeds the retry-after estimate.
+  void finished(std::uint64_t request, std::chrono::nanoseconds service_time);
+
+  enum class cancel_outcome : std::uint8_t { not_found, dequeued, running };
+  /// Removes a queued request, or reports the worker a running one is on (the caller tells the
+  /// worker, which later reports finished()).
+  cancel_outcome cancel(std::uint64_t request, std::string* worker = nullptr);
+
+  /// Dequeues every queued request whose deadline has passed.
+  std::vector<std::uint64_t> expire(std::chrono::nanoseconds now);
+
+  /// Refuses new requests from now on; queued and running ones continue.
+  void start_drain() noexcept { draining_ = true; }
+  bool drained() const noexcept { return queued_total() == 0 && running_.empty(); }
+
+  std::size_t queued(priority_class c) const noexcept {
+    return queues_[static_cast<std::size_t>(c)].size();
+  }
+  std::size_t queued_total() const noexcept;
+  std::size_t running(priority_class c) const noexcept {
+    return running_by_class_[static_cast<std::size_t>(c)];
+  }
+  std::size_t total_slots() const noexcept;
+  const std::string& window_name(local_time t) const { return cfg_.capacity.window_name_at(t); }
+
+ private:
+  struct running_entry {
+    std::string worker;
+    request_ticket ticket;
+    std::uint64_t start_seq = 0;
+  };
+
+  bool serves(const worker_state& w, const std::string& model) const;
+  struct target {
+    std::vector<const worker_state*> workers;  // where the request may run
+    std::string model;                         // the requested model or its fallback
+    bool fallback = false;
+  };
+  /// Healthy workers of the tier a request for `model` goes to: edge workers first for edge
+  /// requests, then GPU workers when any healthy one has the model, else CPU workers.
+  std::vector<const worker_state*> eligible(const request_ticket& t,
+                                            const std::string& model) const;
+  /// The eligible workers for the requested model, else for its configured fallback.
+  target targets(const request_ticket& t) const;
+  /// The least loaded target worker with a free slot, if any.
+  std::optional<dispatch> place(const request_ticket& t) const;
+  /// For a production ticket that cannot be placed: the lowest-class, most recently started
+  /// running request on one of its target workers.
+  std::optional<std::uint64_t> victim_for(const request_ticket& t) const;
+  void start(const dispatch& d, const request_ticket& t);
+  std::uint32_t retry_after_ms(priority_class c) const;
+
+  policy_config cfg_;
+  std::map<std::string, worker_state> workers_;
+  std::map<std::string, std::size_t> worker_running_;
+  std::array<std::deque<request_ticket>, class_count> queues_;
+  std::map<std::uint64_t, running_entry> running_;
+  std::array<std::size_t, class_count> running_by_class_{};
+  std::uint64_t next_start_seq_ = 0;
+  double service_ms_ewma_ = 1000.0;
+  bool draining_ = false;
+};
+
+}  // namespace bastion::scheduling

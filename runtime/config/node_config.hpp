@@ -1,0 +1,98 @@
+#pragma once
+// One typed configuration for a node (STYLE.md 10): node and site, listeners, models, workers,
+// the scheduler's queues and capacity windows, and API keys. Loaded from a TOML file (and
+// command-line overrides in the mains); every value is validated at start and a bad one is
+// refused with its key path, the value and the reason. Unknown keys are refused too, so a
+// misspelt setting never silently falls back to a default.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bastion::config {
+
+struct node_section {
+  std::string name = "node-1";
+  std::string site = "prod";  // prod | dr-local | dr-remote
+  std::size_t threads = 0;    // actor scheduler threads; 0 = one per core
+};
+
+struct listen_section {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0 = off
+};
+
+struct http_section {
+  listen_section listen{"127.0.0.1", 8080};
+  std::size_t body_bytes_max = std::size_t{1} << 20;
+  std::size_t connections_max = 256;
+  std::uint32_t idle_timeout_ms = 30000;
+};
+
+struct model_section {
+  std::string id;
+  std::string path;             // a .gguf file or a Hugging Face folder
+  std::string format = "gguf";  // gguf | hf
+  std::string fallback;         // model id to use when no healthy worker serves this one
+  std::uint32_t context_tokens_max = 4096;
+};
+
+struct worker_section {
+  std::string id;
+  std::string kind = "cpu";  // gpu | cpu | edge
+  std::vector<std::string> models;
+  std::uint32_t batch_max = 16;    // sequences per step
+  std::uint32_t threads = 0;       // compute threads; 0 = one per core
+  std::uint32_t kv_blocks = 1024;  // paged KV cache size, in blocks
+  int device = -1;                 // CUDA device for gpu workers
+};
+
+struct window_section {
+  std::string name;
+  std::uint8_t days_mask = 0;  // bit 0 = Monday
+  int start_minute = 0;
+  int end_minute = 24 * 60;
+  std::array<double, 4> reserve{0, 0, 0, 0};  // production, interactive, batch, training
+  std::array<double, 4> limit{1, 1, 1, 1};
+};
+
+struct scheduler_section {
+  int utc_offset_minutes = 0;  // "+08:00" in the file
+  std::array<std::size_t, 4> queue_max{256, 256, 1024, 1024};
+  std::uint32_t deadline_ms_default = 60000;
+  std::uint32_t retry_after_ms_min = 50;
+  std::uint32_t retry_after_ms_max = 30000;
+  std::vector<window_section> windows;
+};
+
+struct api_key_section {
+  std::string name;
+  std::string key_sha256;            // hex SHA-256 of the key; the key itself is never stored
+  std::vector<std::string> classes;  // priority classes this key may use
+};
+
+struct node_config {
+  node_section node;
+  http_section http;
+  listen_section rpc{"127.0.0.1", 0};
+  std::vector<model_section> models;
+  std::vector<worker_section> workers;
+  scheduler_section scheduler;
+  std::vector<api_key_section> api_keys;
+};
+
+/// Result of loading: the config, or the reasons it was refused (all of them, one per line).
+struct load_result {
+  std::optional<node_config> config;
+  std::vector<std::string> errors;
+};
+
+/// Parses and validates TOML text; `origin` names the file in messages.
+load_result parse_node_config(const std::string& toml_text, const std::string& origin);
+/// Reads and parses a file.
+load_result load_node_config(const std::string& path);
+
+}  // namespace bastion::config

@@ -1,0 +1,118 @@
+// The node configuration: a real config file loads; every bad value is refused with its key
+// path, the value and the reason; unknown keys and TOML syntax errors are refused too.
+
+#include "runtime/config/node_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+#include <fstream>
+
+using namespace bastion::config;
+
+namespace {
+
+const std::string model_file = "/tmp/bastion-config-test-" + std::to_string(::getpid()) + ".gguf";
+
+struct model_file_guard {
+  model_file_guard() { std::ofstream{model_file} << "x"; }
+  ~model_file_guard() { ::unlink(model_file.c_str()); }
+};
+
+std::string base_config() {
+  return "[node]\nname = \"prod-1\"\nsite = \"prod\"\n"
+         "[[models]]\nid = \"m\"\npath = \"" +
+         model_file +
+         "\"\n"
+         "[[workers]]\nid = \"cpu-0\"\nkind = \"cpu\"\nmodels = [\"m\"]\n";
+}
+
+std::string errors_of(const std::string& text) {
+  auto r = parse_node_config(text, "test.toml");
+  CHECK_FALSE(r.config);
+  std::string all;
+  for (const auto& e : r.errors) all += e + "\n";
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("the shipped single-site config loads (when its model is fetched)") {
+  auto r = load_node_config(BASTION_SOURCE_DIR "/cluster/configs/single-site.toml");
+  if (!r.config) {
+    // Only the model path may be missing on a machine without the model.
+    REQUIRE(r.errors.size() == 1);
+    CHECK_THAT(r.errors[0], Catch::Contains("models[0].path") && Catch::Contains("no such file"));
+    return;
+  }
+  const auto& c = *r.config;
+  CHECK(c.node.name == "prod-1");
+  CHECK(c.http.listen.port == 8080);
+  CHECK(c.rpc.port == 8081);
+  CHECK(c.scheduler.utc_offset_minutes == 480);
+  REQUIRE(c.scheduler.windows.size() == 3);
+  CHECK(c.scheduler.windows[0].days_mask == 0x1f);
+  CHECK(c.scheduler.windows[1].start_minute == 20 * 60);
+  CHECK(c.scheduler.windows[1].end_minute == 8 * 60);
+  CHECK(c.scheduler.windows[2].limit[3] == 0.9);
+  REQUIRE(c.api_keys.size() == 1);
+  CHECK(c.api_keys[0].classes.size() == 3);
+}
+
+TEST_CASE("a minimal config loads with defaults") {
+  model_file_guard guard;
+  auto r = parse_node_config(base_config(), "test.toml");
+  INFO((r.errors.empty() ? std::string{} : r.errors[0]));
+  REQUIRE(r.config);
+  CHECK(r.config->workers[0].batch_max == 16);
+  CHECK(r.config->http.body_bytes_max == 1048576);
+  CHECK(r.config->scheduler.queue_max[0] == 256);
+}
+
+TEST_CASE("bad values are refused with the key, the value and the reason") {
+  model_file_guard guard;
+  const auto b = base_config();
+  CHECK_THAT(
+      errors_of("[node]\nsite = \"moon\"\n"),
+      Catch::Contains(
+          "test.toml: node.site = 'moon' refused: must be one of prod, dr-local, dr-remote"));
+  CHECK_THAT(errors_of(b + "batch_max = 0\n"),
+             Catch::Contains("workers[0].batch_max = 0 refused: must be between 1 and 1024"));
+  CHECK_THAT(errors_of(b + "kind2 = 1\n"),
+             Catch::Contains("workers[0].kind2 is not a known setting"));
+  CHECK_THAT(errors_of(b + "[http]\nlisten = \"localhost\"\n"),
+             Catch::Contains("http.listen = 'localhost' refused: must be host:port"));
+  CHECK_THAT(errors_of(b + "[http]\nbody_bytes_max = \"big\"\n"),
+             Catch::Contains("http.body_bytes_max = 'big' refused: must be an integer"));
+  CHECK_THAT(errors_of(b + "[scheduler]\ntimezone = \"Mars/Olympus\"\n"),
+             Catch::Contains("scheduler.timezone = 'Mars/Olympus' refused"));
+  CHECK_THAT(errors_of(b + "[[scheduler.windows]]\nname = \"w\"\ndays = [\"funday\"]\n"),
+             Catch::Contains("scheduler.windows[0].days"));
+  CHECK_THAT(
+      errors_of(b + "[[scheduler.windows]]\nname = \"w\"\ndays = [\"mon\"]\nstart = \"25:00\"\n"),
+      Catch::Contains("scheduler.windows[0].start = '25:00' refused"));
+  CHECK_THAT(errors_of(b + "[[scheduler.windows]]\nname = \"w\"\ndays = [\"mon\"]\n"
+                           "reserve = { production = 0.9, batch = 0.5 }\n"),
+             Catch::Contains("more than all capacity"));
+  CHECK_THAT(errors_of(b + "[[scheduler.windows]]\nname = \"w\"\ndays = [\"mon\"]\n"
+                           "reserve = { batch = 1.5 }\n"),
+             Catch::Contains("reserve.batch = 1.5 refused: must be a fraction between 0 and 1"));
+  CHECK_THAT(errors_of(b + "[[api_keys]]\nname = \"k\"\nkey_sha256 = \"secret\"\n"),
+             Catch::Contains("api_keys[0].key_sha256 = 'secret' refused: must be 64 hex digits"));
+  CHECK_THAT(
+      errors_of("[[models]]\nid = \"m\"\npath = \"/no/such/model.gguf\"\n"),
+      Catch::Contains("models[0].path = '/no/such/model.gguf' refused: no such file or folder"));
+  CHECK_THAT(errors_of(b + "[[workers]]\nid = \"cpu-0\"\nmodels = [\"other\"]\n"),
+             Catch::Contains("another worker has this id") &&
+                 Catch::Contains("'other' refused: no model has this id"));
+  CHECK_THAT(errors_of("[[models]]\nid = \"m\"\npath = \"" + model_file + "\"\nfallback = \"m\"\n"),
+             Catch::Contains("cannot be its own fallback"));
+  CHECK_THAT(errors_of(b + "[tls]\n"), Catch::Contains("tls is not a known setting"));
+}
+
+TEST_CASE("TOML syntax errors give the line and column") {
+  CHECK_THAT(errors_of("[node]\nname = \"x\nsite = 1\n"), Catch::Contains("test.toml:2:"));
+  auto r = load_node_config("/no/such/config.toml");
+  CHECK_FALSE(r.config);
+  CHECK_THAT(r.errors.at(0), Catch::Contains("cannot read"));
+}
