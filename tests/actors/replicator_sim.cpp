@@ -114,9 +114,13 @@ cluster::cluster(caf::actor_system& sys, caf::scheduler::test_coordinator& sched
   nodes_.resize(opt_.size);
   network_ = sys_.spawn(network_actor, faults_.get(), &nodes_);
   client_ = sys_.spawn(client_actor, &proposals_, &transfer_results_);
-  observer_ = sys_.spawn([this](role_observer::pointer) -> role_observer::behavior_type {
-    return {[this](role_changed_atom, replicator_status& s) { on_role(s); }};
-  });
+  // Spawned with an argument: CAF 0.17 dereferences a null argument tuple for actors spawned
+  // without any (UBSan reports it), so the cluster is passed in rather than captured.
+  observer_ = sys_.spawn(
+      [](role_observer::pointer, cluster* c) -> role_observer::behavior_type {
+        return {[c](role_changed_atom, replicator_status& s) { c->on_role(s); }};
+      },
+      this);
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     auto& n = nodes_[i];
     n.id = i + 1;
