@@ -1,6 +1,7 @@
 #include "runtime/wire/frame.hpp"
 
 #include "schemas/inference.capnp.h"
+#include "schemas/raft.capnp.h"
 
 #include <capnp/dynamic.h>
 #include <capnp/schema.h>
@@ -15,6 +16,7 @@ bool is_known_kind(std::uint16_t kind) noexcept {
   switch (static_cast<frame_kind>(kind)) {
     case frame_kind::inference_request:
     case frame_kind::inference_result:
+    case frame_kind::raft_message:
       return true;
   }
   return false;
@@ -28,6 +30,8 @@ capnp::StructSchema schema_for(frame_kind kind) {
       return capnp::Schema::from<schema::InferenceRequest>();
     case frame_kind::inference_result:
       return capnp::Schema::from<schema::Result>();
+    case frame_kind::raft_message:
+      return capnp::Schema::from<schema::RaftMessage>();
   }
   KJ_FAIL_ASSERT("frame kind without a schema", static_cast<int>(kind));
 }

@@ -26,6 +26,7 @@ namespace bastion::wire {
 enum class frame_kind : std::uint16_t {
   inference_request = 1,  // schema::InferenceRequest
   inference_result = 2,   // schema::Result
+  raft_message = 3,       // schema::RaftMessage, between replicators (schemas/raft.capnp)
 };
 
 /// True for kinds this build knows how to read.

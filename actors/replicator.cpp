@@ -1,0 +1,515 @@
+#include "actors/replicator.hpp"
+
+#include "actors/replicator_codec.hpp"
+#include "actors/replicator_errors.hpp"
+#include "actors/replicator_raft_io.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+extern "C" {
+#include <raft.h>
+}
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+
+namespace bastion::actors {
+
+const char* to_string(replica_role role) noexcept {
+  switch (role) {
+    case replica_role::unavailable:
+      return "unavailable";
+    case replica_role::follower:
+      return "follower";
+    case replica_role::candidate:
+      return "candidate";
+    case replica_role::leader:
+      return "leader";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Messages the actor sends itself; not part of the public interface.
+using io_done_atom = caf::atom_constant<caf::atom("iodone")>;
+using tick_atom = caf::atom_constant<caf::atom("rafttick")>;
+
+using replicator_impl =
+    replicator_actor::extend<caf::reacts_to<io_done_atom, std::uint64_t, std::int32_t>,
+                             caf::reacts_to<tick_atom>>;
+
+struct replicator_state;
+
+using replicator_self = caf::stateful_actor<replicator_state, replicator_impl::base>;
+
+// A proposal libraft is working on; libraft holds `req` until its callback runs.
+struct proposal {
+  struct raft_apply req {};
+  caf::typed_response_promise<std::uint64_t> promise;
+  replicator_state* owner = nullptr;
+};
+
+struct transfer_request {
+  struct raft_transfer req {};
+  caf::typed_response_promise<std::uint64_t> promise;
+  replicator_state* owner = nullptr;
+  std::uint64_t target = 0;
+};
+
+// One libraft server; never moves (libraft keeps pointers into it).
+struct raft_engine {
+  struct raft raft {};
+  raft_fsm fsm{};
+  std::unique_ptr<caf_raft_io> io;
+  bool initialised = false;  // raft_init succeeded: raft_close is owed
+  bool started = false;
+  bool closed = false;
+};
+
+struct replicator_state {
+  static inline const char* name = "bastion.replicator";
+
+  replicator_self* self = nullptr;
+  replicator_config cfg;
+  journal::log_store* store = nullptr;
+  const clock_source* clock = nullptr;
+  std::map<std::uint64_t, replicator_peer> peers;
+  std::vector<commit_subscriber> subscribers;
+  std::vector<role_observer> observers;
+  std::map<struct raft_apply*, std::unique_ptr<proposal>> proposals;
+  std::unique_ptr<transfer_request> transfer;
+  std::uint64_t frames_received = 0;
+  std::uint64_t frames_dropped = 0;
+  std::uint64_t storage_errors = 0;
+  std::string last_error;
+  std::uint64_t last_delivered = 0;  // index of the last entry given to subscribers
+  // What observers were last told.
+  int seen_role = -1;
+  std::uint64_t seen_term = 0;
+  std::uint64_t seen_leader = 0;
+  std::unique_ptr<raft_engine> engine;
+
+  ~replicator_state() { close(); }
+
+  bool running() const { return engine && engine->started && !engine->closed; }
+  struct raft* raft() {
+    return &engine->raft;
+  }
+
+  // --- Start and stop --------------------------------------------------------------------
+
+  caf::error start() {
+    auto recovered = store->load();
+    if (!recovered)
+      return make_error(replicator_errc::storage_failed,
+                        "loading the journal failed: " + self->system().render(recovered.error()));
+    engine = std::make_unique<raft_engine>();
+    caf::weak_actor_ptr weak{self->ctrl()};
+    caf_raft_io::hooks hooks;
+    hooks.send_frame = [this](raft_id to, wire::frame f) {
+      auto it = peers.find(to);
+      if (it == peers.end() || !it->second.link) return false;
+      self->send(it->second.link, std::move(f));
+      return true;
+    };
+    hooks.post_completion = [weak](std::uint64_t token, int status) {
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<replicator_impl>(strong), io_done_atom::value, token,
+                       static_cast<std::int32_t>(status));
+    };
+    hooks.schedule_tick = [this](unsigned ms) {
+      self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom::value);
+    };
+    hooks.report_error = [this](std::string what) {
+      ++storage_errors;
+      last_error = std::move(what);
+    };
+    engine->io = std::make_unique<caf_raft_io>(*store, *clock, cfg.rng_seed, std::move(*recovered),
+                                               std::move(hooks));
+    auto& fsm = engine->fsm;
+    fsm.version = 1;
+    fsm.data = this;
+    fsm.apply = fsm_apply;
+    fsm.snapshot = fsm_snapshot;
+    fsm.restore = fsm_restore;
+    auto* r = raft();
+    if (int rv = raft_init(r, engine->io->io(), &fsm, cfg.id, cfg.address.c_str()); rv != 0)
+      return raft_error("raft_init", rv);
+    engine->initialised = true;
+    r->data = this;
+    raft_set_election_timeout(r, cfg.election_timeout_ms);
+    raft_set_heartbeat_timeout(r, cfg.heartbeat_timeout_ms);
+    raft_set_pre_vote(r, cfg.pre_vote);
+    // The journal's records are its state: there is no smaller snapshot of them to take
+    // yet, so libraft never compacts (see fsm_snapshot).
+    raft_set_snapshot_threshold(r, std::numeric_limits<unsigned>::max());
+    if (cfg.bootstrap) {
+      raft_configuration conf;
+      raft_configuration_init(&conf);
+      std::vector<std::pair<std::uint64_t, std::string>> voters{{cfg.id, cfg.address}};
+      for (const auto& [id, peer] : peers) voters.emplace_back(id, peer.address);
+      // Every replica of a new cluster writes the same entry 1, whatever order it was told.
+      std::sort(voters.begin(), voters.end());
+      int rv = 0;
+      for (const auto& [id, address] : voters)
+        if (rv == 0) rv = raft_configuration_add(&conf, id, address.c_str(), RAFT_VOTER);
+      if (rv == 0) rv = raft_bootstrap(r, &conf);
+      raft_configuration_close(&conf);
+      if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) return raft_error("raft_bootstrap", rv);
+    }
+    if (int rv = raft_start(r); rv != 0) return raft_error("raft_start", rv);
+    engine->started = true;
+    note_changes();
+    return caf::none;
+  }
+
+  void close() {
+    if (!engine || !engine->initialised || engine->closed) return;
+    // Pending proposals and a pending transfer are failed by libraft from inside raft_close;
+    // the io cancels its requests and calls back at once (caf_raft_io::do_close).
+    raft_close(raft(), on_raft_closed);
+    if (!engine->closed) std::abort();  // our io closes synchronously; anything else is a bug
+    for (auto& [req, p] : proposals)
+      p->promise.deliver(make_error(replicator_errc::shutdown, "the replicator stopped"));
+    proposals.clear();
+  }
+
+  static void on_raft_closed(struct raft* r) {
+    static_cast<replicator_state*>(r->data)->engine->closed = true;
+  }
+
+  caf::error raft_error(const char* what, int rv) {
+    std::string detail = std::string{what} + ": " + raft_strerror(rv);
+    if (engine && engine->initialised && *raft_errmsg(raft()) != '\0')
+      detail += std::string{" ("} + raft_errmsg(raft()) + ")";
+    return make_error(replicator_errc::raft_failed, std::move(detail));
+  }
+
+  // --- libraft's state machine: committed entries go to the subscribers ------------------
+
+  static int fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
+    auto* st = static_cast<replicator_state*>(fsm->data);
+    // libraft applies in log order and advances last_applied after each apply returns.
+    const std::uint64_t index = raft_last_applied(st->raft()) + 1;
+    if (index <= st->last_delivered) std::abort();  // libraft broke its ordering: a bug
+    st->last_delivered = index;
+    committed_entry entry;
+    entry.index = index;
+    const auto* bytes = static_cast<const std::uint8_t*>(buf->base);
+    entry.payload.assign(bytes, bytes + buf->len);
+    for (const auto& sub : st->subscribers) st->self->send(sub, committed_atom::value, entry);
+    *result = nullptr;
+    return 0;
+  }
+
+  static int fsm_snapshot(raft_fsm*, raft_buffer**, unsigned*) {
+    // Compaction needs a journal-level snapshot (archived records plus the indexes the
+    // gateway needs); until that exists the threshold keeps libraft from asking.
+    return RAFT_NOTFOUND;
+  }
+
+  static int fsm_restore(raft_fsm*, raft_buffer*) { return RAFT_NOTFOUND; }
+
+  // --- Proposals ---------------------------------------------------------------------------
+
+  caf::error not_leader_error() {
+    raft_id id = 0;
+    const char* address = nullptr;
+    raft_leader(raft(), &id, &address);
+    return make_not_leader("replica " + std::to_string(cfg.id) + " is not the leader", id,
+                           address != nullptr ? address : "");
+  }
+
+  caf::result<std::uint64_t> propose(std::vector<std::uint8_t>& bytes) {
+    if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
+    if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
+    if (bytes.size() > cfg.record_bytes_max)
+      return make_error(replicator_errc::record_too_large,
+                        "record of " + std::to_string(bytes.size()) + " bytes exceeds " +
+                            std::to_string(cfg.record_bytes_max));
+    if (proposals.size() >= cfg.proposals_in_flight_max)
+      return make_error(replicator_errc::overloaded,
+                        std::to_string(proposals.size()) + " proposals already in flight");
+    raft_buffer buf;
+    buf.len = bytes.size();
+    buf.base = raft_malloc(bytes.empty() ? 1 : bytes.size());
+    if (buf.base == nullptr)
+      return make_error(replicator_errc::overloaded, "out of memory for the record");
+    if (!bytes.empty()) std::memcpy(buf.base, bytes.data(), bytes.size());
+    auto p = std::make_unique<proposal>();
+    p->owner = this;
+    p->req.data = p.get();
+    p->promise = self->make_response_promise<std::uint64_t>();
+    auto promise = p->promise;
+    // The promise owns this request's response from here on: failures go through it too.
+    if (int rv = raft_apply(raft(), &p->req, &buf, 1, on_applied); rv != 0) {
+      raft_free(buf.base);  // ownership passes to libraft only on success
+      promise.deliver(rv == RAFT_NOTLEADER ? not_leader_error() : raft_error("raft_apply", rv));
+      return promise;
+    }
+    proposals.emplace(&p->req, std::move(p));
+    return promise;
+  }
+
+  static void on_applied(struct raft_apply* req, int status, void*) {
+    auto* p = static_cast<proposal*>(req->data);
+    p->owner->finish_proposal(req, status);
+  }
+
+  void finish_proposal(struct raft_apply* req, int status) {
+    auto it = proposals.find(req);
+    if (it == proposals.end()) return;
+    auto p = std::move(it->second);
+    proposals.erase(it);
+    switch (status) {
+      case 0:
+        p->promise.deliver(static_cast<std::uint64_t>(req->index));
+        return;
+      case RAFT_LEADERSHIPLOST:
+        p->promise.deliver(
+            make_error(replicator_errc::lost_leadership,
+                       "leadership lost before record " + std::to_string(req->index) +
+                           " committed; it may still commit: retry with the same request id"));
+        return;
+      case RAFT_NOTLEADER:
+        p->promise.deliver(not_leader_error());
+        return;
+      case RAFT_SHUTDOWN:
+      case RAFT_CANCELED:
+        p->promise.deliver(make_error(
+            replicator_errc::shutdown,
+            "the replicator stopped before record " + std::to_string(req->index) + " committed"));
+        return;
+      case RAFT_IOERR:
+      case RAFT_NOSPACE:
+        p->promise.deliver(make_error(
+            replicator_errc::storage_failed,
+            "writing record " + std::to_string(req->index) + " failed: " + raft_strerror(status)));
+        return;
+      default:
+        p->promise.deliver(raft_error("apply", status));
+    }
+  }
+
+  // --- Leadership transfer -------------------------------------------------------------------
+
+  caf::result<std::uint64_t> start_transfer(std::uint64_t target) {
+    if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
+    if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
+    if (transfer)
+      return make_error(replicator_errc::overloaded, "a leadership transfer is already running");
+    auto t = std::make_unique<transfer_request>();
+    t->owner = this;
+    t->target = target;
+    t->req.data = t.get();
+    t->promise = self->make_response_promise<std::uint64_t>();
+    auto promise = t->promise;
+    // The promise owns this request's response from here on: failures go through it too.
+    if (int rv = raft_transfer(raft(), &t->req, target, on_transferred); rv != 0) {
+      if (rv == RAFT_BADID || rv == RAFT_NOTFOUND)
+        promise.deliver(make_error(replicator_errc::bad_target,
+                                   "server " + std::to_string(target) + " is not a voting peer"));
+      else
+        promise.deliver(raft_error("raft_transfer", rv));
+      return promise;
+    }
+    transfer = std::move(t);
+    return promise;
+  }
+
+  static void on_transferred(struct raft_transfer* req) {
+    auto* t = static_cast<transfer_request*>(req->data);
+    t->owner->finish_transfer();
+  }
+
+  void finish_transfer() {
+    if (!transfer) return;
+    auto t = std::move(transfer);
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(raft(), &leader, &address);
+    if (leader == t->target)
+      t->promise.deliver(static_cast<std::uint64_t>(leader));
+    else
+      t->promise.deliver(
+          make_error(replicator_errc::transfer_failed, "server " + std::to_string(t->target) +
+                                                           " did not take over; leader is now " +
+                                                           std::to_string(leader)));
+  }
+
+  // --- Incoming frames ---------------------------------------------------------------------
+
+  void receive(const wire::frame& f) {
+    ++frames_received;
+    if (!running()) {
+      drop("frame after shutdown");
+      return;
+    }
+    auto decoded = raft_codec::decode(f, cfg.frame_limits);
+    if (!decoded) {
+      drop(self->system().render(decoded.error()));
+      return;
+    }
+    auto& msg = **decoded;
+    if (msg.receiver_id() != cfg.id) {
+      drop("frame addressed to server " + std::to_string(msg.receiver_id()));
+      return;
+    }
+    engine->io->receive(msg.message());
+    msg.release();  // libraft owns the entries / snapshot buffers now
+    note_changes();
+  }
+
+  void drop(std::string why) {
+    ++frames_dropped;
+    last_error = std::move(why);
+  }
+
+  // --- Observers ------------------------------------------------------------------------
+
+  replicator_status status() {
+    replicator_status s;
+    s.id = cfg.id;
+    s.address = cfg.address;
+    s.frames_received = frames_received;
+    s.frames_dropped = frames_dropped;
+    s.storage_errors = storage_errors;
+    s.last_error = last_error;
+    if (!running()) return s;
+    auto* r = raft();
+    s.role = static_cast<replica_role>(raft_state(r));
+    s.term = r->current_term;
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(r, &leader, &address);
+    s.leader_id = leader;
+    s.leader_address = address != nullptr ? address : "";
+    s.commit_index = r->commit_index;
+    s.last_applied = raft_last_applied(r);
+    s.last_index = raft_last_index(r);
+    return s;
+  }
+
+  // Called after every entry into libraft: tells observers about a new role, term or leader,
+  // and stops the actor if libraft gave up (an I/O error it cannot recover from).
+  void note_changes() {
+    if (!running()) return;
+    auto* r = raft();
+    const int role = raft_state(r);
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(r, &leader, &address);
+    if (role == seen_role && r->current_term == seen_term && leader == seen_leader) return;
+    seen_role = role;
+    seen_term = r->current_term;
+    seen_leader = leader;
+    auto s = status();
+    for (const auto& obs : observers) self->send(obs, role_changed_atom::value, s);
+    if (role == RAFT_UNAVAILABLE) {
+      auto err = raft_error("libraft stopped", RAFT_SHUTDOWN);
+      close();
+      self->quit(std::move(err));
+    }
+  }
+};
+
+replicator_impl::behavior_type replicator_main(replicator_self* self, replicator_config cfg,
+                                               journal::log_store* store,
+                                               const clock_source* clock) {
+  auto& st = self->state;
+  st.self = self;
+  st.store = store;
+  st.clock = clock;
+  for (auto& peer : cfg.peers) st.peers.emplace(peer.id, peer);
+  st.subscribers = cfg.subscribers;
+  st.observers = cfg.role_observers;
+  st.cfg = std::move(cfg);
+  for (const auto& sub : st.subscribers) self->monitor(sub);
+  for (const auto& obs : st.observers) self->monitor(obs);
+  self->set_down_handler([self](const caf::down_msg& down) {
+    auto& s = self->state;
+    auto gone = [&](const auto& handle) { return handle.address() == down.source; };
+    s.subscribers.erase(std::remove_if(s.subscribers.begin(), s.subscribers.end(), gone),
+                        s.subscribers.end());
+    s.observers.erase(std::remove_if(s.observers.begin(), s.observers.end(), gone),
+                      s.observers.end());
+  });
+  if (auto err = st.start()) {
+    st.close();
+    self->quit(std::move(err));
+    return replicator_impl::behavior_type::make_empty_behavior();
+  }
+  return {
+      [self](propose_atom, std::vector<std::uint8_t>& bytes) -> caf::result<std::uint64_t> {
+        auto result = self->state.propose(bytes);
+        self->state.note_changes();
+        return result;
+      },
+      [self](subscribe_atom, commit_subscriber sub) -> caf::result<std::uint64_t> {
+        auto& s = self->state;
+        if (s.subscribers.size() >= s.cfg.subscribers_max)
+          return make_error(replicator_errc::overloaded,
+                            std::to_string(s.subscribers.size()) + " subscribers already");
+        self->monitor(sub);
+        s.subscribers.push_back(std::move(sub));
+        return s.last_delivered;
+      },
+      [self](watch_role_atom, role_observer obs) -> caf::result<replicator_status> {
+        auto& s = self->state;
+        if (s.observers.size() >= s.cfg.subscribers_max)
+          return make_error(replicator_errc::overloaded,
+                            std::to_string(s.observers.size()) + " role observers already");
+        self->monitor(obs);
+        s.observers.push_back(std::move(obs));
+        return s.status();
+      },
+      [self](status_atom) -> replicator_status { return self->state.status(); },
+      [self](transfer_atom, std::uint64_t target) -> caf::result<std::uint64_t> {
+        auto result = self->state.start_transfer(target);
+        self->state.note_changes();
+        return result;
+      },
+      [self](peer_link_atom, std::uint64_t id, raft_link link) {
+        auto it = self->state.peers.find(id);
+        if (it != self->state.peers.end()) it->second.link = std::move(link);
+      },
+      [self](const wire::frame& f) { self->state.receive(f); },
+      [self](io_done_atom, std::uint64_t token, std::int32_t status) {
+        auto& s = self->state;
+        if (!s.running()) return;
+        s.engine->io->complete(token, status);
+        s.note_changes();
+      },
+      [self](tick_atom) {
+        auto& s = self->state;
+        if (!s.running()) return;
+        s.engine->io->tick();
+        s.note_changes();
+      },
+  };
+}
+
+}  // namespace
+
+replicator_actor spawn_replicator(caf::actor_system& sys, replicator_config cfg,
+                                  journal::log_store& store, const clock_source& clock) {
+  return sys.spawn(replicator_main, std::move(cfg), &store, &clock);
+}
+
+void announce_replicator_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<committed_entry>("bastion.committed_entry");
+  cfg.add_message_type<replicator_status>("bastion.replicator_status");
+  cfg.add_error_category(replicator_category::value, render_replicator_error);
+}
+
+}  // namespace bastion::actors

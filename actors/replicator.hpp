@@ -1,0 +1,140 @@
+#pragma once
+// replicator: one replica of the replicated journal (DESIGN.md §5). It owns one libraft
+// server and implements libraft's raft_io on CAF: messages to the other replicas travel as
+// wire::frame (kind raft_message) through one raft_link per peer, the log and term/vote live
+// in the log_store handed in, time comes from the injected clock and randomness from a
+// seeded RNG, and ticks from CAF timers. libraft never leaves this actor; consensus is
+// libraft's, this actor only carries its I/O.
+//
+// What the rest of Bastion sees:
+// - propose(bytes) -> the record's log index once it is committed (durable on a majority and
+//   applied here), or replicator_errc::not_leader (naming the leader when known),
+//   lost_leadership (outcome unknown: retry with the same request id), overloaded,
+//   record_too_large, shutdown.
+// - subscribe(subscriber) -> committed command entries, in log order, from the next one
+//   applied on. Returns the index applied so far. After a restart the replica re-applies its
+//   log from the start, so a subscriber attached at spawn (replicator_config::subscribers)
+//   sees every committed record.
+// - watch_role(observer) -> the current status now, and again on every change of role, term
+//   or known leader.
+// - status() -> role, term, leader, commit/applied/last index and counters.
+// - transfer(target id) -> the new leader's id once the target leads, or bad_target /
+//   transfer_failed / not_leader.
+
+#include "runtime/clock/clock.hpp"
+#include "runtime/journal/log_store.hpp"
+#include "runtime/wire/frame.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bastion::actors {
+
+using propose_atom = caf::atom_constant<caf::atom("propose")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using watch_role_atom = caf::atom_constant<caf::atom("watchrole")>;
+using status_atom = caf::atom_constant<caf::atom("replstatus")>;
+using transfer_atom = caf::atom_constant<caf::atom("transfer")>;
+using peer_link_atom = caf::atom_constant<caf::atom("peerlink")>;
+using committed_atom = caf::atom_constant<caf::atom("committed")>;
+using role_changed_atom = caf::atom_constant<caf::atom("rolechange")>;
+
+/// libraft's server states, in its numbering.
+enum class replica_role : std::uint8_t { unavailable = 0, follower = 1, candidate = 2, leader = 3 };
+
+const char* to_string(replica_role role) noexcept;
+
+/// One committed command entry, as libraft applied it.
+struct committed_entry {
+  std::uint64_t index = 0;
+  std::vector<std::uint8_t> payload;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, committed_entry& x) {
+  return f(caf::meta::type_name("bastion.committed_entry"), x.index, x.payload);
+}
+
+struct replicator_status {
+  std::uint64_t id = 0;
+  std::string address;
+  replica_role role = replica_role::unavailable;
+  std::uint64_t term = 0;
+  std::uint64_t leader_id = 0;  // 0: unknown
+  std::string leader_address;
+  std::uint64_t commit_index = 0;
+  std::uint64_t last_applied = 0;
+  std::uint64_t last_index = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t frames_dropped = 0;  // malformed, unsealed, misaddressed or after shutdown
+  std::uint64_t storage_errors = 0;
+  std::string last_error;  // the most recent dropped frame or storage error, for people
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replicator_status& x) {
+  return f(caf::meta::type_name("bastion.replicator_status"), x.id, x.address, x.role, x.term,
+           x.leader_id, x.leader_address, x.commit_index, x.last_applied, x.last_index,
+           x.frames_received, x.frames_dropped, x.storage_errors, x.last_error);
+}
+
+/// How a replicator reaches one peer: in production the peer's replicator (a remote actor
+/// handle), in tests an in-memory network that may drop, delay or reorder.
+using raft_link = caf::typed_actor<caf::reacts_to<wire::frame>>;
+using commit_subscriber = caf::typed_actor<caf::reacts_to<committed_atom, committed_entry>>;
+using role_observer = caf::typed_actor<caf::reacts_to<role_changed_atom, replicator_status>>;
+
+using replicator_actor =
+    caf::typed_actor<caf::replies_to<propose_atom, std::vector<std::uint8_t>>::with<std::uint64_t>,
+                     caf::replies_to<subscribe_atom, commit_subscriber>::with<std::uint64_t>,
+                     caf::replies_to<watch_role_atom, role_observer>::with<replicator_status>,
+                     caf::replies_to<status_atom>::with<replicator_status>,
+                     caf::replies_to<transfer_atom, std::uint64_t>::with<std::uint64_t>,
+                     caf::reacts_to<peer_link_atom, std::uint64_t, raft_link>,  // a peer's link
+                                                                                // changed
+                     caf::reacts_to<wire::frame>>;  // a Raft message from a peer
+
+struct replicator_peer {
+  std::uint64_t id = 0;  // libraft server id, > 0, unique in the cluster
+  std::string address;   // as written in the Raft configuration; told to clients as a hint
+  raft_link link;        // may be null until the peer is reachable (peer_link_atom sets it)
+};
+
+struct replicator_config {
+  std::uint64_t id = 0;
+  std::string address;
+  std::vector<replicator_peer> peers;  // the other voters
+  /// On a pristine store, write the initial configuration (this replica and every peer, all
+  /// voters) as entry 1. Every replica of a new cluster is started with the same peers.
+  bool bootstrap = true;
+  unsigned election_timeout_ms = 1000;  // DESIGN.md §5: about 1 s
+  unsigned heartbeat_timeout_ms = 100;  // and about 100 ms; also the tick interval
+  bool pre_vote = true;                 // a returning partitioned replica does not disrupt
+  std::uint64_t rng_seed = 0;           // seeds libraft's election timeout randomisation
+  std::size_t proposals_in_flight_max = 1024;
+  std::size_t record_bytes_max = std::size_t{1} << 20;
+  std::size_t subscribers_max = 16;
+  std::vector<commit_subscriber> subscribers;  // attached before the first entry is applied
+  std::vector<role_observer> role_observers;   // likewise, before the first role change
+  wire::limits frame_limits;
+};
+
+/// Spawns a replicator. It loads `store` and starts libraft at once; a store that cannot be
+/// loaded, or a libraft start failure, makes it exit with replicator_errc::storage_failed or
+/// raft_failed. REQUIRES: `store` and `clock` outlive the actor, and no other replicator uses
+/// `store` while this one runs.
+replicator_actor spawn_replicator(caf::actor_system& sys, replicator_config cfg,
+                                  journal::log_store& store, const clock_source& clock);
+
+/// Registers the replicator's message types and error category with an actor system config.
+void announce_replicator_types(caf::actor_system_config& cfg);
+
+}  // namespace bastion::actors

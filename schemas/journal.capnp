@@ -1,0 +1,119 @@
+@0x8eed604c0f3468c2;
+# What Bastion writes to its replicated journal (DESIGN.md §4, §5): one JournalRecord per
+# Raft command entry. The journal keeps digests, not text, by default; a per-level policy may
+# add the text later (encrypted once the security work lands). Journal per request, never per
+# token. Field numbers are forever: add fields at the end, never renumber.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("bastion::schema::journal");
+
+using Inference = import "inference.capnp";
+
+struct JournalRecord {
+  # Wall time at the leader when the record was proposed (ns since the Unix epoch); for people
+  # reading the journal, never for ordering (the log index orders records).
+  proposedAtNs @0 :UInt64;
+  union {
+    admission @1 :Admission;
+    completion @2 :Completion;
+    configurationChange @3 :ConfigurationChange;
+    epochStart @4 :EpochStart;
+  }
+}
+
+enum Decision {
+  allow @0;
+  deny @1;
+}
+
+struct SamplingParams {
+  maxTokens @0 :UInt32;
+  temperature @1 :Float32;
+  topK @2 :UInt32;
+  topP @3 :Float32;
+  repetitionPenalty @4 :Float32;
+  seed @5 :UInt64;             # the seed actually used (minted when the client gave none)
+  priority @6 :Inference.Priority;
+}
+
+# Committed before the first token leaves (DESIGN.md §4).
+struct Admission {
+  requestId @0 :Text;
+  principal @1 :Text;          # who asked, as authenticated by the gateway
+  source @2 :Text;             # where from: client address or integration name
+  level @3 :Text;              # the classification level the request ran under
+  decision @4 :Decision;
+  reason @5 :Text;             # why a deny was a deny; empty for allow
+  modelId @6 :Text;
+  modelDigest @7 :Data;        # digest of the weights that will answer
+  params @8 :SamplingParams;
+  promptDigest @9 :Data;       # SM3 digest of the prompt bytes as received (32 bytes)
+  promptTokens @10 :UInt32;
+}
+
+struct Timings {
+  queuedNs @0 :UInt64;         # admission to first scheduled step
+  prefillNs @1 :UInt64;
+  decodeNs @2 :UInt64;
+  totalNs @3 :UInt64;          # admission to release
+}
+
+# Committed before the result is released (DESIGN.md §4).
+struct Completion {
+  requestId @0 :Text;
+  outputDigest @1 :Data;       # SM3 digest of the output text (32 bytes)
+  finishReason @2 :Inference.FinishReason;
+  usage @3 :Inference.Usage;
+  timings @4 :Timings;
+  modelId @5 :Text;            # the model that answered (a fallback names itself)
+}
+
+struct ConfigurationChange {
+  changedBy @0 :Text;          # the principal who made the change
+  ticket @1 :Text;             # the change ticket it refers to
+  union {
+    modelDeployed @2 :ModelDeployed;
+    policy @3 :PolicyChange;
+    principal @4 :PrincipalChange;
+    approval @5 :Approval;
+  }
+}
+
+struct ModelDeployed {
+  modelId @0 :Text;
+  modelDigest @1 :Data;
+  sites @2 :List(Text);        # where it is deployed
+}
+
+struct PolicyChange {
+  name @0 :Text;               # which policy
+  documentDigest @1 :Data;     # digest of the policy document now in force
+}
+
+enum PrincipalAction {
+  added @0;
+  removed @1;
+  rolesChanged @2;
+}
+
+struct PrincipalChange {
+  principal @0 :Text;
+  action @1 :PrincipalAction;
+  roles @2 :List(Text);        # the roles after the change
+}
+
+# A second person's approval of an earlier change (four-eyes rule): it names the ticket in
+# the enclosing ConfigurationChange and the digest of the change it approves.
+struct Approval {
+  approver @0 :Text;
+  approvedChangeDigest @1 :Data;
+  granted @2 :Bool;            # false records a refusal
+}
+
+# Committed by a new leader before it reports ready (DESIGN.md §5).
+struct EpochStart {
+  epoch @0 :UInt64;            # strictly increasing across leaderships
+  site @1 :Text;               # "prod", "dr-local" or "dr-remote"
+  leaderId @2 :UInt64;         # the Raft server id of the new leader
+  term @3 :UInt64;             # its Raft term
+}
