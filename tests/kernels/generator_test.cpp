@@ -4,7 +4,7 @@
 
 #include "kernels/engine/generator.hpp"
 #include "kernels/model/gguf_loader.hpp"
-#include "tests/kernels/tiny_model.hpp"
+#include "tests/kernels/tiny_engine.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,23 +14,7 @@ using namespace bastion::kernels;
 
 namespace {
 
-struct tiny_engine {
-  bastion::test::tiny_spec spec;
-  model m;
-  std::unique_ptr<backend> be = make_cpu_backend();
-  std::unique_ptr<kv_cache> kv;
-  std::unique_ptr<decoder> dec;
-
-  explicit tiny_engine(std::int64_t blocks = 64) {
-    const std::string path = "/tmp/bastion-generator-" + std::to_string(::getpid()) + ".gguf";
-    const auto hf = bastion::test::random_hf_weights(spec, 11);
-    REQUIRE(bastion::test::write_gguf(spec, hf, tensor_type::q8_0, path));
-    REQUIRE(load_gguf_model(path, m));
-    ::unlink(path.c_str());
-    REQUIRE(kv_cache::create({m.config.n_layers, m.config.kv_dim(), 4, blocks, 16}, kv));
-    dec = std::make_unique<decoder>(m, *be, *kv);
-  }
-};
+using bastion::test::tiny_engine;
 
 std::vector<generation_request> mixed_requests() {
   std::vector<generation_request> r(6);
