@@ -12,6 +12,8 @@
 // Usage: replicator_node --id N --nodes 3 --dir DIR --run-ms MS [--propose-every-ms MS]
 //                        [--store file|memory]   (file: DIR/nodeN.data)
 //                        [--applied FILE]        (default DIR/nodeN.applied)
+//                        [--bench-records N --record-bytes B --window W]
+//                        (bench/journal_replicated_bench)
 
 #include "actors/replicator.hpp"
 #include "runtime/clock/clock.hpp"
@@ -23,10 +25,12 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -34,6 +38,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <unistd.h>
 
@@ -59,7 +64,10 @@ struct options {
   long run_ms = 10000;
   long propose_every_ms = 50;
   std::string store = "file";
-  std::string applied;  // default DIR/nodeN.applied
+  std::string applied;     // default DIR/nodeN.applied
+  long bench_records = 0;  // > 0: once leading, commit this many records and print BENCH
+  long record_bytes = 256;
+  long window = 32;  // proposals in flight during the bench
 };
 
 bool parse(int argc, char** argv, options& o) {
@@ -80,10 +88,17 @@ bool parse(int argc, char** argv, options& o) {
       o.store = value;
     else if (key == "--applied")
       o.applied = value;
+    else if (key == "--bench-records")
+      o.bench_records = std::stol(value);
+    else if (key == "--record-bytes")
+      o.record_bytes = std::stol(value);
+    else if (key == "--window")
+      o.window = std::stol(value);
     else
       return false;
   }
-  return o.id != 0 && o.id <= o.nodes && !o.dir.empty();
+  return o.id != 0 && o.id <= o.nodes && !o.dir.empty() && o.bench_records >= 0 &&
+         o.record_bytes > 0 && o.record_bytes <= (1 << 20) && o.window > 0 && o.window <= 4096;
 }
 
 std::mutex out_mutex;
@@ -201,6 +216,54 @@ int main(int argc, char** argv) {
 
   // Propose while leading; a refusal names the leader, which is all we need to know.
   caf::scoped_actor self{sys};
+  bool bench_done = opt.bench_records == 0;
+  // Commit latency and throughput with `window` proposals in flight, measured at the leader
+  // from propose to committed (a majority has the record durably). Responses are taken in
+  // proposal order, which is commit order.
+  auto run_bench = [&] {
+    using steady = std::chrono::steady_clock;
+    const std::vector<std::uint8_t> record(static_cast<std::size_t>(opt.record_bytes), 0x5a);
+    using handle_t =
+        decltype(self->request(replicator, std::chrono::seconds{10}, propose_atom::value, record));
+    std::deque<std::pair<handle_t, steady::time_point>> in_flight;
+    std::vector<double> latency_ms;
+    long sent = 0, failed = 0;
+    const auto start = steady::now();
+    while (static_cast<long>(latency_ms.size()) + failed < opt.bench_records) {
+      while (sent < opt.bench_records && static_cast<long>(in_flight.size()) < opt.window) {
+        in_flight.emplace_back(
+            self->request(replicator, std::chrono::seconds{10}, propose_atom::value, record),
+            steady::now());
+        ++sent;
+      }
+      auto& [handle, t0] = in_flight.front();
+      const auto sent_at = t0;
+      handle.receive(
+          [&](std::uint64_t) {
+            latency_ms.push_back(
+                std::chrono::duration<double, std::milli>(steady::now() - sent_at).count());
+          },
+          [&](caf::error&) { ++failed; });
+      in_flight.pop_front();
+    }
+    const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+    std::sort(latency_ms.begin(), latency_ms.end());
+    auto pct = [&](double p) {
+      return latency_ms.empty()
+                 ? 0.0
+                 : latency_ms[std::min(
+                       latency_ms.size() - 1,
+                       static_cast<std::size_t>(p * static_cast<double>(latency_ms.size())))];
+    };
+    const double recs = static_cast<double>(latency_ms.size()) / seconds;
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "BENCH records=%zu failed=%ld bytes=%ld window=%ld seconds=%.3f "
+                  "records_per_s=%.1f mb_per_s=%.3f p50_ms=%.3f p99_ms=%.3f",
+                  latency_ms.size(), failed, opt.record_bytes, opt.window, seconds, recs,
+                  recs * static_cast<double>(opt.record_bytes) / 1e6, pct(0.50), pct(0.99));
+    say(line);
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{opt.run_ms};
   std::uint64_t next_record = 0;
   auto next_link_check = std::chrono::steady_clock::now();
@@ -218,6 +281,10 @@ int main(int argc, char** argv) {
             [&](std::uint64_t index) {
               ++next_record;
               say("ACK " + std::to_string(index) + " " + payload);
+              if (!bench_done) {  // leading now: the bench runs here, once
+                bench_done = true;
+                run_bench();
+              }
             },
             [&](caf::error&) {});
     std::this_thread::sleep_for(std::chrono::milliseconds{opt.propose_every_ms});
