@@ -66,7 +66,8 @@ TEST_CASE("RPC unary inference returns a Response with the request id") {
   req.setModelId("echo");
   req.initInputData().setPrompt("hello rpc world");
   fill(req.initParams(), alice_key, "rpc-1");
-  auto result = req.send().wait(client.getWaitScope()).getResult();
+  auto result_response = req.send().wait(client.getWaitScope());  // owns what result reads
+  auto result = result_response.getResult();
   REQUIRE(result.isResponse());
   auto r = result.getResponse();
   CHECK(std::string(r.getRequestId().cStr()) == "rpc-1");
@@ -119,7 +120,8 @@ TEST_CASE("RPC errors come back as typed Error values") {
   req.setModelId("echo");
   req.initInputData().setPrompt("x");
   fill(req.initParams(), alice_key);
-  auto result = req.send().wait(client.getWaitScope()).getResult();
+  auto result_response = req.send().wait(client.getWaitScope());  // owns what result reads
+  auto result = result_response.getResult();
   REQUIRE(result.isError());
   CHECK(result.getError().getCode() == EC::NOT_PRIMARY);
   CHECK(result.getError().getLeaderAddress() == "dr-local:7000");
