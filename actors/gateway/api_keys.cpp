@@ -34,26 +34,10 @@ std::array<std::uint8_t, 32> sha256(std::string_view text) {
 }  // namespace
 
 std::optional<priority_class> parse_priority(std::string_view name) {
-  if (name == "production") return priority_class::production;
-  if (name == "interactive") return priority_class::interactive;
-  if (name == "batch") return priority_class::batch;
-  if (name == "training") return priority_class::training;
-  return std::nullopt;
+  return scheduling::parse_priority_class(std::string{name});
 }
 
-const char* priority_name(priority_class p) {
-  switch (p) {
-    case priority_class::production:
-      return "production";
-    case priority_class::interactive:
-      return "interactive";
-    case priority_class::batch:
-      return "batch";
-    case priority_class::training:
-      return "training";
-  }
-  return "unknown";
-}
+const char* priority_name(priority_class p) { return scheduling::to_string(p); }
 
 std::optional<api_key_table> api_key_table::build(const std::vector<config::api_key_section>& keys,
                                                   bool allow_anonymous, std::string& error) {

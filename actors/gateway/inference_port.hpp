@@ -14,6 +14,8 @@
 //     owed even after cancel() (with finish_reason::cancelled or an error); the gateway stops
 //     listening after cancel(), so a late on_done is harmless.
 
+#include "actors/scheduling/capacity_policy.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -23,13 +25,9 @@
 
 namespace bastion::gateway {
 
-/// Scheduler classes, highest first, numbered as schemas/inference.capnp's Priority.
-enum class priority_class : std::uint8_t {
-  production = 0,
-  interactive = 1,
-  batch = 2,
-  training = 3
-};
+/// Scheduler classes, highest first, numbered as schemas/inference.capnp's Priority: the
+/// scheduler's own enum, so the port hands requests to it without a translation.
+using priority_class = scheduling::priority_class;
 
 /// Error codes, numbered as schemas/inference.capnp's ErrorCode.
 enum class error_code : std::uint8_t {
