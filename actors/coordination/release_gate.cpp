@@ -1,0 +1,114 @@
+#include "actors/coordination/release_gate.hpp"
+
+#include <cassert>
+#include <stdexcept>
+
+namespace bastion::coordination {
+
+const char* to_string(failure_code c) noexcept {
+  switch (c) {
+    case failure_code::not_primary: return "not_primary";
+    case failure_code::outcome_unknown: return "outcome_unknown";
+    case failure_code::overloaded: return "overloaded";
+  }
+  return "unknown";
+}
+
+release_gate::release_gate(release_gate_limits limits) : limits_(limits) {}
+
+void release_gate::open(std::uint64_t epoch) {
+  // Epochs only grow: reopening an old epoch would let a deposed primary release again.
+  if (epoch <= epoch_) throw std::logic_error("release_gate::open: epoch did not grow");
+  assert(requests_.empty() && "lose_leadership() ends every request before a new epoch");
+  epoch_ = epoch;
+  open_ = true;
+}
+
+begin_result release_gate::begin(const std::string& request_id) {
+  if (auto it = outcomes_.find(request_id); it != outcomes_.end())
+    return {begin_code::replay, it->second};
+  if (!open_) return {begin_code::not_primary, {}};
+  if (requests_.count(request_id) != 0) return {begin_code::duplicate_in_flight, {}};
+  if (requests_.size() >= limits_.requests_max) return {begin_code::overloaded, {}};
+  requests_.emplace(request_id, request_state{});
+  return {begin_code::started, {}};
+}
+
+std::vector<held_token> release_gate::on_token(const std::string& request_id, held_token token) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return {};  // failed or abandoned: its late tokens go nowhere
+  auto& r = it->second;
+  if (r.at == phase::streaming) return {std::move(token)};
+  if (r.at == phase::completing) return {};  // a bug upstream; nothing leaves after finish
+  if (r.held.size() >= limits_.held_tokens_max) {
+    failures_.push_back({request_id, failure_code::overloaded});
+    requests_.erase(it);
+    return {};
+  }
+  r.held.push_back(std::move(token));
+  return {};
+}
+
+std::vector<held_token> release_gate::admission_committed(const std::string& request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || it->second.at != phase::admitting) return {};
+  it->second.at = phase::streaming;
+  std::vector<held_token> out;
+  out.swap(it->second.held);
+  return out;
+}
+
+bool release_gate::finish(const std::string& request_id, std::string outcome) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || it->second.at == phase::completing) return false;
+  // A request may finish before its admission commits (a short answer): its completion is
+  // proposed behind the admission, and Raft commits them in that order.
+  it->second.at = phase::completing;
+  it->second.held.clear();  // the final answer carries the whole text
+  it->second.outcome = std::move(outcome);
+  return true;
+}
+
+std::optional<std::string> release_gate::completion_committed(const std::string& request_id,
+                                                              const std::string& outcome) {
+  remember(request_id, outcome);
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || it->second.at != phase::completing) return std::nullopt;
+  requests_.erase(it);
+  return outcome;
+}
+
+bool release_gate::abandon(const std::string& request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return true;
+  if (it->second.at != phase::admitting) return false;
+  requests_.erase(it);
+  return true;
+}
+
+std::vector<gate_failure> release_gate::lose_leadership() {
+  open_ = false;
+  std::vector<gate_failure> out = take_failures();
+  for (const auto& [id, r] : requests_)
+    out.push_back({id, r.at == phase::admitting ? failure_code::not_primary
+                                                : failure_code::outcome_unknown});
+  requests_.clear();
+  return out;
+}
+
+std::vector<gate_failure> release_gate::take_failures() {
+  std::vector<gate_failure> out;
+  out.swap(failures_);
+  return out;
+}
+
+void release_gate::remember(const std::string& request_id, const std::string& outcome) {
+  if (!outcomes_.emplace(request_id, outcome).second) return;  // the first commit wins
+  outcome_order_.push_back(request_id);
+  while (outcomes_.size() > limits_.outcomes_max) {
+    outcomes_.erase(outcome_order_.front());
+    outcome_order_.pop_front();
+  }
+}
+
+}  // namespace bastion::coordination
