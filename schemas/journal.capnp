@@ -66,6 +66,13 @@ struct Completion {
   usage @3 :Inference.Usage;
   timings @4 :Timings;
   modelId @5 :Text;            # the model that answered (a fallback names itself)
+  # The answer itself, when the request's level retains text (the default for levels without a
+  # digest-only policy): a retry with the same request id after a failover is answered from it.
+  outputText @6 :Text;
+  # Set when the request failed after its admission committed: a retry gets the same error.
+  error @7 :Inference.Error;
+  site @8 :Text;               # the site that released it
+  epoch @9 :UInt64;            # the primary's epoch at release
 }
 
 struct ConfigurationChange {

@@ -22,12 +22,13 @@ void release_gate::open(std::uint64_t epoch) {
   assert(requests_.empty() && "lose_leadership() ends every request before a new epoch");
   epoch_ = epoch;
   open_ = true;
+  admitting_ = true;
 }
 
 begin_result release_gate::begin(const std::string& request_id) {
   if (auto it = outcomes_.find(request_id); it != outcomes_.end())
     return {begin_code::replay, it->second};
-  if (!open_) return {begin_code::not_primary, {}};
+  if (!open_ || !admitting_) return {begin_code::not_primary, {}};
   if (requests_.count(request_id) != 0) return {begin_code::duplicate_in_flight, {}};
   if (requests_.size() >= limits_.requests_max) return {begin_code::overloaded, {}};
   requests_.emplace(request_id, request_state{});
@@ -51,8 +52,9 @@ std::vector<held_token> release_gate::on_token(const std::string& request_id, he
 
 std::vector<held_token> release_gate::admission_committed(const std::string& request_id) {
   auto it = requests_.find(request_id);
-  if (it == requests_.end() || it->second.at != phase::admitting) return {};
-  it->second.at = phase::streaming;
+  if (it == requests_.end() || it->second.admitted) return {};
+  it->second.admitted = true;
+  if (it->second.at == phase::admitting) it->second.at = phase::streaming;
   std::vector<held_token> out;
   out.swap(it->second.held);
   return out;
@@ -63,8 +65,8 @@ bool release_gate::finish(const std::string& request_id, std::string outcome) {
   if (it == requests_.end() || it->second.at == phase::completing) return false;
   // A request may finish before its admission commits (a short answer): its completion is
   // proposed behind the admission, and Raft commits them in that order.
+  // Held tokens stay: they leave when the admission commits, before the final answer.
   it->second.at = phase::completing;
-  it->second.held.clear();  // the final answer carries the whole text
   it->second.outcome = std::move(outcome);
   return true;
 }
@@ -81,7 +83,7 @@ std::optional<std::string> release_gate::completion_committed(const std::string&
 bool release_gate::abandon(const std::string& request_id) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return true;
-  if (it->second.at != phase::admitting) return false;
+  if (it->second.admitted || it->second.at == phase::completing) return false;
   requests_.erase(it);
   return true;
 }
@@ -90,8 +92,8 @@ std::vector<gate_failure> release_gate::lose_leadership() {
   open_ = false;
   std::vector<gate_failure> out = take_failures();
   for (const auto& [id, r] : requests_)
-    out.push_back({id, r.at == phase::admitting ? failure_code::not_primary
-                                                : failure_code::outcome_unknown});
+    out.push_back({id, r.admitted || r.at == phase::completing ? failure_code::outcome_unknown
+                                                               : failure_code::not_primary});
   requests_.clear();
   return out;
 }

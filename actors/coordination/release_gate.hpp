@@ -79,7 +79,8 @@ class release_gate {
   /// that overflows its held tokens is failed: see failures().
   std::vector<held_token> on_token(const std::string& request_id, held_token token);
 
-  /// Its admission record committed: the held tokens, in order, leave now.
+  /// Its admission record committed: the held tokens, in order, leave now (also when the
+  /// request has finished meanwhile: they go before its final answer).
   std::vector<held_token> admission_committed(const std::string& request_id);
 
   /// The request finished with `outcome` (answer or failure, serialised by the owner). Returns
@@ -97,6 +98,16 @@ class release_gate {
   /// had committed: then it must go through finish() so a completion is journaled.
   bool abandon(const std::string& request_id);
 
+  /// Drops a request whose record could not be proposed (the owner tells its client why).
+  /// Returns false for an unknown id.
+  bool forget(const std::string& request_id) { return requests_.erase(request_id) != 0; }
+
+  /// A handover is draining this leader: new requests are refused (begin() says not_primary)
+  /// while those in flight finish and release as usual. resume_admission() undoes it when the
+  /// handover fails.
+  void pause_admission() noexcept { admitting_ = false; }
+  void resume_admission() noexcept { admitting_ = true; }
+
   /// Leadership lost: closes the gate and ends every request not yet released, each with one
   /// retryable failure.
   std::vector<gate_failure> lose_leadership();
@@ -111,6 +122,7 @@ class release_gate {
   enum class phase : std::uint8_t { admitting, streaming, completing };
   struct request_state {
     phase at = phase::admitting;
+    bool admitted = false;  // its admission record committed
     std::vector<held_token> held;
     std::string outcome;  // completing
   };
@@ -118,6 +130,7 @@ class release_gate {
 
   release_gate_limits limits_;
   bool open_ = false;
+  bool admitting_ = true;
   std::uint64_t epoch_ = 0;
   std::map<std::string, request_state> requests_;
   std::map<std::string, std::string> outcomes_;

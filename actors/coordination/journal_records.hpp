@@ -1,0 +1,65 @@
+#pragma once
+// The records the coordinator writes to the replicated journal (schemas/journal.capnp), built
+// from the serving port's types, and read back from committed entries under explicit limits.
+// Prompts and outputs are digested with SM3 (GB/T 32905) before they are written.
+
+#include "actors/gateway/inference_port.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace bastion::coordination {
+
+using record_bytes = std::vector<std::uint8_t>;
+
+/// SM3 of `data` (32 bytes), through OpenSSL's EVP interface.
+std::vector<std::uint8_t> sm3_digest(const std::string& data);
+
+struct epoch_start_record {
+  std::uint64_t epoch = 0;
+  std::string site;
+  std::uint64_t leader_id = 0;
+  std::uint64_t term = 0;
+};
+
+record_bytes encode_epoch_start(const epoch_start_record& r, std::uint64_t now_unix_ns);
+
+/// The admission record of `req`: principal, model, parameters, the SM3 digest of the input
+/// (never its text).
+record_bytes encode_admission(const gateway::inference_request& req, std::uint64_t now_unix_ns);
+
+struct completion_options {
+  bool retain_text = true;  // false: only the output's digest is journaled
+  std::string site;
+  std::uint64_t epoch = 0;
+};
+
+/// The completion record of a request that ended with `outcome` (an answer or an error).
+record_bytes encode_completion(const std::string& request_id, const gateway::completion& outcome,
+                               const completion_options& opt, std::uint64_t now_unix_ns);
+
+/// What a committed entry says, as far as the coordinator cares.
+struct committed_epoch_start {
+  epoch_start_record record;
+};
+struct committed_admission {
+  std::string request_id;
+};
+struct committed_completion {
+  std::string request_id;
+};
+struct committed_other {};  // configuration changes and kinds this build does not know
+using committed_record = std::variant<committed_epoch_start, committed_admission,
+                                      committed_completion, committed_other>;
+
+/// Reads a committed entry; an entry that is not a valid JournalRecord is an error message.
+std::variant<committed_record, std::string> decode_record(const record_bytes& bytes);
+
+/// The outcome a completion record holds, for a retry with its request id: the answer (its
+/// text when retained; otherwise a typed error saying only the digest was kept) or its error.
+gateway::completion outcome_of_completion(const record_bytes& bytes);
+
+}  // namespace bastion::coordination

@@ -1,0 +1,270 @@
+// The coordinator and the journaled port on three simulated replicas (CAF's deterministic
+// coordinator, tests/actors/replicator_sim.hpp): the leader's site becomes ready only after its
+// epoch-start commits; answers leave only after their completion records commit on a majority;
+// followers refuse with not_primary naming the leader; a retry with a committed request id is
+// answered from the journal, even at a new leader after the old one crashed; a request running
+// on a leader that loses its quorum ends with a retryable error and never with an answer.
+
+#define CAF_SUITE coordinator
+
+#include "actors/coordination/coordinator.hpp"
+#include "actors/coordination/journal_records.hpp"
+#include "actors/coordination/journaled_port.hpp"
+#include "actors/replicator_errors.hpp"
+#include "runtime/wire/announce.hpp"
+#include "tests/actors/replicator_sim.hpp"
+
+#include <caf/test/dsl.hpp>
+#include <caf/test/unit_test_impl.hpp>
+
+#include <map>
+#include <optional>
+
+using namespace bastion;
+using namespace bastion::coordination;
+
+namespace {
+
+struct sim_config : caf::actor_system_config {
+  sim_config() {
+    wire::announce_wire_types(*this);
+    actors::announce_replicator_types(*this);
+  }
+};
+
+/// The site's local serving, faked: answers with the prompt's words, or holds requests until
+/// told (to have work in flight when leadership changes).
+struct echo_port final : gateway::inference_port {
+  int submits = 0;
+  bool hold = false;
+  std::map<std::string, gateway::completion_callback> held;
+
+  void submit(gateway::inference_request req, gateway::token_callback on_token,
+              gateway::completion_callback on_done) override {
+    ++submits;
+    const auto text = std::get<std::string>(req.input);
+    if (on_token) on_token({text, 7});
+    if (hold) {
+      held[req.request_id] = std::move(on_done);
+      return;
+    }
+    on_done(gateway::final_result{"echo: " + text, gateway::finish_reason::stop, {3, 1}, "echo",
+                                  {}, 0});
+  }
+  void cancel(const std::string& id) override {
+    auto it = held.find(id);
+    if (it == held.end()) return;
+    auto cb = std::move(it->second);
+    held.erase(it);
+    cb(gateway::final_result{"", gateway::finish_reason::cancelled, {3, 0}, "echo", {}, 0});
+  }
+  std::vector<gateway::model_info> list_models() override { return {{"echo"}}; }
+};
+
+struct site {
+  std::string name;
+  echo_port inner;
+  coordinator_view view;
+  std::unique_ptr<journaled_port> port;
+  caf::actor coordinator;
+};
+
+struct client_outcome {
+  std::optional<gateway::completion> done;
+  std::vector<std::string> tokens;
+};
+
+struct fixture : test_coordinator_fixture<sim_config> {
+  std::unique_ptr<sim::cluster> cluster;
+  std::unique_ptr<sim::coordinator_clock> clock;
+  std::map<std::uint64_t, std::unique_ptr<site>> sites;
+  std::map<std::string, client_outcome> outcomes;
+
+  fixture() {
+    cluster = std::make_unique<sim::cluster>(sys, sched, sim::cluster_options{});
+    clock = std::make_unique<sim::coordinator_clock>(sched.clock());
+    const char* names[] = {"prod", "dr-local", "dr-remote"};
+    for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  }
+  ~fixture() override {
+    for (auto& [id, s] : sites)
+      if (s->coordinator) caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
+    sched.run();
+    sites.clear();
+    cluster.reset();
+  }
+
+  void start_site(std::uint64_t id, const std::string& name) {
+    auto s = std::make_unique<site>();
+    s->name = name;
+    s->port = std::make_unique<journaled_port>(s->inner, s->view, *clock, name, true);
+    coordinator_config ccfg;
+    ccfg.site = name;
+    ccfg.replica_id = id;
+    s->coordinator = spawn_coordinator(sys, ccfg, cluster->node(id).handle, *s->port, {}, *clock,
+                                       s->view);
+    s->port->set_coordinator(s->coordinator);
+    sites[id] = std::move(s);
+    sched.run();
+  }
+
+  /// The site whose coordinator says ready, 0 if none.
+  std::uint64_t ready_site() {
+    for (auto& [id, s] : sites)
+      if (s->view.get().ready) return id;
+    return 0;
+  }
+
+  std::uint64_t wait_ready() {
+    CAF_REQUIRE(cluster->advance_until([&] { return ready_site() != 0; }, 10000));
+    return ready_site();
+  }
+
+  void submit(std::uint64_t at, const std::string& id, const std::string& prompt,
+              bool stream = false) {
+    gateway::inference_request req;
+    req.request_id = id;
+    req.model = "echo";
+    req.input = prompt;
+    req.stream = stream;
+    outcomes[id] = {};
+    gateway::token_callback on_token;
+    if (stream) on_token = [this, id](gateway::token_event ev) {
+      outcomes[id].tokens.push_back(ev.text);
+    };
+    sites.at(at)->port->submit(std::move(req), std::move(on_token),
+                               [this, id](gateway::completion c) { outcomes[id].done = c; });
+  }
+
+  bool settle(const std::string& id, std::int64_t limit_ms = 5000) {
+    return cluster->advance_until([&] { return outcomes[id].done.has_value(); }, limit_ms);
+  }
+
+  const gateway::final_result& answer(const std::string& id) {
+    CAF_REQUIRE(outcomes[id].done);
+    auto* f = std::get_if<gateway::final_result>(&*outcomes[id].done);
+    if (!f) CAF_FAIL("request " << id << " failed: "
+                                << std::get<gateway::inference_error>(*outcomes[id].done).message);
+    return *f;
+  }
+
+  const gateway::inference_error& error(const std::string& id) {
+    CAF_REQUIRE(outcomes[id].done);
+    auto* e = std::get_if<gateway::inference_error>(&*outcomes[id].done);
+    CAF_REQUIRE(e != nullptr);
+    return *e;
+  }
+
+  /// Completion records for `request_id` that replica `id` has applied.
+  int completions_applied(std::uint64_t id, const std::string& request_id) {
+    int n = 0;
+    auto& applied = cluster->node(id).applied;
+    if (applied.empty()) return 0;
+    for (const auto& e : applied.back()) {
+      auto d = decode_record(e.payload);
+      if (auto* r = std::get_if<committed_record>(&d))
+        if (auto* c = std::get_if<committed_completion>(r); c && c->request_id == request_id) ++n;
+    }
+    return n;
+  }
+};
+
+}  // namespace
+
+CAF_TEST_FIXTURE_SCOPE(coordinator_tests, fixture)
+
+CAF_TEST(the leader becomes ready and answers only once the completion is committed everywhere) {
+  const auto leader = wait_ready();
+  CAF_CHECK_EQUAL(leader, cluster->leader());
+  const auto state = sites[leader]->view.get();
+  CAF_CHECK(state.epoch >= 1);
+  CAF_CHECK_EQUAL(state.phase, "ready");
+  for (auto& [id, s] : sites)
+    if (id != leader) CAF_CHECK(!s->view.get().ready);
+
+  submit(leader, "req-1", "hello", true);
+  CAF_CHECK(!outcomes["req-1"].done);  // nothing leaves before the records commit
+  CAF_CHECK(outcomes["req-1"].tokens.empty());
+  CAF_REQUIRE(settle("req-1"));
+  const auto& a = answer("req-1");
+  CAF_CHECK_EQUAL(a.text, "echo: hello");
+  CAF_CHECK_EQUAL(a.site, sites[leader]->name);
+  CAF_CHECK_EQUAL(a.epoch, state.epoch);
+  CAF_CHECK_EQUAL(outcomes["req-1"].tokens, std::vector<std::string>{"hello"});
+  CAF_CHECK_EQUAL(completions_applied(leader, "req-1"), 1);
+  // Committed means durable on a majority; every replica applies it once it learns the commit.
+  cluster->advance(300);
+  for (auto id : cluster->ids()) CAF_CHECK_EQUAL(completions_applied(id, "req-1"), 1);
+  CAF_CHECK_EQUAL(sites[leader]->port->pending(), 0u);
+}
+
+CAF_TEST(followers refuse with not_primary and name the leader) {
+  const auto leader = wait_ready();
+  cluster->advance(500);  // followers learn who leads from the heartbeats
+  const auto follower = leader == 1 ? 2 : 1;
+  submit(follower, "req-f", "hi");
+  CAF_REQUIRE(settle("req-f"));
+  const auto& e = error("req-f");
+  CAF_CHECK(e.code == gateway::error_code::not_primary);
+  CAF_CHECK_EQUAL(e.leader_address, cluster->node(leader).address);
+  CAF_CHECK_EQUAL(sites[follower]->inner.submits, 0);
+}
+
+CAF_TEST(a retry with a committed request id is answered from the journal even after failover) {
+  const auto leader = wait_ready();
+  submit(leader, "req-r", "once");
+  CAF_REQUIRE(settle("req-r"));
+  const auto first = answer("req-r");
+  const auto first_epoch = sites[leader]->view.get().epoch;
+
+  submit(leader, "req-r", "once");
+  CAF_REQUIRE(settle("req-r"));
+  CAF_CHECK_EQUAL(answer("req-r").text, first.text);
+  CAF_CHECK_EQUAL(sites[leader]->inner.submits, 1);  // not run again
+
+  cluster->crash(leader);
+  sched.run();
+  CAF_CHECK(!sites[leader]->view.get().ready);  // a dead replicator closes its site at once
+  std::uint64_t next = 0;
+  CAF_REQUIRE(cluster->advance_until(
+      [&] {
+        next = ready_site();
+        return next != 0 && next != leader;
+      },
+      15000));
+  CAF_CHECK(sites[next]->view.get().epoch > first_epoch);
+  submit(next, "req-r", "once");
+  CAF_REQUIRE(settle("req-r"));
+  CAF_CHECK_EQUAL(answer("req-r").text, first.text);
+  CAF_CHECK_EQUAL(answer("req-r").site, first.site);  // the journaled outcome, not a re-run
+  CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
+}
+
+CAF_TEST(a leader that loses its quorum fails its running work with a retryable error) {
+  const auto leader = wait_ready();
+  sites[leader]->inner.hold = true;
+  submit(leader, "req-held", "slow", true);
+  cluster->advance(200);  // the admission commits; the token is released
+  CAF_CHECK_EQUAL(outcomes["req-held"].tokens.size(), 1u);
+  cluster->net().isolate(leader, cluster->ids());
+  // libraft's leader steps down once it has not heard from a majority for an election timeout.
+  CAF_REQUIRE(settle("req-held", 10000));
+  const auto& e = error("req-held");
+  CAF_CHECK(e.code == gateway::error_code::outcome_unknown);
+  CAF_CHECK_EQUAL(e.request_id, "req-held");
+  CAF_CHECK(sites[leader]->inner.held.empty());  // its work was cancelled
+  CAF_CHECK(!sites[leader]->view.get().ready);
+  // The rest of the cluster elects a new leader and serves.
+  std::uint64_t next = 0;
+  CAF_REQUIRE(cluster->advance_until(
+      [&] {
+        next = ready_site();
+        return next != 0 && next != leader;
+      },
+      15000));
+  submit(next, "req-after", "again");
+  CAF_REQUIRE(settle("req-after"));
+  CAF_CHECK_EQUAL(answer("req-after").text, "echo: again");
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
