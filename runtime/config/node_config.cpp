@@ -407,6 +407,67 @@ void read_api_keys(section& root, std::vector<std::string>& errors, node_config&
   }
 }
 
+bool valid_site(const std::string& s) {
+  return s == "prod" || s == "dr-local" || s == "dr-remote";
+}
+
+void read_cluster(section& root, std::vector<std::string>& errors, node_config& cfg) {
+  const auto* t = root.table("cluster");
+  if (!t) return;
+  section s{t, "cluster", errors};
+  auto& c = cfg.cluster;
+  c.enabled = true;
+  s.get_int("replica_id", c.replica_id, 1, std::int64_t{1} << 32);
+  if (c.replica_id == 0) s.refuse("replica_id", "(missing)", "every replica needs an id > 0");
+  s.get("journal_dir", c.journal_dir);
+  c.journal_dir = expand_home(c.journal_dir);
+  if (c.journal_dir.empty()) s.refuse("journal_dir", "''", "the journal needs a directory");
+  read_listen(s, "raft_listen", c.raft_listen);
+  s.get_int("election_timeout_ms", c.election_timeout_ms, 50, 60000);
+  s.get_int("heartbeat_ms", c.heartbeat_ms, 10, 10000);
+  if (c.heartbeat_ms * 2 > c.election_timeout_ms)
+    s.refuse("heartbeat_ms", std::to_string(c.heartbeat_ms),
+             "must be at most half of election_timeout_ms (" +
+                 std::to_string(c.election_timeout_ms) + ")");
+  s.get_int("drain_timeout_ms", c.drain_timeout_ms, 0, 600000);
+  if (const auto* n = s.node("retain_output_text")) {
+    if (auto v = n->value<bool>())
+      c.retain_output_text = *v;
+    else
+      s.refuse("retain_output_text", quote(*n), "must be true or false");
+  }
+  const auto* arr = s.array("peers");
+  std::set<std::uint64_t> ids{c.replica_id};
+  std::set<std::string> sites{cfg.node.site};
+  for (std::size_t i = 0; arr && i < arr->size(); ++i) {
+    const std::string path = "cluster.peers[" + std::to_string(i) + "]";
+    const auto* pt = (*arr)[i].as_table();
+    if (!pt) {
+      errors.push_back(path + " must be a table");
+      continue;
+    }
+    section ps{pt, path, errors};
+    cluster_peer_section p;
+    ps.get_int("replica_id", p.replica_id, 1, std::int64_t{1} << 32);
+    if (p.replica_id == 0)
+      ps.refuse("replica_id", "(missing)", "every replica needs an id > 0");
+    else if (!ids.insert(p.replica_id).second)
+      ps.refuse("replica_id", std::to_string(p.replica_id),
+                "another replica (or this node) has this id");
+    ps.get("site", p.site);
+    if (!valid_site(p.site))
+      ps.refuse("site", "'" + p.site + "'", "must be one of prod, dr-local, dr-remote");
+    else if (!sites.insert(p.site).second)
+      ps.refuse("site", "'" + p.site + "'", "another node of the cluster is at this site");
+    read_listen(ps, "raft", p.raft);
+    if (p.raft.port == 0) ps.refuse("raft", "(missing)", "a peer's journal link needs host:port");
+    ps.get("http_address", p.http_address);
+    ps.get("rpc_address", p.rpc_address);
+    c.peers.push_back(std::move(p));
+  }
+  if (c.peers.size() > 8) s.refuse("peers", std::to_string(c.peers.size()), "at most 8 peers");
+}
+
 }  // namespace
 
 load_result parse_node_config(const std::string& text, const std::string& origin) {
@@ -430,6 +491,7 @@ load_result parse_node_config(const std::string& text, const std::string& origin
     read_workers(top, out.errors, cfg);
     read_scheduler(top, out.errors, cfg);
     read_api_keys(top, out.errors, cfg);
+    read_cluster(top, out.errors, cfg);
   }  // top's destructor reports unknown top-level keys
   for (auto& e : out.errors) e = origin + ": " + e;
   if (out.errors.empty()) out.config = std::move(cfg);

@@ -74,6 +74,29 @@ struct api_key_section {
   std::vector<std::string> classes;  // priority classes this key may use
 };
 
+/// Another site's node in the replicated cluster (DESIGN.md §1, §5).
+struct cluster_peer_section {
+  std::uint64_t replica_id = 0;  // its Raft server id: unique, > 0
+  std::string site;              // prod | dr-local | dr-remote
+  listen_section raft{"127.0.0.1", 0};  // where its journal link is published
+  std::string http_address;      // host:port its gateway serves clients on (redirects go there)
+  std::string rpc_address;       // host:port of its RPC service (may be empty)
+};
+
+/// [cluster]: this node's replica of the journal and the other sites. Absent: a single node
+/// that releases answers without a journal.
+struct cluster_section {
+  bool enabled = false;  // the [cluster] table is present
+  std::uint64_t replica_id = 0;
+  std::string journal_dir;                     // created if missing; one node per directory
+  listen_section raft_listen{"127.0.0.1", 0};  // this node's journal link (port 0: any)
+  std::uint32_t election_timeout_ms = 1000;    // DESIGN.md §5: about 1 s
+  std::uint32_t heartbeat_ms = 100;            // and about 100 ms
+  std::uint32_t drain_timeout_ms = 5000;       // a handover waits this long for running work
+  bool retain_output_text = true;  // journal answers so a retry after failover gets them
+  std::vector<cluster_peer_section> peers;
+};
+
 struct node_config {
   node_section node;
   http_section http;
@@ -82,6 +105,7 @@ struct node_config {
   std::vector<worker_section> workers;
   scheduler_section scheduler;
   std::vector<api_key_section> api_keys;
+  cluster_section cluster;
 };
 
 /// Result of loading: the config, or the reasons it was refused (all of them, one per line).

@@ -116,3 +116,45 @@ TEST_CASE("TOML syntax errors give the line and column") {
   CHECK_FALSE(r.config);
   CHECK_THAT(r.errors.at(0), Catch::Contains("cannot read"));
 }
+
+TEST_CASE("the cluster section names this replica, its journal and the other sites") {
+  model_file_guard guard;
+  const auto b = base_config() +
+                 "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j1\"\n"
+                 "raft_listen = \"127.0.0.1:7101\"\nelection_timeout_ms = 800\n"
+                 "[[cluster.peers]]\nreplica_id = 2\nsite = \"dr-local\"\n"
+                 "raft = \"127.0.0.1:7102\"\nhttp_address = \"127.0.0.1:8182\"\n"
+                 "[[cluster.peers]]\nreplica_id = 3\nsite = \"dr-remote\"\n"
+                 "raft = \"127.0.0.1:7103\"\n";
+  auto r = parse_node_config(b, "test.toml");
+  INFO((r.errors.empty() ? std::string{} : r.errors[0]));
+  REQUIRE(r.config);
+  const auto& c = r.config->cluster;
+  CHECK(c.enabled);
+  CHECK(c.replica_id == 1);
+  CHECK(c.raft_listen.port == 7101);
+  CHECK(c.election_timeout_ms == 800);
+  CHECK(c.heartbeat_ms == 100);
+  CHECK(c.retain_output_text);
+  REQUIRE(c.peers.size() == 2);
+  CHECK(c.peers[0].http_address == "127.0.0.1:8182");
+  CHECK(c.peers[1].raft.port == 7103);
+
+  CHECK_FALSE(parse_node_config(base_config(), "t").config->cluster.enabled);  // one node
+
+  CHECK_THAT(errors_of(base_config() + "[cluster]\njournal_dir = \"/tmp/j\"\n"),
+             Catch::Contains("cluster.replica_id = (missing) refused"));
+  CHECK_THAT(errors_of(base_config() + "[cluster]\nreplica_id = 1\n"),
+             Catch::Contains("cluster.journal_dir = '' refused"));
+  CHECK_THAT(errors_of(base_config() +
+                       "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\nheartbeat_ms = 600\n"),
+             Catch::Contains("cluster.heartbeat_ms = 600 refused: must be at most half"));
+  const auto dup = base_config() +
+                   "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\n"
+                   "[[cluster.peers]]\nreplica_id = 1\nsite = \"prod\"\nraft = \"h:1\"\n";
+  CHECK_THAT(errors_of(dup), Catch::Contains("cluster.peers[0].replica_id = 1 refused") &&
+                                 Catch::Contains("cluster.peers[0].site = 'prod' refused"));
+  CHECK_THAT(errors_of(base_config() + "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\n"
+                                       "[[cluster.peers]]\nreplica_id = 2\nsite = \"dr-local\"\n"),
+             Catch::Contains("cluster.peers[0].raft = (missing) refused"));
+}
