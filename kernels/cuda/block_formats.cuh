@@ -65,8 +65,9 @@ __device__ __forceinline__ void load_unit(const std::uint8_t* row, std::int64_t 
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int nib = (q[i] >> shift) & 0x0f;
-      out[i] =
-          Type == type_q4_0 ? d * static_cast<float>(nib - 8) : d * static_cast<float>(nib) + m;
+      out[i] = Type == type_q4_0 ? d * static_cast<float>(nib - 8)
+                                 // unfused, as the CPU reference rounds it (nvcc would use an FMA)
+                                 : __fadd_rn(__fmul_rn(d, static_cast<float>(nib)), m);
     }
   }
 }
