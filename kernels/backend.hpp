@@ -140,7 +140,8 @@ class backend {
   /// `bytes` (> 0) of zeroed backend memory, aligned to memory_alignment; out_of_memory when
   /// it cannot be had. Free it with deallocate on the same backend.
   virtual status allocate(std::size_t bytes, void*& out) {
-    const std::size_t rounded = (bytes + memory_alignment - 1) / memory_alignment * memory_alignment;
+    const std::size_t rounded =
+        (bytes + memory_alignment - 1) / memory_alignment * memory_alignment;
     out = bytes == 0 ? nullptr : std::aligned_alloc(memory_alignment, rounded);
     if (!out)
       return {status_code::out_of_memory,
@@ -154,7 +155,8 @@ class backend {
   /// Copies `bytes` from host memory into backend memory. The host bytes may be reused as soon
   /// as this returns.
   virtual status upload(void* dst, const void* host_src, std::size_t bytes) {
-    if (bytes && (!dst || !host_src)) return {status_code::invalid_argument, "upload: null pointer"};
+    if (bytes && (!dst || !host_src))
+      return {status_code::invalid_argument, "upload: null pointer"};
     if (bytes) std::memcpy(dst, host_src, bytes);
     return status::ok();
   }

@@ -121,8 +121,7 @@ paged_kv_view kv_cache::layer_view(std::int64_t layer) {
   assert(layer >= 0 && layer < config_.n_layers && "kv_cache::layer_view: no such layer");
   const std::int64_t per_layer = config_.blocks * config_.block_tokens * config_.kv_dim;
   return {keys_.as<float>() + layer * per_layer, values_.as<float>() + layer * per_layer,
-          config_.blocks,
-          config_.block_tokens, config_.kv_dim};
+          config_.blocks, config_.block_tokens, config_.kv_dim};
 }
 
 }  // namespace bastion::kernels
