@@ -12,9 +12,11 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -29,27 +31,26 @@ namespace {
     }                                                                                           \
   } while (0)
 
-// Median milliseconds of `reps` timed runs after `warmup` untimed ones.
+// Median milliseconds of `reps` timed runs after `warmup` untimed ones. Wall clock around
+// the call and a device-wide synchronize: the backend queues on its own stream, which events
+// on the legacy stream would not wait for.
 double time_ms(const std::function<void()>& fn, int warmup = 3, int reps = 10) {
   for (int i = 0; i < warmup; ++i) fn();
   BENCH_CHECK(cudaDeviceSynchronize());
-  cudaEvent_t start, stop;
-  BENCH_CHECK(cudaEventCreate(&start));
-  BENCH_CHECK(cudaEventCreate(&stop));
-  std::vector<float> samples;
+  std::vector<double> samples;
   for (int i = 0; i < reps; ++i) {
-    BENCH_CHECK(cudaEventRecord(start));
+    const auto t0 = std::chrono::steady_clock::now();
     fn();
-    BENCH_CHECK(cudaEventRecord(stop));
-    BENCH_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    samples.push_back(ms);
+    BENCH_CHECK(cudaDeviceSynchronize());
+    samples.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(samples.begin(), samples.end());
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return static_cast<double>(samples[samples.size() / 2]);
+  return samples[samples.size() / 2];
+}
+
+void must(const bastion::kernels::status& st) {
+  if (!st) std::exit((std::fprintf(stderr, "%s\n", st.message().c_str()), 1));
 }
 
 }  // namespace
@@ -83,10 +84,7 @@ int main(int argc, char** argv) {
   const double bytes = 2.0 * static_cast<double>(elems) * sizeof(float);  // read x, write y
   const double copy_ms = time_ms(
       [&] { BENCH_CHECK(cudaMemcpy(y, x, elems * sizeof(float), cudaMemcpyDeviceToDevice)); });
-  const double norm_ms = time_ms([&] {
-    auto st = gpu->rmsnorm_f32(x, w, y, rows, dim, 1e-5f);
-    if (!st) std::exit((std::fprintf(stderr, "%s\n", st.message().c_str()), 1));
-  });
+  const double norm_ms = time_ms([&] { must(gpu->rmsnorm_f32(x, w, y, rows, dim, 1e-5f)); });
   const double copy_gbs = bytes / copy_ms / 1e6, norm_gbs = bytes / norm_ms / 1e6;
   std::printf("rmsnorm %ldx%ld f32        : %8.1f GB/s\n", rows, dim, norm_gbs);
   std::printf("device memcpy (baseline)   : %8.1f GB/s\n", copy_gbs);
@@ -104,10 +102,7 @@ int main(int argc, char** argv) {
   BENCH_CHECK(cudaMemset(a, 0, nn * sizeof(float)));
   BENCH_CHECK(cudaMemset(b, 0, nn * sizeof(float)));
   const double flops = 2.0 * n * static_cast<double>(n) * n;
-  const double backend_ms = time_ms([&] {
-    auto st = gpu->matmul_f32(a, b, c, n, n, n);
-    if (!st) std::exit((std::fprintf(stderr, "%s\n", st.message().c_str()), 1));
-  });
+  const double backend_ms = time_ms([&] { must(gpu->matmul_f32(a, b, c, n, n, n)); });
   cublasHandle_t h;
   BENCH_CHECK(cublasCreate(&h));
   const float one = 1.0f, zero = 0.0f;
@@ -131,8 +126,50 @@ int main(int argc, char** argv) {
       "gemm bf16 cublasGemmEx     : %8.1f TFLOP/s (tensor-core ceiling; f32 backend is %.3f of "
       "it)\n",
       flops / bf16_ms / 1e9, bf16_ms / backend_ms);
-  std::printf(
-      "note: inputs are zeros (timing only); the backend includes a stream sync per call\n");
+  const double f16_ms = time_ms([&] {
+    BENCH_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, hb, CUDA_R_16F, n, ha,
+                             CUDA_R_16F, n, &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT));
+  });
+  std::printf("gemm f16 cublasGemmEx      : %8.1f TFLOP/s (cuBLAS's own F16 peak here)\n",
+              flops / f16_ms / 1e9);
+  // The backend's weight-type GEMMs: x is F32 and converted to F16/BF16 inside the call.
+  const bastion::kernels::weight_view wf16{bastion::kernels::tensor_type::f16, hb, n, n};
+  const double be_f16_ms = time_ms([&] { must(gpu->matmul(a, wf16, c, n)); });
+  std::printf("gemm f16 backend matmul    : %8.1f TFLOP/s (%.2f of cuBLAS F16; includes x->F16)\n",
+              flops / be_f16_ms / 1e9, f16_ms / be_f16_ms);
+  const bastion::kernels::weight_view wbf16{bastion::kernels::tensor_type::bf16, hb, n, n};
+  const double be_bf16_ms = time_ms([&] { must(gpu->matmul(a, wbf16, c, n)); });
+  std::printf("gemm bf16 backend matmul   : %8.1f TFLOP/s (%.2f of cuBLAS BF16)\n",
+              flops / be_bf16_ms / 1e9, bf16_ms / be_bf16_ms);
+  // Quantized weights (zero bytes are valid blocks): prefill-sized m through dequantize + GemmEx.
+  void* q = nullptr;
+  const std::size_t q4_bytes = nn / 32 * 18, q8_bytes = nn / 32 * 34;
+  BENCH_CHECK(cudaMalloc(&q, q8_bytes));
+  BENCH_CHECK(cudaMemset(q, 0, q8_bytes));
+  const int pm = 512;
+  const double pflops = 2.0 * pm * static_cast<double>(n) * n;
+  for (auto [type, label, bytes_w] :
+       {std::tuple{bastion::kernels::tensor_type::q4_0, "q4_0", q4_bytes},
+        std::tuple{bastion::kernels::tensor_type::q8_0, "q8_0", q8_bytes}}) {
+    const bastion::kernels::weight_view wq{type, q, n, n};
+    const double ms = time_ms([&] { must(gpu->matmul(a, wq, c, pm)); });
+    std::printf("gemm %s backend m=%d     : %8.1f TFLOP/s (dequantize to F16 + GemmEx)\n", label,
+                pm, pflops / ms / 1e9);
+    // Decode: one row of x, the weights read once: bandwidth against memcpy's.
+    const double gemv_ms = time_ms([&] { must(gpu->matmul(a, wq, c, 1)); }, 5, 50);
+    const double gbs = static_cast<double>(bytes_w) / gemv_ms / 1e6;
+    std::printf("gemv %s %dx%d m=1      : %8.1f GB/s of weights (%.2f of memcpy)\n", label, n, n,
+                gbs, gbs / copy_gbs);
+  }
+  {
+    const double gemv_ms = time_ms([&] { must(gpu->matmul(a, wf16, c, 1)); }, 5, 50);
+    const double gbs = static_cast<double>(nn) * 2 / gemv_ms / 1e6;
+    std::printf("gemv f16 %dx%d m=1       : %8.1f GB/s of weights (%.2f of memcpy)\n", n, n, gbs,
+                gbs / copy_gbs);
+  }
+  cudaFree(q);
+  std::printf("note: inputs are zeros (timing only); times are wall clock per call + sync\n");
   cublasDestroy(h);
   cudaFree(a);
   cudaFree(b);

@@ -15,7 +15,10 @@
 #include "kernels/status.hpp"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace bastion::kernels {
@@ -125,6 +128,51 @@ class backend {
 
   /// Per row, in place: x = exp(x - max) / sum(exp(x - max)).
   virtual status softmax_f32(float* x, std::int64_t rows, std::int64_t dim) = 0;
+
+  // Memory the operations' pointers point into. The defaults are host memory, so a host
+  // backend (the CPU one) needs nothing more; a device backend overrides all of them. Every
+  // pointer an operation takes (activations, weights, KV storage and the int tables of
+  // positions, slots and blocks) must be memory of this kind.
+
+  /// True when the operations take ordinary host pointers (the caller's vectors work as-is).
+  virtual bool uses_host_memory() const noexcept { return true; }
+
+  /// `bytes` (> 0) of zeroed backend memory, aligned to memory_alignment; out_of_memory when
+  /// it cannot be had. Free it with deallocate on the same backend.
+  virtual status allocate(std::size_t bytes, void*& out) {
+    const std::size_t rounded =
+        (bytes + memory_alignment - 1) / memory_alignment * memory_alignment;
+    out = bytes == 0 ? nullptr : std::aligned_alloc(memory_alignment, rounded);
+    if (!out)
+      return {status_code::out_of_memory,
+              "host allocation of " + std::to_string(bytes) + " bytes failed"};
+    std::memset(out, 0, rounded);
+    return status::ok();
+  }
+  /// Returns memory from allocate; null is ignored.
+  virtual void deallocate(void* p) noexcept { std::free(p); }
+
+  /// Copies `bytes` from host memory into backend memory. The host bytes may be reused as soon
+  /// as this returns.
+  virtual status upload(void* dst, const void* host_src, std::size_t bytes) {
+    if (bytes && (!dst || !host_src))
+      return {status_code::invalid_argument, "upload: null pointer"};
+    if (bytes) std::memcpy(dst, host_src, bytes);
+    return status::ok();
+  }
+  /// Waits for the operations queued before it, then copies `bytes` of backend memory to the
+  /// host. Reports failures of earlier asynchronous operations (a device backend's kernels run
+  /// after their call returned).
+  virtual status download(void* host_dst, const void* src, std::size_t bytes) {
+    if (bytes && (!host_dst || !src))
+      return {status_code::invalid_argument, "download: null pointer"};
+    if (bytes) std::memcpy(host_dst, src, bytes);
+    return status::ok();
+  }
+  /// Waits for every queued operation; reports a failure of any of them.
+  virtual status synchronize() { return status::ok(); }
+
+  static constexpr std::size_t memory_alignment = 256;
 };
 
 /// The CPU backend: OpenBLAS for F32 GEMM when built with it, a blocked fallback otherwise.

@@ -1,20 +1,43 @@
 #include "kernels/cuda/cuda_backend.hpp"
 
+#include "kernels/cuda/add.hpp"
 #include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device_pool.hpp"
+#include "kernels/cuda/embed_rows.hpp"
+#include "kernels/cuda/error_bits.hpp"
+#include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/kv_write.hpp"
+#include "kernels/cuda/paged_attention.hpp"
 #include "kernels/cuda/rmsnorm.hpp"
+#include "kernels/cuda/rope.hpp"
+#include "kernels/cuda/silu_mul.hpp"
+#include "kernels/cuda/softmax.hpp"
 
 namespace bastion::kernels::cuda {
 namespace {
 
+// Freed device blocks the pool keeps for reuse.
+constexpr std::size_t pool_cached_bytes_max = std::size_t{1} << 30;
+
+#define BASTION_CUDA_TRY(expr) \
+  do {                         \
+    status s_ = (expr);        \
+    if (!s_) return s_;        \
+  } while (0)
+
 class cuda_backend final : public backend {
  public:
   explicit cuda_backend(int ordinal)
-      : ordinal_(ordinal), name_("cuda:" + std::to_string(ordinal)) {}
+      : ordinal_(ordinal), name_("cuda:" + std::to_string(ordinal)), pool_(pool_cached_bytes_max) {}
   cuda_backend(const cuda_backend&) = delete;
   cuda_backend& operator=(const cuda_backend&) = delete;
 
   ~cuda_backend() override {
     // Teardown errors are not actionable here; the device may already be gone.
+    (void)cudaSetDevice(ordinal_);
+    if (stream_) (void)cudaStreamSynchronize(stream_);
+    scratch_ = {};
+    if (error_word_) pool_.release(error_word_);
     if (blas_) (void)cublasDestroy(blas_);
     if (stream_) (void)cudaStreamDestroy(stream_);
   }
@@ -24,74 +47,130 @@ class cuda_backend final : public backend {
     BASTION_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     BASTION_CUBLAS_CHECK(cublasCreate(&blas_));
     BASTION_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
-    return status::ok();
-  }
-
-  std::string_view name() const noexcept override { return name_; }
-
-  status matmul_f32(const float* x, const float* w, float* y, std::int64_t m, std::int64_t n,
-                    std::int64_t k) override {
-    if (!x || !w || !y) return {status_code::invalid_argument, "matmul_f32: null pointer"};
-    if (m < 0 || n < 0 || k < 0 || m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
-      return {status_code::invalid_argument, "matmul_f32: bad shape"};
-    if (m == 0 || n == 0) return status::ok();
-    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
-    // Row-major y[m x n] = x[m x k] w[n x k]^T is column-major y^T[n x m] = w x^T, i.e.
-    // cuBLAS C(n x m) = op(A)=w^T as stored (k x n col-major, transposed) * B = x^T (k x m).
-    const float alpha = 1.0f, beta = 0.0f;
-    BASTION_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
-                                     static_cast<int>(m), static_cast<int>(k), &alpha, w,
-                                     static_cast<int>(k), x, static_cast<int>(k), &beta, y,
-                                     static_cast<int>(n)));
+    void* word = nullptr;
+    BASTION_CUDA_TRY(pool_.allocate(sizeof(unsigned), word));
+    error_word_ = static_cast<unsigned*>(word);
+    BASTION_CUDA_CHECK(cudaMemsetAsync(error_word_, 0, sizeof(unsigned), stream_));
     BASTION_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return status::ok();
   }
 
+  cudaStream_t stream() const noexcept { return stream_; }
+  std::string_view name() const noexcept override { return name_; }
+
+  // ---- memory ----
+  bool uses_host_memory() const noexcept override { return false; }
+
+  status allocate(std::size_t bytes, void*& out) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    BASTION_CUDA_TRY(pool_.allocate(bytes, out));
+    BASTION_CUDA_CHECK(cudaMemsetAsync(out, 0, bytes, stream_));
+    return status::ok();
+  }
+  void deallocate(void* p) noexcept override {
+    (void)cudaSetDevice(ordinal_);
+    pool_.release(p);
+  }
+  status upload(void* dst, const void* host_src, std::size_t bytes) override {
+    if (bytes && (!dst || !host_src))
+      return {status_code::invalid_argument, "upload: null pointer"};
+    if (!bytes) return status::ok();
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    // From pageable memory this returns once the bytes are staged, so the caller may reuse
+    // them; the copy is ordered before every later operation on the stream.
+    BASTION_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+    return status::ok();
+  }
+  status download(void* host_dst, const void* src, std::size_t bytes) override {
+    if (bytes && (!host_dst || !src))
+      return {status_code::invalid_argument, "download: null pointer"};
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    if (bytes)
+      BASTION_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    return synchronize();
+  }
+  status synchronize() override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    BASTION_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    unsigned word = 0;
+    BASTION_CUDA_CHECK(cudaMemcpy(&word, error_word_, sizeof word, cudaMemcpyDeviceToHost));
+    if (word == 0) return status::ok();
+    BASTION_CUDA_CHECK(cudaMemset(error_word_, 0, sizeof(unsigned)));
+    std::string what;
+    auto name = [&](unsigned bit, const char* text) {
+      if (word & bit) what += (what.empty() ? "" : "; ") + std::string{text};
+    };
+    name(error_embed_id, "embed_rows: a token id outside the table");
+    name(error_rope_position, "rope_f32: a negative position");
+    name(error_kv_slot, "kv_write_f32: a slot outside the pool");
+    name(error_attention_table,
+         "paged_attention_f32: a sequence, position or block outside the batch or the pool");
+    return {status_code::invalid_argument,
+            name_ + ": operations since the last synchronize met bad table entries (" + what +
+                "); their outputs are zero or unchanged"};
+  }
+
+  // ---- operations ----
+  status matmul_f32(const float* x, const float* w, float* y, std::int64_t m, std::int64_t n,
+                    std::int64_t k) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return sgemm(blas_, x, w, y, m, n, k);
+  }
+  status matmul(const float* x, const weight_view& w, float* y, std::int64_t m) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return matmul_weights(blas_, stream_, *this, scratch_, x, w, y, m);
+  }
+  status embed_rows(const weight_view& table, const std::int32_t* ids, std::int64_t n,
+                    float* out) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::embed_rows(table, ids, n, out, error_word_, stream_);
+  }
   status rmsnorm_f32(const float* x, const float* weight, float* y, std::int64_t rows,
                      std::int64_t dim, float eps) override {
     BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
-    if (auto s = cuda::rmsnorm_f32(x, weight, y, rows, dim, eps, stream_); !s) return s;
-    BASTION_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return status::ok();
+    return cuda::rmsnorm_f32(x, weight, y, rows, dim, eps, stream_);
   }
-
-  // Operations the CUDA backend does not implement yet: the decoder needs the CPU backend.
-  status matmul(const float*, const weight_view&, float*, std::int64_t) override {
-    return not_yet("matmul");
+  status add_bias_f32(float* y, const float* bias, std::int64_t rows, std::int64_t dim) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::add_bias_f32(y, bias, rows, dim, stream_);
   }
-  status embed_rows(const weight_view&, const std::int32_t*, std::int64_t, float*) override {
-    return not_yet("embed_rows");
+  status add_f32(float* y, const float* x, std::int64_t n) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::add_f32(y, x, n, stream_);
   }
-  status add_bias_f32(float*, const float*, std::int64_t, std::int64_t) override {
-    return not_yet("add_bias_f32");
+  status rope_f32(float* x, const std::int32_t* positions, std::int64_t tokens, std::int64_t heads,
+                  std::int64_t head_dim, const rope_params& rope) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::rope_f32(x, positions, tokens, heads, head_dim, rope, error_word_, stream_);
   }
-  status add_f32(float*, const float*, std::int64_t) override { return not_yet("add_f32"); }
-  status rope_f32(float*, const std::int32_t*, std::int64_t, std::int64_t, std::int64_t,
-                  const rope_params&) override {
-    return not_yet("rope_f32");
+  status kv_write_f32(const float* k, const float* v, const std::int32_t* slots,
+                      std::int64_t tokens, const paged_kv_view& kv) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::kv_write_f32(k, v, slots, tokens, kv, error_word_, stream_);
   }
-  status kv_write_f32(const float*, const float*, const std::int32_t*, std::int64_t,
-                      const paged_kv_view&) override {
-    return not_yet("kv_write_f32");
+  status paged_attention_f32(const float* q, const attention_batch& batch, const paged_kv_view& kv,
+                             float* out) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::paged_attention_f32(q, batch, kv, out, error_word_, stream_);
   }
-  status paged_attention_f32(const float*, const attention_batch&, const paged_kv_view&,
-                             float*) override {
-    return not_yet("paged_attention_f32");
+  status silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::silu_mul_f32(gate, up, out, n, stream_);
   }
-  status silu_mul_f32(const float*, const float*, float*, std::int64_t) override {
-    return not_yet("silu_mul_f32");
+  status softmax_f32(float* x, std::int64_t rows, std::int64_t dim) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::softmax_f32(x, rows, dim, stream_);
   }
-  status softmax_f32(float*, std::int64_t, std::int64_t) override { return not_yet("softmax_f32"); }
 
  private:
-  status not_yet(const char* op) const {
-    return {status_code::unsupported, name_ + ": " + op + " is not implemented on CUDA yet"};
-  }
-
   int ordinal_;
   std::string name_;
+  // Declared before the members whose memory it holds, so it is destroyed after them.
+  device_pool pool_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+  unsigned* error_word_ = nullptr;  // device: error_* bits set by kernels (error_bits.hpp)
+  gemm_scratch scratch_;
 };
 
 }  // namespace
@@ -108,10 +187,40 @@ status list_devices(std::vector<device_info>& out) {
   return status::ok();
 }
 
+status probe_device(int ordinal, device_health& out) {
+  out = {};
+  out.ordinal = ordinal;
+  int previous = 0;
+  BASTION_CUDA_CHECK(cudaGetDevice(&previous));
+  BASTION_CUDA_CHECK(cudaSetDevice(ordinal));
+  status result = [&]() -> status {
+    BASTION_CUDA_CHECK(cudaMemGetInfo(&out.memory_free_bytes, &out.memory_total_bytes));
+    void* p = nullptr;
+    BASTION_CUDA_CHECK(cudaMalloc(&p, 256));
+    const cudaError_t set = cudaMemset(p, 0x5a, 256);
+    unsigned char back = 0;
+    const cudaError_t get =
+        set == cudaSuccess ? cudaMemcpy(&back, p, 1, cudaMemcpyDeviceToHost) : set;
+    (void)cudaFree(p);
+    BASTION_CUDA_CHECK(get);
+    out.responsive = back == 0x5a;
+    return status::ok();
+  }();
+  (void)cudaSetDevice(previous);
+  return result;
+}
+
 status make_cuda_backend(int ordinal, std::unique_ptr<backend>& out) {
   auto b = std::make_unique<cuda_backend>(ordinal);
   if (auto s = b->init(); !s) return s;
   out = std::move(b);
+  return status::ok();
+}
+
+status stream_of(backend& be, cudaStream_t& out) {
+  auto* c = dynamic_cast<cuda_backend*>(&be);
+  if (!c) return {status_code::invalid_argument, std::string{be.name()} + " is not a CUDA backend"};
+  out = c->stream();
   return status::ok();
 }
 

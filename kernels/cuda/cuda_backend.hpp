@@ -1,7 +1,13 @@
 #pragma once
-// The CUDA backend: the kernels::backend contract on one device, pointers in device memory.
+// The CUDA backend: the kernels::backend contract on one device. Every pointer an operation
+// takes is device memory (backend::allocate / upload). Operations are queued on the backend's
+// stream and return once launched; download() and synchronize() wait and report failures that
+// happened meanwhile, including out-of-range entries the kernels met in device-resident tables
+// (token ids, slots, block tables), which the host cannot check without reading them back.
 
 #include "kernels/backend.hpp"
+
+#include <cuda_runtime.h>
 
 #include <memory>
 #include <string>
@@ -20,7 +26,22 @@ struct device_info {
 /// Visible devices. An empty list with a status explains why (no driver, no device).
 status list_devices(std::vector<device_info>& out);
 
+/// Health of one device for the worker and metrics: memory in use, and whether a trivial
+/// kernel round trip works. (NVML temperature/power/utilisation are not read: this build has
+/// no nvml.h; cudaMemGetInfo and a launch are what the runtime alone offers.)
+struct device_health {
+  int ordinal = 0;
+  std::size_t memory_free_bytes = 0;
+  std::size_t memory_total_bytes = 0;
+  bool responsive = false;  // a memset round trip on the device succeeded
+};
+status probe_device(int ordinal, device_health& out);
+
 /// A backend on `ordinal`, or a status saying why not.
 status make_cuda_backend(int ordinal, std::unique_ptr<backend>& out);
+
+/// The stream a CUDA backend queues its work on (for NCCL, which must order with it);
+/// invalid_argument when `be` is not a CUDA backend.
+status stream_of(backend& be, cudaStream_t& out);
 
 }  // namespace bastion::kernels::cuda

@@ -8,10 +8,12 @@
 namespace bastion::kernels {
 namespace {
 
-template <class T>
-T* sized(std::vector<T>& v, std::int64_t n) {
-  v.resize(static_cast<std::size_t>(n));
-  return v.data();
+// Offsets (in floats) of the step's activations inside one allocation; each region starts on
+// a 64-float (256-byte) boundary.
+std::int64_t take(std::int64_t& cursor, std::int64_t floats) {
+  const std::int64_t at = cursor;
+  cursor += (floats + 63) / 64 * 64;
+  return at;
 }
 
 }  // namespace
@@ -19,10 +21,21 @@ T* sized(std::vector<T>& v, std::int64_t n) {
 decoder::decoder(const model& m, backend& be, kv_cache& kv, std::int64_t step_tokens_max)
     : model_(m), be_(be), kv_(kv), step_tokens_max_(step_tokens_max) {}
 
+status decoder::prepare() {
+  if (ready_) return status::ok();
+  if (auto s = resident_weights::make(model_, be_, weights_); !s) return s;
+  ready_ = true;
+  return status::ok();
+}
+
 status decoder::check(const std::vector<step_entry>& batch) const {
   const auto& c = model_.config;
   if (kv_.config().n_layers != c.n_layers || kv_.config().kv_dim != c.kv_dim())
     return {status_code::invalid_argument, "decoder: the KV cache was made for another model"};
+  if (!be_.uses_host_memory() && kv_.storage_backend() != &be_)
+    return {status_code::invalid_argument,
+            "decoder: the KV cache is not in " + std::string{be_.name()} +
+                "'s memory (create it with kv_cache::create(config, backend, ...))"};
   std::int64_t total = 0;
   std::set<sequence_id> seen;
   for (const auto& e : batch) {
@@ -52,6 +65,7 @@ status decoder::check(const std::vector<step_entry>& batch) const {
 
 status decoder::step(const std::vector<step_entry>& batch, step_output& out) {
   if (auto s = check(batch); !s) return s;
+  if (auto s = prepare(); !s) return s;
   // Take the KV slots of every entry first, all or none.
   std::size_t grown = 0;
   status result;
@@ -70,38 +84,68 @@ status decoder::step(const std::vector<step_entry>& batch, step_output& out) {
 
 status decoder::forward(const std::vector<step_entry>& batch, step_output& out) {
   const auto& c = model_.config;
-  const auto& w = model_.weights;
-  // Per-token tables: id, position, entry index, KV slot; per-entry block table ranges.
-  ids_.clear();
-  positions_.clear();
-  token_seq_.clear();
-  slots_.clear();
-  seq_block_begin_.assign(1, 0);
-  block_table_.clear();
+  const auto& w = weights_;
+  // Per-token tables: id, position, entry index, KV slot; per-entry block table ranges; the
+  // rows that get logits (the last token of each entry, or all of its tokens).
+  std::int64_t T = 0, blocks = 0, rows = 0;
+  for (const auto& e : batch) {
+    const auto n = static_cast<std::int64_t>(e.tokens.size());
+    T += n;
+    blocks += static_cast<std::int64_t>(kv_.block_table(e.seq)->size());
+    rows += e.all_logits ? n : 1;
+  }
+  const auto n_seqs = static_cast<std::int64_t>(batch.size());
+  const std::int64_t ids_at = 0, positions_at = T, token_seq_at = 2 * T, slots_at = 3 * T,
+                     seq_block_begin_at = 4 * T, block_table_at = seq_block_begin_at + n_seqs + 1,
+                     rows_at = block_table_at + blocks, tables_size = rows_at + rows;
+  tables_.resize(static_cast<std::size_t>(tables_size));
+  std::int32_t* tab = tables_.data();
+  out.vocab = c.vocab;
+  out.row_begin.assign(1, 0);
+  std::int64_t t = 0, b = 0, r = 0;
+  tab[seq_block_begin_at] = 0;
   for (std::size_t e = 0; e < batch.size(); ++e) {
     const auto& entry = batch[e];
     const auto n = static_cast<std::int64_t>(entry.tokens.size());
     const std::int64_t first = kv_.length(entry.seq) - n;
-    for (std::int64_t i = 0; i < n; ++i) {
-      ids_.push_back(entry.tokens[static_cast<std::size_t>(i)]);
-      positions_.push_back(static_cast<std::int32_t>(first + i));
-      token_seq_.push_back(static_cast<std::int32_t>(e));
-      slots_.push_back(kv_.slot(entry.seq, first + i));
+    for (std::int64_t i = 0; i < n; ++i, ++t) {
+      tab[ids_at + t] = entry.tokens[static_cast<std::size_t>(i)];
+      tab[positions_at + t] = static_cast<std::int32_t>(first + i);
+      tab[token_seq_at + t] = static_cast<std::int32_t>(e);
+      tab[slots_at + t] = kv_.slot(entry.seq, first + i);
+      if (entry.all_logits || i == n - 1) tab[rows_at + r++] = static_cast<std::int32_t>(t);
     }
-    const auto* table = kv_.block_table(entry.seq);
-    block_table_.insert(block_table_.end(), table->begin(), table->end());
-    seq_block_begin_.push_back(static_cast<std::int32_t>(block_table_.size()));
+    for (auto block : *kv_.block_table(entry.seq)) tab[block_table_at + b++] = block;
+    tab[seq_block_begin_at + static_cast<std::int64_t>(e) + 1] = static_cast<std::int32_t>(b);
+    out.row_begin.push_back(r);
   }
-  const auto T = static_cast<std::int64_t>(ids_.size());
-  float* x = sized(x_, T * c.dim);
-  float* h = sized(h_, T * c.dim);
-  float* q = sized(q_, T * c.q_dim());
-  float* k = sized(k_, T * c.kv_dim());
-  float* v = sized(v_, T * c.kv_dim());
-  float* attn = sized(attn_, T * c.q_dim());
-  float* o = sized(o_, T * c.dim);
-  float* gate = sized(gate_, T * c.ffn_dim);
-  float* up = sized(up_, T * c.ffn_dim);
+
+  // One upload of the tables, one allocation of the activations (both kept across steps).
+  const bool host = be_.uses_host_memory();
+  std::int64_t cursor = 0;
+  const std::int64_t x_at = take(cursor, T * c.dim), h_at = take(cursor, T * c.dim),
+                     q_at = take(cursor, T * c.q_dim()), k_at = take(cursor, T * c.kv_dim()),
+                     v_at = take(cursor, T * c.kv_dim()), attn_at = take(cursor, T * c.q_dim()),
+                     o_at = take(cursor, T * c.dim), gate_at = take(cursor, T * c.ffn_dim),
+                     up_at = take(cursor, T * c.ffn_dim), final_at = take(cursor, rows * c.dim),
+                     logits_at = take(cursor, host ? 0 : rows * c.vocab);
+  if (auto s = tables_dev_.reserve(&be_, static_cast<std::size_t>(tables_size) * 4); !s) return s;
+  if (auto s = activations_.reserve(&be_, static_cast<std::size_t>(cursor) * 4); !s) return s;
+  if (auto s = be_.upload(tables_dev_.data(), tab, static_cast<std::size_t>(tables_size) * 4); !s)
+    return s;
+  const std::int32_t* dtab = tables_dev_.as<std::int32_t>();
+  float* act = activations_.as<float>();
+  float* x = act + x_at;
+  float* h = act + h_at;
+  float* q = act + q_at;
+  float* k = act + k_at;
+  float* v = act + v_at;
+  float* attn = act + attn_at;
+  float* o = act + o_at;
+  float* gate = act + gate_at;
+  float* up = act + up_at;
+  float* hf = act + final_at;
+  const std::int32_t* positions = dtab + positions_at;
 
   attention_batch ab;
   ab.n_tokens = T;
@@ -109,11 +153,11 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out) 
   ab.n_kv_heads = c.n_kv_heads;
   ab.head_dim = c.head_dim;
   ab.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-  ab.positions = positions_.data();
-  ab.token_seq = token_seq_.data();
-  ab.n_seqs = static_cast<std::int64_t>(batch.size());
-  ab.seq_block_begin = seq_block_begin_.data();
-  ab.block_table = block_table_.data();
+  ab.positions = positions;
+  ab.token_seq = dtab + token_seq_at;
+  ab.n_seqs = n_seqs;
+  ab.seq_block_begin = dtab + seq_block_begin_at;
+  ab.block_table = dtab + block_table_at;
 
 #define BASTION_TRY(expr) \
   do {                    \
@@ -121,57 +165,50 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out) 
     if (!s_) return s_;   \
   } while (0)
 
-  BASTION_TRY(be_.embed_rows(w.token_embd, ids_.data(), T, x));
+  BASTION_TRY(be_.embed_rows(w.token_embd, dtab + ids_at, T, x));
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const auto& L = w.layers[static_cast<std::size_t>(l)];
     const paged_kv_view kv = kv_.layer_view(l);
     // Attention block: x += Wo * attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
-    BASTION_TRY(be_.rmsnorm_f32(x, L.attn_norm.data(), h, T, c.dim, c.rms_eps));
+    BASTION_TRY(be_.rmsnorm_f32(x, L.attn_norm, h, T, c.dim, c.rms_eps));
     BASTION_TRY(be_.matmul(h, L.wq, q, T));
     BASTION_TRY(be_.matmul(h, L.wk, k, T));
     BASTION_TRY(be_.matmul(h, L.wv, v, T));
     if (c.qkv_bias) {
-      BASTION_TRY(be_.add_bias_f32(q, L.bq.data(), T, c.q_dim()));
-      BASTION_TRY(be_.add_bias_f32(k, L.bk.data(), T, c.kv_dim()));
-      BASTION_TRY(be_.add_bias_f32(v, L.bv.data(), T, c.kv_dim()));
+      BASTION_TRY(be_.add_bias_f32(q, L.bq, T, c.q_dim()));
+      BASTION_TRY(be_.add_bias_f32(k, L.bk, T, c.kv_dim()));
+      BASTION_TRY(be_.add_bias_f32(v, L.bv, T, c.kv_dim()));
     }
-    BASTION_TRY(be_.rope_f32(q, positions_.data(), T, c.n_heads, c.head_dim, c.rope));
-    BASTION_TRY(be_.rope_f32(k, positions_.data(), T, c.n_kv_heads, c.head_dim, c.rope));
-    BASTION_TRY(be_.kv_write_f32(k, v, slots_.data(), T, kv));
+    BASTION_TRY(be_.rope_f32(q, positions, T, c.n_heads, c.head_dim, c.rope));
+    BASTION_TRY(be_.rope_f32(k, positions, T, c.n_kv_heads, c.head_dim, c.rope));
+    BASTION_TRY(be_.kv_write_f32(k, v, dtab + slots_at, T, kv));
     BASTION_TRY(be_.paged_attention_f32(q, ab, kv, attn));
     BASTION_TRY(be_.matmul(attn, L.wo, o, T));
+    if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
     BASTION_TRY(be_.add_f32(x, o, T * c.dim));
     // MLP block: x += W_down (silu(W_gate h) * W_up h), h = rmsnorm(x).
-    BASTION_TRY(be_.rmsnorm_f32(x, L.ffn_norm.data(), h, T, c.dim, c.rms_eps));
+    BASTION_TRY(be_.rmsnorm_f32(x, L.ffn_norm, h, T, c.dim, c.rms_eps));
     BASTION_TRY(be_.matmul(h, L.w_gate, gate, T));
     BASTION_TRY(be_.matmul(h, L.w_up, up, T));
     BASTION_TRY(be_.silu_mul_f32(gate, up, gate, T * c.ffn_dim));
     BASTION_TRY(be_.matmul(gate, L.w_down, o, T));
+    if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
     BASTION_TRY(be_.add_f32(x, o, T * c.dim));
   }
 
-  // Logits only for the rows asked for: the last token of each entry, or all of its tokens.
-  out.vocab = c.vocab;
-  out.row_begin.assign(1, 0);
-  std::int64_t rows = 0, token = 0;
-  for (const auto& e : batch) {
-    const auto n = static_cast<std::int64_t>(e.tokens.size());
-    rows += e.all_logits ? n : 1;
-    out.row_begin.push_back(rows);
-    token += n;
-  }
-  float* hf = sized(final_, rows * c.dim);
-  std::int64_t row = 0;
-  token = 0;
-  for (const auto& e : batch) {
-    const auto n = static_cast<std::int64_t>(e.tokens.size());
-    for (std::int64_t i = e.all_logits ? 0 : n - 1; i < n; ++i, ++row)
-      std::copy_n(x + (token + i) * c.dim, c.dim, hf + row * c.dim);
-    token += n;
-  }
-  BASTION_TRY(be_.rmsnorm_f32(hf, w.output_norm.data(), hf, rows, c.dim, c.rms_eps));
+  // Gather the rows that get logits: embed_rows over x viewed as an F32 table is a row gather.
+  const weight_view x_rows{tensor_type::f32, x, T, c.dim};
+  BASTION_TRY(be_.embed_rows(x_rows, dtab + rows_at, rows, hf));
+  BASTION_TRY(be_.rmsnorm_f32(hf, w.output_norm, hf, rows, c.dim, c.rms_eps));
   out.logits.resize(static_cast<std::size_t>(rows * c.vocab));
-  BASTION_TRY(be_.matmul(hf, w.output, out.logits.data(), rows));
+  if (host) {
+    BASTION_TRY(be_.matmul(hf, w.output, out.logits.data(), rows));
+  } else {
+    float* logits = act + logits_at;
+    BASTION_TRY(be_.matmul(hf, w.output, logits, rows));
+    BASTION_TRY(be_.download(out.logits.data(), logits,
+                             static_cast<std::size_t>(rows * c.vocab) * sizeof(float)));
+  }
 #undef BASTION_TRY
   return status::ok();
 }

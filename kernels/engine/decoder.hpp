@@ -5,7 +5,10 @@
 // the last token of each entry, or for all of its tokens when asked (prefill checks).
 
 #include "kernels/backend.hpp"
+#include "kernels/engine/backend_buffer.hpp"
+#include "kernels/engine/collective.hpp"
 #include "kernels/engine/kv_cache.hpp"
+#include "kernels/engine/resident_weights.hpp"
 #include "kernels/model/model.hpp"
 
 #include <cstdint>
@@ -30,10 +33,24 @@ struct step_output {
   }
 };
 
+// Memory: the weights are made resident on the backend once (resident_weights: no copy for a
+// host backend, one upload for a device backend), the scratch and the per-step tables live in
+// the backend's memory, and only the logits come back to the host.
 class decoder {
  public:
-  /// REQUIRES: `kv` was made for this model (n_layers, kv_dim); all three outlive the decoder.
+  /// REQUIRES: `kv` was made for this model (n_layers, kv_dim), in `be`'s memory when `be` is a
+  /// device backend (kv_cache::create with the backend); all three outlive the decoder.
   decoder(const model& m, backend& be, kv_cache& kv, std::int64_t step_tokens_max = 4096);
+
+  /// Makes the weights resident on the backend (the first step does it otherwise). Idempotent.
+  status prepare();
+  /// The weights as the backend reads them; null before prepare().
+  const resident_weights* resident() const noexcept { return ready_ ? &weights_ : nullptr; }
+
+  /// Tensor parallelism: when set, `m` is this rank's shard (tensor_parallel.hpp) and the
+  /// attention output and MLP down projections are summed across ranks before the residual
+  /// add. REQUIRES: every rank steps with the same batch. Null (the default) for one rank.
+  void use_collective(collective* c) noexcept { collective_ = c; }
 
   /// Runs one step. All or nothing: on failure no sequence has grown. Errors: an entry naming
   /// an unknown or repeated sequence, no tokens, a token id outside the vocabulary, a sequence
@@ -52,9 +69,14 @@ class decoder {
   backend& be_;
   kv_cache& kv_;
   std::int64_t step_tokens_max_;
-  // Scratch, reused across steps: [tokens x width] activations and the attention tables.
-  std::vector<float> x_, h_, q_, k_, v_, attn_, o_, gate_, up_, final_;
-  std::vector<std::int32_t> ids_, positions_, token_seq_, slots_, seq_block_begin_, block_table_;
+  collective* collective_ = nullptr;
+  resident_weights weights_;
+  bool ready_ = false;
+  // Per-step tables built on the host, then uploaded in one piece: ids, positions, entry of
+  // each token, KV slots, block table ranges, block table, rows that get logits.
+  std::vector<std::int32_t> tables_;
+  // Scratch in backend memory, reused across steps: the tables and the activations.
+  backend_buffer tables_dev_, activations_;
 };
 
 }  // namespace bastion::kernels

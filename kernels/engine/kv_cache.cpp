@@ -8,6 +8,16 @@ namespace bastion::kernels {
 
 status kv_cache::create(const kv_cache_config& c, std::unique_ptr<kv_cache>& out,
                         std::uint64_t bytes_max) {
+  return create_in(c, nullptr, out, bytes_max);
+}
+
+status kv_cache::create(const kv_cache_config& c, backend& be, std::unique_ptr<kv_cache>& out,
+                        std::uint64_t bytes_max) {
+  return create_in(c, &be, out, bytes_max);
+}
+
+status kv_cache::create_in(const kv_cache_config& c, backend* be, std::unique_ptr<kv_cache>& out,
+                           std::uint64_t bytes_max) {
   if (c.n_layers <= 0 || c.kv_dim <= 0 || c.block_tokens <= 0 || c.blocks <= 0 ||
       c.sequences_max <= 0)
     return {status_code::invalid_argument,
@@ -24,8 +34,8 @@ status kv_cache::create(const kv_cache_config& c, std::unique_ptr<kv_cache>& out
                                             std::to_string(bytes_max)};
   std::unique_ptr<kv_cache> kv{new kv_cache(c)};
   const auto floats = static_cast<std::size_t>(c.n_layers * c.blocks * c.block_tokens * c.kv_dim);
-  kv->keys_.assign(floats, 0.0f);
-  kv->values_.assign(floats, 0.0f);
+  if (auto s = backend_buffer::make(be, floats * sizeof(float), kv->keys_); !s) return s;
+  if (auto s = backend_buffer::make(be, floats * sizeof(float), kv->values_); !s) return s;
   kv->free_.reserve(static_cast<std::size_t>(c.blocks));
   // Pushed in reverse so that block 0 is handed out first (easier to read in a debugger).
   for (std::int64_t b = c.blocks - 1; b >= 0; --b)
@@ -110,8 +120,8 @@ std::int32_t kv_cache::slot(sequence_id id, std::int64_t pos) const {
 paged_kv_view kv_cache::layer_view(std::int64_t layer) {
   assert(layer >= 0 && layer < config_.n_layers && "kv_cache::layer_view: no such layer");
   const std::int64_t per_layer = config_.blocks * config_.block_tokens * config_.kv_dim;
-  return {keys_.data() + layer * per_layer, values_.data() + layer * per_layer, config_.blocks,
-          config_.block_tokens, config_.kv_dim};
+  return {keys_.as<float>() + layer * per_layer, values_.as<float>() + layer * per_layer,
+          config_.blocks, config_.block_tokens, config_.kv_dim};
 }
 
 }  // namespace bastion::kernels

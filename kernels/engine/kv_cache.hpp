@@ -4,9 +4,11 @@
 // position order; growing a sequence takes blocks from the free list, releasing it returns
 // them. Nothing is allocated after construction, so a full cache is a status, never an OOM.
 //
-// Host memory: this is the CPU backend's storage. REQUIRES: used by one thread at a time.
+// The storage is the memory of the backend given to create (device memory for a device
+// backend), or host memory without one. REQUIRES: used by one thread at a time.
 
 #include "kernels/backend.hpp"
+#include "kernels/engine/backend_buffer.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -30,6 +32,10 @@ class kv_cache {
  public:
   /// Allocates the pool. Refuses shapes that are not positive or would exceed bytes_max.
   static status create(const kv_cache_config& config, std::unique_ptr<kv_cache>& out,
+                       std::uint64_t bytes_max = std::uint64_t{64} << 30);
+  /// The same, with the storage in `be`'s memory (zeroed), so a device backend's kernels can
+  /// read and write it. REQUIRES: `be` outlives the cache.
+  static status create(const kv_cache_config& config, backend& be, std::unique_ptr<kv_cache>& out,
                        std::uint64_t bytes_max = std::uint64_t{64} << 30);
 
   const kv_cache_config& config() const noexcept { return config_; }
@@ -65,6 +71,8 @@ class kv_cache {
 
   /// The storage of `layer` for the backend. REQUIRES: 0 <= layer < n_layers.
   paged_kv_view layer_view(std::int64_t layer);
+  /// The backend whose memory holds the storage; null for host memory.
+  backend* storage_backend() const noexcept { return keys_.owner(); }
 
  private:
   struct sequence {
@@ -72,10 +80,12 @@ class kv_cache {
     std::vector<std::int32_t> blocks;
   };
   explicit kv_cache(const kv_cache_config& config) : config_(config) {}
+  static status create_in(const kv_cache_config& config, backend* be,
+                          std::unique_ptr<kv_cache>& out, std::uint64_t bytes_max);
 
   kv_cache_config config_;
-  std::vector<float> keys_;         // [layer][slot][kv_dim]
-  std::vector<float> values_;       // same layout
+  backend_buffer keys_;             // [layer][slot][kv_dim] floats
+  backend_buffer values_;           // same layout
   std::vector<std::int32_t> free_;  // free block ids, used as a stack
   std::map<sequence_id, sequence> seqs_;
 };

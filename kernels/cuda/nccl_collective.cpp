@@ -1,0 +1,81 @@
+#include "kernels/cuda/nccl_collective.hpp"
+
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+#include <nccl.h>
+
+#include <cstring>
+#include <string>
+
+#define BASTION_NCCL_CHECK(call)                                                                 \
+  do {                                                                                           \
+    ncclResult_t bastion_nccl_ = (call);                                                         \
+    if (bastion_nccl_ != ncclSuccess)                                                            \
+      return ::bastion::kernels::status{::bastion::kernels::status_code::device_error,           \
+                                        std::string{#call} +                                     \
+                                            " failed: " + ncclGetErrorString(bastion_nccl_) +    \
+                                            " at " + __FILE__ + ":" + std::to_string(__LINE__)}; \
+  } while (0)
+
+namespace bastion::kernels::cuda {
+namespace {
+
+static_assert(sizeof(ncclUniqueId) == sizeof(nccl_id), "NCCL's unique id changed size");
+
+class nccl_collective final : public collective {
+ public:
+  nccl_collective(int rank, int ranks, cudaStream_t stream)
+      : rank_(rank), ranks_(ranks), stream_(stream) {}
+  nccl_collective(const nccl_collective&) = delete;
+  nccl_collective& operator=(const nccl_collective&) = delete;
+  ~nccl_collective() override {
+    if (comm_) (void)ncclCommDestroy(comm_);  // teardown: nothing to do about a failure
+  }
+
+  status init(const nccl_id& id) {
+    ncclUniqueId uid;
+    std::memcpy(&uid, id.data(), sizeof uid);
+    BASTION_NCCL_CHECK(ncclCommInitRank(&comm_, ranks_, uid, rank_));
+    return status::ok();
+  }
+
+  int ranks() const noexcept override { return ranks_; }
+  int rank() const noexcept override { return rank_; }
+
+  status all_reduce_sum(float* data, std::int64_t n) override {
+    if (n < 0 || (n > 0 && !data))
+      return {status_code::invalid_argument, "all_reduce_sum: bad buffer"};
+    BASTION_NCCL_CHECK(
+        ncclAllReduce(data, data, static_cast<std::size_t>(n), ncclFloat, ncclSum, comm_, stream_));
+    return status::ok();
+  }
+
+ private:
+  int rank_, ranks_;
+  cudaStream_t stream_;
+  ncclComm_t comm_ = nullptr;
+};
+
+}  // namespace
+
+status make_nccl_id(nccl_id& out) {
+  ncclUniqueId uid;
+  BASTION_NCCL_CHECK(ncclGetUniqueId(&uid));
+  std::memcpy(out.data(), &uid, sizeof uid);
+  return status::ok();
+}
+
+status make_nccl_collective(backend& be, int rank, int ranks, const nccl_id& id,
+                            std::unique_ptr<collective>& out) {
+  if (ranks <= 0 || rank < 0 || rank >= ranks)
+    return {status_code::invalid_argument, "make_nccl_collective: rank outside [0, ranks)"};
+  cudaStream_t stream = nullptr;
+  if (auto s = stream_of(be, stream); !s) return s;
+  auto c = std::make_unique<nccl_collective>(rank, ranks, stream);
+  if (auto s = c->init(id); !s) return s;
+  out = std::move(c);
+  return status::ok();
+}
+
+}  // namespace bastion::kernels::cuda

@@ -1,0 +1,163 @@
+#include "kernels/cuda/block_formats.cuh"
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/launch.hpp"
+#include "kernels/cuda/quant_matmul.hpp"
+
+#include <cuda_bf16.h>
+
+namespace bastion::kernels::cuda {
+namespace {
+
+constexpr int gemv_warps = 8;
+
+// One warp per weight row; lane l takes units l, l + 32, ... of the row. M is the most rows of
+// x this instantiation handles; m <= M are used.
+template <int Type, int M>
+__global__ void gemv_kernel(const float* __restrict__ x, const std::uint8_t* __restrict__ w,
+                            float* __restrict__ y, std::int64_t n, std::int64_t k,
+                            std::uint64_t row_stride, int m) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t row = blockIdx.x * std::int64_t{gemv_warps} + threadIdx.x / 32;
+  if (row >= n) return;
+  const std::uint8_t* wr = w + static_cast<std::uint64_t>(row) * row_stride;
+  float acc[M];
+#pragma unroll
+  for (int i = 0; i < M; ++i) acc[i] = 0.0f;
+  const std::int64_t units = k / 8;
+  for (std::int64_t u = lane; u < units; u += 32) {
+    float wv[8];
+    load_unit<Type>(wr, u, wv);
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      if (i < m) {
+        const float* xi = x + i * k + u * 8;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[i] += wv[e] * xi[e];
+      }
+    }
+  }
+  for (std::int64_t j = units * 8 + lane; j < k; j += 32) {
+    const float wj = load_element<Type>(wr, j);
+#pragma unroll
+    for (int i = 0; i < M; ++i)
+      if (i < m) acc[i] += wj * x[i * k + j];
+  }
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    float v = acc[i];
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0 && i < m) y[i * n + row] = v;
+  }
+}
+
+template <int Type>
+void launch_gemv(const float* x, const weight_view& w, std::uint64_t stride, float* y,
+                 std::int64_t m, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>((w.rows + gemv_warps - 1) / gemv_warps);
+  const auto* data = static_cast<const std::uint8_t*>(w.data);
+  if (m == 1)
+    gemv_kernel<Type, 1>
+        <<<blocks, gemv_warps * 32, 0, stream>>>(x, data, y, w.rows, w.cols, stride, 1);
+  else
+    gemv_kernel<Type, gemv_rows_max><<<blocks, gemv_warps * 32, 0, stream>>>(
+        x, data, y, w.rows, w.cols, stride, static_cast<int>(m));
+}
+
+template <int Type>
+__global__ void dequantize_kernel(const std::uint8_t* __restrict__ w, std::uint64_t row_stride,
+                                  std::int64_t rows, std::int64_t k, __half* __restrict__ out) {
+  const std::int64_t units_per_row = k / 8, units = rows * units_per_row;
+  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < units;
+       i += std::int64_t{gridDim.x} * blockDim.x) {
+    const std::int64_t r = i / units_per_row, u = i % units_per_row;
+    float v[8];
+    load_unit<Type>(w + static_cast<std::uint64_t>(r) * row_stride, u, v);
+    __half* o = out + r * k + u * 8;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[e] = __float2half_rn(v[e]);
+  }
+}
+
+__global__ void convert_kernel(const float* __restrict__ x, std::int64_t n, void* out,
+                               bool to_bf16) {
+  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += std::int64_t{gridDim.x} * blockDim.x) {
+    if (to_bf16)
+      static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(x[i]);
+    else
+      static_cast<__half*>(out)[i] = __float2half_rn(x[i]);
+  }
+}
+
+}  // namespace
+
+status gemv_rows(const float* x, const weight_view& w, float* y, std::int64_t m,
+                 cudaStream_t stream) {
+  const auto tr = traits_of(static_cast<std::uint32_t>(w.type));
+  if (!tr) return {status_code::unsupported, "gemv_rows: weight type unsupported"};
+  if (!x || !w.data || !y) return invalid("gemv_rows", "null pointer");
+  if (m <= 0 || m > gemv_rows_max || w.rows < 0 || w.cols <= 0 || w.cols % tr->block_elems != 0)
+    return invalid("gemv_rows", "bad shape");
+  if (w.rows == 0) return status::ok();
+  if (w.rows > std::int64_t{gemv_warps} * 0x7fffffff) return invalid("gemv_rows", "too many rows");
+  const std::uint64_t stride = *row_bytes(w.type, static_cast<std::uint64_t>(w.cols));
+  switch (w.type) {
+    case tensor_type::f32:
+      launch_gemv<type_f32>(x, w, stride, y, m, stream);
+      break;
+    case tensor_type::f16:
+      launch_gemv<type_f16>(x, w, stride, y, m, stream);
+      break;
+    case tensor_type::bf16:
+      launch_gemv<type_bf16>(x, w, stride, y, m, stream);
+      break;
+    case tensor_type::q8_0:
+      launch_gemv<type_q8_0>(x, w, stride, y, m, stream);
+      break;
+    case tensor_type::q4_0:
+      launch_gemv<type_q4_0>(x, w, stride, y, m, stream);
+      break;
+    case tensor_type::q4_1:
+      launch_gemv<type_q4_1>(x, w, stride, y, m, stream);
+      break;
+  }
+  BASTION_CUDA_CHECK(cudaGetLastError());
+  return status::ok();
+}
+
+status dequantize_to_f16(const weight_view& w, std::int64_t row_begin, std::int64_t rows,
+                         __half* out, cudaStream_t stream) {
+  if (!w.data || !out) return invalid("dequantize_to_f16", "null pointer");
+  if (row_begin < 0 || rows < 0 || row_begin + rows > w.rows || w.cols % 32 != 0)
+    return invalid("dequantize_to_f16", "rows outside the weight or cols not whole blocks");
+  if (rows == 0) return status::ok();
+  const std::uint64_t stride = *row_bytes(w.type, static_cast<std::uint64_t>(w.cols));
+  const auto* src =
+      static_cast<const std::uint8_t*>(w.data) + static_cast<std::uint64_t>(row_begin) * stride;
+  const unsigned blocks = blocks_for(rows * (w.cols / 8), 256);
+  switch (w.type) {
+    case tensor_type::q8_0:
+      dequantize_kernel<type_q8_0><<<blocks, 256, 0, stream>>>(src, stride, rows, w.cols, out);
+      break;
+    case tensor_type::q4_0:
+      dequantize_kernel<type_q4_0><<<blocks, 256, 0, stream>>>(src, stride, rows, w.cols, out);
+      break;
+    case tensor_type::q4_1:
+      dequantize_kernel<type_q4_1><<<blocks, 256, 0, stream>>>(src, stride, rows, w.cols, out);
+      break;
+    default:
+      return {status_code::unsupported, "dequantize_to_f16: not a quantized type"};
+  }
+  BASTION_CUDA_CHECK(cudaGetLastError());
+  return status::ok();
+}
+
+status convert_f32(const float* x, std::int64_t n, void* out, bool to_bf16, cudaStream_t stream) {
+  if (n < 0 || (n > 0 && (!x || !out))) return invalid("convert_f32", "null pointer");
+  if (n == 0) return status::ok();
+  convert_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(x, n, out, to_bf16);
+  BASTION_CUDA_CHECK(cudaGetLastError());
+  return status::ok();
+}
+
+}  // namespace bastion::kernels::cuda

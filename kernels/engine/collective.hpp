@@ -1,0 +1,22 @@
+#pragma once
+// The one collective operation tensor parallelism needs: an all-reduce (sum) across the ranks
+// that each hold a shard of a model (tensor_parallel.hpp). NCCL implements it across the GPUs
+// of a node (kernels/cuda/nccl_collective.hpp); threads implement it for tests on the CPU.
+
+#include "kernels/status.hpp"
+
+#include <cstdint>
+
+namespace bastion::kernels {
+
+class collective {
+ public:
+  virtual ~collective() = default;
+  virtual int ranks() const noexcept = 0;
+  virtual int rank() const noexcept = 0;
+  /// In place: `data` ([n] floats in the rank's backend memory) becomes the elementwise sum of
+  /// every rank's `data`. Every rank calls it, with the same n, in the same order.
+  virtual status all_reduce_sum(float* data, std::int64_t n) = 0;
+};
+
+}  // namespace bastion::kernels
