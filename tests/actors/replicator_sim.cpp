@@ -216,7 +216,11 @@ void cluster::spawn_node(sim_node& n) {
   cfg.state = n.states.back();
   cfg.snapshot_threshold = opt_.snapshot_threshold;
   cfg.snapshot_trailing = opt_.snapshot_trailing;
-  if (opt_.append_frame_bytes_max != 0) cfg.append_frame_bytes_max = opt_.append_frame_bytes_max;
+  if (opt_.append_frame_bytes_max != 0) {
+    cfg.append_frame_bytes_max = opt_.append_frame_bytes_max;
+    cfg.record_bytes_max = std::min(cfg.record_bytes_max, opt_.append_frame_bytes_max);
+  }
+  cfg.metrics = opt_.metrics;
   n.handle = spawn_replicator(sys_, std::move(cfg), *n.store, clock_);
   n.role = replica_role::follower;
 }

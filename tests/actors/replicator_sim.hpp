@@ -130,6 +130,7 @@ struct cluster_options {
   unsigned snapshot_threshold = 0;      // 0: never compact (replicator_config's meaning)
   unsigned snapshot_trailing = 0;
   std::size_t append_frame_bytes_max = 0;  // 0: the replicator's default
+  metrics::registry* metrics = nullptr;    // every replica publishes here when set
 };
 
 class cluster {
