@@ -374,8 +374,10 @@ int caf_raft_io::do_send(raft_io* io, raft_io_send* req, const raft_message* mes
   // append_frame_bytes_max honest. It is safe: reporting less than the follower holds can
   // only delay a commit (the leader sends the rest again), never count a follower towards
   // an entry it lacks. Only successful results to the leader whose request is being handled
-  // are touched; answers sent later (after an append completes) already report the index
-  // the append reached. Its companion is the leader_commit clamp in receive().
+  // are touched; answers libraft sends later, after an append completes, are not (an append
+  // replaces the conflicting tail, so there is no stale tail left to over-report; the 1000
+  // fault schedules, compaction included, found no case otherwise). Its companion is the
+  // leader_commit clamp in receive().
   raft_message clamped;
   if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && s.answering_.leader != 0 &&
       message->server_id == s.answering_.leader && message->append_entries_result.rejected == 0 &&
