@@ -50,6 +50,70 @@ using replicator_impl =
 
 struct replicator_state;
 
+// The replicator's series in a metrics::registry (DESIGN.md §7), labelled replica="<id>".
+// Gauges are refreshed after every entry into libraft; counters count as things happen.
+struct replicator_metrics {
+  metrics::gauge* role;
+  metrics::gauge* term;
+  metrics::gauge* leader_id;
+  metrics::gauge* commit_index;
+  metrics::gauge* last_applied;
+  metrics::gauge* last_index;
+  metrics::gauge* snapshot_index;
+  metrics::counter* proposals;
+  metrics::counter* proposed_bytes;
+  metrics::counter* committed;
+  metrics::counter* proposals_failed;
+  metrics::counter* snapshots_taken;
+  metrics::counter* snapshots_installed;
+  metrics::counter* frames_received;
+  metrics::counter* append_frames_split;
+  metrics::counter* storage_errors;
+  metrics::registry* reg;
+  metrics::labels labels;
+
+  replicator_metrics(metrics::registry& r, std::uint64_t id)
+      : reg(&r), labels{{"replica", std::to_string(id)}} {
+    role = &r.get_gauge("bastion_replicator_role",
+                        "Raft role: 0 unavailable, 1 follower, 2 candidate, 3 leader", labels);
+    term = &r.get_gauge("bastion_replicator_term", "Current Raft term", labels);
+    leader_id = &r.get_gauge("bastion_replicator_leader_id", "Known leader (0: none)", labels);
+    commit_index = &r.get_gauge("bastion_replicator_commit_index", "Raft commit index", labels);
+    last_applied =
+        &r.get_gauge("bastion_replicator_last_applied", "Last index applied here", labels);
+    last_index = &r.get_gauge("bastion_replicator_last_index", "Last index in the log", labels);
+    snapshot_index = &r.get_gauge("bastion_replicator_snapshot_index",
+                                  "Last index covered by the latest snapshot", labels);
+    proposals = &r.get_counter("bastion_replicator_proposals_total",
+                               "Records handed to libraft by propose()", labels);
+    proposed_bytes = &r.get_counter("bastion_replicator_proposed_bytes_total",
+                                    "Bytes of the records handed to libraft", labels);
+    committed = &r.get_counter("bastion_replicator_proposals_committed_total",
+                               "Proposals acknowledged as committed", labels);
+    proposals_failed = &r.get_counter("bastion_replicator_proposals_failed_total",
+                                      "Proposals refused or failed (typed error returned)", labels);
+    snapshots_taken =
+        &r.get_counter("bastion_replicator_snapshots_taken_total",
+                       "Snapshots of the journal state taken to compact the log", labels);
+    snapshots_installed = &r.get_counter("bastion_replicator_snapshots_installed_total",
+                                         "Snapshots received from a leader and restored", labels);
+    frames_received = &r.get_counter("bastion_replicator_frames_received_total",
+                                     "Raft frames received from peers", labels);
+    append_frames_split =
+        &r.get_counter("bastion_replicator_append_frames_split_total",
+                       "AppendEntries cut to append_frame_bytes_max before sending", labels);
+    storage_errors = &r.get_counter("bastion_replicator_storage_errors_total",
+                                    "Storage or transport failures libraft reported", labels);
+  }
+
+  metrics::counter& dropped(const char* reason) {
+    auto l = labels;
+    l.emplace_back("reason", reason);
+    return reg->get_counter("bastion_replicator_frames_dropped_total",
+                            "Raft frames dropped, by reason", l);
+  }
+};
+
 using replicator_self = caf::stateful_actor<replicator_state, replicator_impl::base>;
 
 // A proposal libraft is working on; libraft holds `req` until its callback runs.
@@ -88,9 +152,10 @@ struct replicator_state {
   std::vector<role_observer> observers;
   std::map<struct raft_apply*, std::unique_ptr<proposal>> proposals;
   std::unique_ptr<transfer_request> transfer;
-  std::uint64_t frames_received = 0;
-  std::uint64_t frames_dropped = 0;
-  std::uint64_t storage_errors = 0;
+  std::shared_ptr<journal_state> state;         // the state machine snapshots capture
+  std::unique_ptr<replicator_metrics> metrics;  // null without a registry
+  replicator_status counts;      // the counters of status(); the rest is filled in on demand
+  std::uint64_t split_seen = 0;  // append_frames_split already published
   std::string last_error;
   std::uint64_t last_delivered = 0;  // index of the last entry given to subscribers
   // What observers were last told.
@@ -108,7 +173,34 @@ struct replicator_state {
 
   // --- Start and stop --------------------------------------------------------------------
 
+  caf::error check_config() const {
+    // Room for the envelope, the message header and per-entry framing beside the payloads.
+    constexpr std::size_t frame_overhead_bytes = 64 * 1024;
+    if (cfg.record_bytes_max > cfg.append_frame_bytes_max)
+      return make_error(replicator_errc::raft_failed,
+                        "record_bytes_max " + std::to_string(cfg.record_bytes_max) +
+                            " exceeds append_frame_bytes_max " +
+                            std::to_string(cfg.append_frame_bytes_max) +
+                            ": a record would not fit in an AppendEntries frame");
+    if (cfg.append_frame_bytes_max + frame_overhead_bytes > cfg.frame_limits.payload_bytes_max)
+      return make_error(replicator_errc::raft_failed,
+                        "append_frame_bytes_max " + std::to_string(cfg.append_frame_bytes_max) +
+                            " plus " + std::to_string(frame_overhead_bytes) +
+                            " bytes of framing exceeds frame_limits.payload_bytes_max " +
+                            std::to_string(cfg.frame_limits.payload_bytes_max) +
+                            ": peers would drop our AppendEntries frames");
+    if (cfg.snapshot_threshold != 0 && cfg.snapshot_trailing == 0)
+      return make_error(replicator_errc::raft_failed,
+                        "snapshot_trailing 0 with snapshots on: libraft's raft_io reads "
+                        "trailing 0 as an installed snapshot");
+    return caf::none;
+  }
+
   caf::error start() {
+    if (auto err = check_config()) return err;
+    state = cfg.state ? cfg.state : std::make_shared<journal_summary>();
+    if (cfg.metrics != nullptr)
+      metrics = std::make_unique<replicator_metrics>(*cfg.metrics, cfg.id);
     auto recovered = store->load();
     if (!recovered)
       return make_error(replicator_errc::storage_failed,
@@ -131,11 +223,13 @@ struct replicator_state {
       self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom::value);
     };
     hooks.report_error = [this](std::string what) {
-      ++storage_errors;
+      ++counts.storage_errors;
+      if (metrics) metrics->storage_errors->inc();
       last_error = std::move(what);
     };
     engine->io = std::make_unique<caf_raft_io>(*store, *clock, cfg.rng_seed, std::move(*recovered),
                                                std::move(hooks));
+    engine->io->set_append_frame_bytes_max(cfg.append_frame_bytes_max);
     auto& fsm = engine->fsm;
     fsm.version = 1;
     fsm.data = this;
@@ -150,9 +244,13 @@ struct replicator_state {
     raft_set_election_timeout(r, cfg.election_timeout_ms);
     raft_set_heartbeat_timeout(r, cfg.heartbeat_timeout_ms);
     raft_set_pre_vote(r, cfg.pre_vote);
-    // The journal's records are its state: there is no smaller snapshot of them to take
-    // yet, so libraft never compacts (see fsm_snapshot).
-    raft_set_snapshot_threshold(r, std::numeric_limits<unsigned>::max());
+    // libraft counts applied entries since the last snapshot; at the threshold it asks
+    // fsm_snapshot for the journal_state and hands the result to raft_io's snapshot_put with
+    // `trailing`, which compacts the store.
+    raft_set_snapshot_threshold(r, cfg.snapshot_threshold == 0
+                                       ? std::numeric_limits<unsigned>::max()
+                                       : cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(r, cfg.snapshot_trailing);
     if (cfg.bootstrap) {
       raft_configuration conf;
       raft_configuration_init(&conf);
@@ -207,18 +305,51 @@ struct replicator_state {
     entry.index = index;
     const auto* bytes = static_cast<const std::uint8_t*>(buf->base);
     entry.payload.assign(bytes, bytes + buf->len);
+    st->state->apply(index, entry.payload);
     for (const auto& sub : st->subscribers) st->self->send(sub, committed_atom::value, entry);
     *result = nullptr;
     return 0;
   }
 
-  static int fsm_snapshot(raft_fsm*, raft_buffer**, unsigned*) {
-    // Compaction needs a journal-level snapshot (archived records plus the indexes the
-    // gateway needs); until that exists the threshold keeps libraft from asking.
-    return RAFT_NOTFOUND;
+  // libraft 0.15 (fsm version 1): called at last_applied, synchronously; libraft frees the
+  // buffers (raft_free) once raft_io's snapshot_put completes.
+  static int fsm_snapshot(raft_fsm* fsm, raft_buffer** bufs, unsigned* n_bufs) {
+    auto* st = static_cast<replicator_state*>(fsm->data);
+    auto bytes = st->state->serialize();
+    auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+    if (out == nullptr) return RAFT_NOMEM;
+    out->len = bytes.size();
+    out->base = raft_malloc(bytes.empty() ? 1 : bytes.size());
+    if (out->base == nullptr) {
+      raft_free(out);
+      return RAFT_NOMEM;
+    }
+    if (!bytes.empty()) std::memcpy(out->base, bytes.data(), bytes.size());
+    *bufs = out;
+    *n_bufs = 1;
+    ++st->counts.snapshots_taken;
+    if (st->metrics) st->metrics->snapshots_taken->inc();
+    return 0;
   }
 
-  static int fsm_restore(raft_fsm*, raft_buffer*) { return RAFT_NOTFOUND; }
+  // At start (a snapshot in the store) and on InstallSnapshot from a leader. On success the
+  // FSM owns buf->base (libraft 0.15 snapshotRestore); on failure libraft keeps it.
+  static int fsm_restore(raft_fsm* fsm, raft_buffer* buf) {
+    auto* st = static_cast<replicator_state*>(fsm->data);
+    const auto* bytes = static_cast<const std::uint8_t*>(buf->base);
+    std::vector<std::uint8_t> data(bytes, bytes + buf->len);
+    if (auto err = st->state->restore(data)) {
+      ++st->counts.storage_errors;
+      st->last_error = "restoring a snapshot failed: " + st->self->system().render(err);
+      return RAFT_CORRUPT;
+    }
+    raft_free(buf->base);
+    if (st->engine->started) {
+      ++st->counts.snapshots_installed;
+      if (st->metrics) st->metrics->snapshots_installed->inc();
+    }
+    return 0;
+  }
 
   // --- Proposals ---------------------------------------------------------------------------
 
@@ -233,10 +364,13 @@ struct replicator_state {
   caf::result<std::uint64_t> propose(std::vector<std::uint8_t>& bytes) {
     if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
     if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
-    if (bytes.size() > cfg.record_bytes_max)
+    if (bytes.size() > cfg.record_bytes_max) {
+      if (metrics) metrics->proposals_failed->inc();
       return make_error(replicator_errc::record_too_large,
-                        "record of " + std::to_string(bytes.size()) + " bytes exceeds " +
+                        "record of " + std::to_string(bytes.size()) +
+                            " bytes exceeds record_bytes_max " +
                             std::to_string(cfg.record_bytes_max));
+    }
     if (proposals.size() >= cfg.proposals_in_flight_max)
       return make_error(replicator_errc::overloaded,
                         std::to_string(proposals.size()) + " proposals already in flight");
@@ -254,8 +388,13 @@ struct replicator_state {
     // The promise owns this request's response from here on: failures go through it too.
     if (int rv = raft_apply(raft(), &p->req, &buf, 1, on_applied); rv != 0) {
       raft_free(buf.base);  // ownership passes to libraft only on success
+      if (metrics) metrics->proposals_failed->inc();
       promise.deliver(rv == RAFT_NOTLEADER ? not_leader_error() : raft_error("raft_apply", rv));
       return promise;
+    }
+    if (metrics) {
+      metrics->proposals->inc();
+      metrics->proposed_bytes->inc(bytes.size());
     }
     proposals.emplace(&p->req, std::move(p));
     return promise;
@@ -271,6 +410,7 @@ struct replicator_state {
     if (it == proposals.end()) return;
     auto p = std::move(it->second);
     proposals.erase(it);
+    if (metrics) (status == 0 ? metrics->committed : metrics->proposals_failed)->inc();
     switch (status) {
       case 0:
         p->promise.deliver(static_cast<std::uint64_t>(req->index));
@@ -349,20 +489,45 @@ struct replicator_state {
 
   // --- Incoming frames ---------------------------------------------------------------------
 
+  enum class drop_reason { malformed, oversize, unsealed, misaddressed, shutdown };
+
   void receive(const wire::frame& f) {
-    ++frames_received;
+    ++counts.frames_received;
+    if (metrics) metrics->frames_received->inc();
     if (!running()) {
-      drop("frame after shutdown");
+      drop(drop_reason::shutdown, "frame after shutdown");
       return;
     }
     auto decoded = raft_codec::decode(f, cfg.frame_limits);
     if (!decoded) {
-      drop(self->system().render(decoded.error()));
+      const auto& err = decoded.error();
+      auto reason = drop_reason::malformed;
+      std::string why = self->system().render(err);
+      if (err.category() == wire::wire_category::value) {
+        switch (static_cast<wire::wire_errc>(err.code())) {
+          case wire::wire_errc::payload_too_large:
+            reason = drop_reason::oversize;
+            why = self->system().render(make_error(
+                replicator_errc::frame_too_large,
+                "frame of " + std::to_string(f.payload.size()) +
+                    " payload bytes from a peer exceeds frame_limits.payload_bytes_max " +
+                    std::to_string(cfg.frame_limits.payload_bytes_max)));
+            break;
+          case wire::wire_errc::bad_seal:
+          case wire::wire_errc::stale_epoch:
+            reason = drop_reason::unsealed;
+            break;
+          default:
+            break;
+        }
+      }
+      drop(reason, std::move(why));
       return;
     }
     auto& msg = **decoded;
     if (msg.receiver_id() != cfg.id) {
-      drop("frame addressed to server " + std::to_string(msg.receiver_id()));
+      drop(drop_reason::misaddressed,
+           "frame addressed to server " + std::to_string(msg.receiver_id()));
       return;
     }
     engine->io->receive(msg.message());
@@ -370,21 +535,42 @@ struct replicator_state {
     note_changes();
   }
 
-  void drop(std::string why) {
-    ++frames_dropped;
+  void drop(drop_reason reason, std::string why) {
+    ++counts.frames_dropped;
+    const char* label = "malformed";
+    switch (reason) {
+      case drop_reason::malformed:
+        ++counts.frames_dropped_malformed;
+        break;
+      case drop_reason::oversize:
+        ++counts.frames_dropped_oversize;
+        label = "oversize";
+        break;
+      case drop_reason::unsealed:
+        ++counts.frames_dropped_unsealed;
+        label = "unsealed";
+        break;
+      case drop_reason::misaddressed:
+        ++counts.frames_dropped_misaddressed;
+        label = "misaddressed";
+        break;
+      case drop_reason::shutdown:
+        ++counts.frames_dropped_shutdown;
+        label = "after_shutdown";
+        break;
+    }
+    if (metrics) metrics->dropped(label).inc();
     last_error = std::move(why);
   }
 
   // --- Observers ------------------------------------------------------------------------
 
   replicator_status status() {
-    replicator_status s;
+    replicator_status s = counts;
     s.id = cfg.id;
     s.address = cfg.address;
-    s.frames_received = frames_received;
-    s.frames_dropped = frames_dropped;
-    s.storage_errors = storage_errors;
     s.last_error = last_error;
+    if (engine && engine->io) s.append_frames_split = engine->io->append_frames_split();
     if (!running()) return s;
     auto* r = raft();
     s.role = static_cast<replica_role>(raft_state(r));
@@ -397,13 +583,33 @@ struct replicator_state {
     s.commit_index = r->commit_index;
     s.last_applied = raft_last_applied(r);
     s.last_index = raft_last_index(r);
+    s.snapshot_index = r->log.snapshot.last_index;
     return s;
+  }
+
+  void publish_metrics() {
+    if (!metrics || !running()) return;
+    auto* r = raft();
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(r, &leader, &address);
+    metrics->role->set(raft_state(r));
+    metrics->term->set(static_cast<double>(r->current_term));
+    metrics->leader_id->set(static_cast<double>(leader));
+    metrics->commit_index->set(static_cast<double>(r->commit_index));
+    metrics->last_applied->set(static_cast<double>(raft_last_applied(r)));
+    metrics->last_index->set(static_cast<double>(raft_last_index(r)));
+    metrics->snapshot_index->set(static_cast<double>(r->log.snapshot.last_index));
+    const auto split = engine->io->append_frames_split();
+    metrics->append_frames_split->inc(split - split_seen);
+    split_seen = split;
   }
 
   // Called after every entry into libraft: tells observers about a new role, term or leader,
   // and stops the actor if libraft gave up (an I/O error it cannot recover from).
   void note_changes() {
     if (!running()) return;
+    publish_metrics();
     auto* r = raft();
     const int role = raft_state(r);
     raft_id leader = 0;

@@ -12,17 +12,21 @@
 //   lost_leadership (outcome unknown: retry with the same request id), overloaded,
 //   record_too_large, shutdown.
 // - subscribe(subscriber) -> committed command entries, in log order, from the next one
-//   applied on. Returns the index applied so far. After a restart the replica re-applies its
-//   log from the start, so a subscriber attached at spawn (replicator_config::subscribers)
-//   sees every committed record.
+//   applied on. Returns the index applied so far. After a restart the replica restores its
+//   latest snapshot (if any) into the journal_state and re-applies the log after it, so a
+//   subscriber attached at spawn (replicator_config::subscribers) sees every committed record
+//   the snapshot does not cover; what the covered ones meant is in the journal_state
+//   (replicator_state.hpp). Likewise after an InstallSnapshot from the leader.
 // - watch_role(observer) -> the current status now, and again on every change of role, term
 //   or known leader.
 // - status() -> role, term, leader, commit/applied/last index and counters.
 // - transfer(target id) -> the new leader's id once the target leads, or bad_target /
 //   transfer_failed / not_leader.
 
+#include "actors/replicator_state.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/journal/log_store.hpp"
+#include "runtime/metrics/registry.hpp"
 #include "runtime/wire/frame.hpp"
 
 #include <caf/atom.hpp>
@@ -33,6 +37,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -74,8 +79,17 @@ struct replicator_status {
   std::uint64_t last_applied = 0;
   std::uint64_t last_index = 0;
   std::uint64_t frames_received = 0;
-  std::uint64_t frames_dropped = 0;  // malformed, unsealed, misaddressed or after shutdown
+  std::uint64_t frames_dropped = 0;               // the sum of the reasons below
+  std::uint64_t frames_dropped_malformed = 0;     // not a valid Raft message
+  std::uint64_t frames_dropped_oversize = 0;      // over frame_limits.payload_bytes_max
+  std::uint64_t frames_dropped_unsealed = 0;      // seal does not verify, stale epoch
+  std::uint64_t frames_dropped_misaddressed = 0;  // meant for another replica
+  std::uint64_t frames_dropped_shutdown = 0;      // arrived after the replicator stopped
   std::uint64_t storage_errors = 0;
+  std::uint64_t snapshot_index = 0;       // last index covered by the latest snapshot here
+  std::uint64_t snapshots_taken = 0;      // by this incarnation, compacting its own log
+  std::uint64_t snapshots_installed = 0;  // received from a leader and restored
+  std::uint64_t append_frames_split = 0;  // AppendEntries cut to append_frame_bytes_max
   std::string last_error;  // the most recent dropped frame or storage error, for people
 };
 
@@ -83,7 +97,10 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replicator_status& x) {
   return f(caf::meta::type_name("bastion.replicator_status"), x.id, x.address, x.role, x.term,
            x.leader_id, x.leader_address, x.commit_index, x.last_applied, x.last_index,
-           x.frames_received, x.frames_dropped, x.storage_errors, x.last_error);
+           x.frames_received, x.frames_dropped, x.frames_dropped_malformed,
+           x.frames_dropped_oversize, x.frames_dropped_unsealed, x.frames_dropped_misaddressed,
+           x.frames_dropped_shutdown, x.storage_errors, x.snapshot_index, x.snapshots_taken,
+           x.snapshots_installed, x.append_frames_split, x.last_error);
 }
 
 /// How a replicator reaches one peer: in production the peer's replicator (a remote actor
@@ -120,11 +137,33 @@ struct replicator_config {
   bool pre_vote = true;                 // a returning partitioned replica does not disrupt
   std::uint64_t rng_seed = 0;           // seeds libraft's election timeout randomisation
   std::size_t proposals_in_flight_max = 1024;
+  /// A proposal larger than this is refused (record_too_large naming both sizes).
   std::size_t record_bytes_max = std::size_t{1} << 20;
+  /// Payload bytes of the entries in one AppendEntries frame we send. libraft hands raft_io
+  /// every entry a follower lacks in one message; the replicator sends the longest prefix
+  /// that fits (at least one entry) and the follower's answer makes libraft send the rest.
+  /// Must leave room for record_bytes_max plus framing inside frame_limits.payload_bytes_max
+  /// (checked at start).
+  std::size_t append_frame_bytes_max = std::size_t{2} << 20;
   std::size_t subscribers_max = 16;
   std::vector<commit_subscriber> subscribers;  // attached before the first entry is applied
   std::vector<role_observer> role_observers;   // likewise, before the first role change
+  /// Frames received from peers are opened under these limits; a larger one is dropped and
+  /// counted (frames_dropped_oversize). The InstallSnapshot frame carries the whole
+  /// journal_state, so payload_bytes_max bounds it too.
   wire::limits frame_limits;
+  /// The state machine snapshots capture (replicator_state.hpp); null: a journal_summary.
+  std::shared_ptr<journal_state> state;
+  /// libraft takes a snapshot (and the store compacts the log) every `snapshot_threshold`
+  /// applied entries, keeping the last `snapshot_trailing` entries in the log so a follower
+  /// only a little behind is still fed from the log rather than sent a snapshot.
+  /// 0: never snapshot.
+  unsigned snapshot_threshold = 8192;
+  unsigned snapshot_trailing = 2048;
+  /// Where the replicator publishes its series (role, term, indexes, counters; see
+  /// replicator.cpp's replicator_metrics), labelled replica="<id>"; null: nowhere.
+  /// REQUIRES: outlives the actor.
+  metrics::registry* metrics = nullptr;
 };
 
 /// Spawns a replicator. It loads `store` and starts libraft at once; a store that cannot be

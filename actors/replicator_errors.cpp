@@ -25,6 +25,10 @@ const char* to_string(replicator_errc code) noexcept {
       return "shutdown";
     case replicator_errc::raft_failed:
       return "raft_failed";
+    case replicator_errc::bad_snapshot:
+      return "bad_snapshot";
+    case replicator_errc::frame_too_large:
+      return "frame_too_large";
   }
   return "unknown_journal_error";
 }

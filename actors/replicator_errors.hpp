@@ -24,6 +24,8 @@ enum class replicator_errc : std::uint8_t {
   storage_failed,    // the log_store refused a read or write
   shutdown,          // the replicator is stopping; outcome unknown for pending proposals
   raft_failed,       // libraft refused the operation for another reason (detail says which)
+  bad_snapshot,      // snapshot data the journal_state cannot restore (from a peer or a disk)
+  frame_too_large,   // a Raft frame over replicator_config::frame_limits (dropped and counted)
 };
 
 /// The atom naming the category, registered by announce_replicator_types.

@@ -142,8 +142,20 @@ void caf_raft_io::tick() {
 void caf_raft_io::receive(raft_message& msg) {
   if (closing_ || recv_cb_ == nullptr) return;
   if (msg.type == RAFT_IO_APPEND_ENTRIES) {
+    auto& ae = msg.append_entries;
     answering_.leader = msg.server_id;
-    answering_.matched_up_to = msg.append_entries.prev_log_index + msg.append_entries.n_entries;
+    answering_.matched_up_to = ae.prev_log_index + ae.n_entries;
+    // The Raft paper (Figure 2, AppendEntries rule 5): commitIndex = min(leaderCommit, index
+    // of the last NEW entry). libraft 0.15 takes the min with its last stored index instead,
+    // which also counts a leftover tail from an older term past what this request proved to
+    // match: with a short AppendEntries (a heartbeat, or one do_send cut to
+    // append_frame_bytes_max) it could mark that stale tail committed and apply it. Lowering
+    // leader_commit to what the request proves keeps libraft on the paper's rule; the leader
+    // repeats its commit index in every later message, so nothing is lost but a little time.
+    if (ae.leader_commit > answering_.matched_up_to) {
+      ae.leader_commit = answering_.matched_up_to;
+      ++clamped_commits_;
+    }
   }
   recv_cb_(&io_, &msg);
   answering_ = {};
@@ -356,6 +368,16 @@ int caf_raft_io::do_send(raft_io* io, raft_io_send* req, const raft_message* mes
   // not hold, and never repairs the divergent tail (found by the fault-schedule runner,
   // seeds 635 and 659). Success proves the logs match only up to prev_log_index + n_entries,
   // so that is what we report. Rejections keep their hint untouched.
+  // Still needed (reviewed for issue 6, against the installed libraft 0.15.0): the leader
+  // takes last_log_index as the follower's match index as is, and nothing else in 0.15
+  // repairs the tail. It is also what keeps answers to AppendEntries that do_send cut to
+  // append_frame_bytes_max honest. It is safe: reporting less than the follower holds can
+  // only delay a commit (the leader sends the rest again), never count a follower towards
+  // an entry it lacks. Only successful results to the leader whose request is being handled
+  // are touched; answers libraft sends later, after an append completes, are not (an append
+  // replaces the conflicting tail, so there is no stale tail left to over-report; the 1000
+  // fault schedules, compaction included, found no case otherwise). Its companion is the
+  // leader_commit clamp in receive().
   raft_message clamped;
   if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && s.answering_.leader != 0 &&
       message->server_id == s.answering_.leader && message->append_entries_result.rejected == 0 &&
@@ -364,6 +386,31 @@ int caf_raft_io::do_send(raft_io* io, raft_io_send* req, const raft_message* mes
     clamped.append_entries_result.last_log_index = s.answering_.matched_up_to;
     message = &clamped;
     ++s.clamped_results_;
+  }
+  // A bound on the bytes of one AppendEntries frame. libraft 0.15 hands raft_io every entry
+  // the follower lacks in one message (after a partition: the whole gap). We send the longest
+  // prefix that fits, at least one entry. That is still a valid AppendEntries (the same
+  // prev_log_index, fewer entries); the follower answers with the index it reached (clamped
+  // above to what the request proved) and libraft sends the rest from there, going through
+  // probe mode when it had optimistically advanced further.
+  raft_message trimmed;
+  if (message->type == RAFT_IO_APPEND_ENTRIES && s.append_frame_bytes_max_ > 0 &&
+      message->append_entries.n_entries > 1) {
+    // Per-entry framing in the Cap'n Proto list (struct + data pointer + padding), generously.
+    constexpr std::size_t entry_overhead_bytes = 64;
+    const auto& ae = message->append_entries;
+    std::size_t bytes = 0;
+    unsigned keep = 0;
+    for (; keep < ae.n_entries; ++keep) {
+      bytes += ae.entries[keep].buf.len + entry_overhead_bytes;
+      if (keep > 0 && bytes > s.append_frame_bytes_max_) break;
+    }
+    if (keep < ae.n_entries) {
+      trimmed = *message;
+      trimmed.append_entries.n_entries = keep;
+      message = &trimmed;
+      ++s.append_frames_split_;
+    }
   }
   // Encoding copies every byte, so libraft may release the message's memory as soon as the
   // callback runs (after the hop below).

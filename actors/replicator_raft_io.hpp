@@ -16,6 +16,7 @@ extern "C" {
 #include <raft.h>
 }
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,14 @@ class caf_raft_io {
 
   /// How many AppendEntries results were corrected before sending (see do_send).
   std::uint64_t clamped_results() const noexcept { return clamped_results_; }
+  /// How many received AppendEntries had leader_commit lowered (see receive).
+  std::uint64_t clamped_commits() const noexcept { return clamped_commits_; }
+
+  /// Payload bytes of the entries one AppendEntries frame may carry (see do_send); at least
+  /// one entry is always sent. 0: no bound.
+  void set_append_frame_bytes_max(std::size_t n) noexcept { append_frame_bytes_max_ = n; }
+  /// How many AppendEntries were cut to that bound before sending.
+  std::uint64_t append_frames_split() const noexcept { return append_frames_split_; }
 
   // Driven by the actor.
   void tick();
@@ -121,6 +130,9 @@ class caf_raft_io {
     std::uint64_t matched_up_to = 0;
   } answering_;
   std::uint64_t clamped_results_ = 0;
+  std::uint64_t clamped_commits_ = 0;
+  std::size_t append_frame_bytes_max_ = 0;
+  std::uint64_t append_frames_split_ = 0;
 
   std::uint64_t next_token_ = 1;
   std::map<std::uint64_t, pending> pending_;

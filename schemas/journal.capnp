@@ -124,3 +124,33 @@ struct EpochStart {
   leaderId @2 :UInt64;         # the Raft server id of the new leader
   term @3 :UInt64;             # its Raft term
 }
+
+# The replicator's default state machine (actors/replicator_state.hpp, journal_summary): what
+# a Raft snapshot keeps of the log it compacts. It travels as InstallSnapshot data and lives in
+# the snapshot file beside the segments, so it is a contract like the records themselves.
+# The records before the snapshot are gone from that replica's log; what the rest of Bastion
+# still needs from them is here: the leadership epoch in force, the configuration in force,
+# and the outcome of recent requests (a retry with a committed request id returns its
+# journaled outcome, DESIGN.md §4).
+struct JournalSummary {
+  appliedIndex @0 :UInt64;                      # the last log index folded in
+  epochStartIndex @1 :UInt64;                   # log index of epochStart; 0: none seen yet
+  epochStart @2 :EpochStart;
+  configuration @3 :List(ConfigurationInForce); # the latest change per subject
+  completions @4 :List(CompletedRequest);       # oldest first; bounded, the oldest forgotten
+  unreadableRecords @5 :UInt64;                 # command entries that were not JournalRecords
+}
+
+struct ConfigurationInForce {
+  subject @0 :Text;            # "model:<id>", "policy:<name>", "principal:<name>",
+                               # "approval:<ticket>"
+  index @1 :UInt64;            # log index of the change
+  change @2 :ConfigurationChange;
+}
+
+struct CompletedRequest {
+  requestId @0 :Text;
+  index @1 :UInt64;            # log index of its completion record
+  outputDigest @2 :Data;
+  finishReason @3 :Inference.FinishReason;
+}

@@ -33,6 +33,8 @@ const char* to_string(journal_errc code) noexcept {
       return "store_failed";
     case journal_errc::invalid_options:
       return "invalid_options";
+    case journal_errc::locked:
+      return "locked";
   }
   return "unknown_journal_error";
 }

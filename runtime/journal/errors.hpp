@@ -25,6 +25,7 @@ enum class journal_errc : std::uint8_t {
   closed,            // the store is stopped, or was never loaded
   store_failed,      // an earlier I/O error could not be rolled back; reopen the store
   invalid_options,   // a file_store_options value out of range
+  locked,            // another process (or store) holds the journal directory's lock
 };
 
 /// The atom naming the category (register render_journal_error with the actor system).

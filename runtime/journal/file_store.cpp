@@ -57,6 +57,24 @@ void file_store::stop() {
   queue_.close();
   if (io_thread_.joinable()) io_thread_.join();
   close_write_fd();
+  lock_.release();
+}
+
+void file_store::attach_metrics(metrics::registry& reg, const metrics::labels& l) {
+  assert(!loaded_.load() && "attach_metrics after load()");
+  metrics_ = std::make_unique<journal_metrics>(reg, l);
+}
+
+sys_errno file_store::timed_fdatasync(int fd) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const sys_errno rc = ops_->fdatasync(fd);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
+  stats_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+  stats_.fsync_ns_total.fetch_add(static_cast<std::uint64_t>(ns.count()),
+                                  std::memory_order_relaxed);
+  if (metrics_) metrics_->on_fsync(ns);
+  return rc;
 }
 
 void file_store::notice(std::string line) {
@@ -72,6 +90,17 @@ caf::expected<recovered_log> file_store::load() {
     return make_error(journal_errc::closed, dir_ + ": load() called twice");
   }
   if (auto rc = ops_->make_dir(dir_)) return make_io_error(rc, "create directory " + dir_);
+  // Before anything is read: a second process must not even repair a torn tail under the
+  // first one's feet.
+  auto lock = directory_lock::acquire(dir_);
+  if (!lock) return std::move(lock.error());
+  lock_ = std::move(*lock);
+  auto out = load_locked();
+  if (!out) lock_.release();  // a store that failed to load holds nothing
+  return out;
+}
+
+caf::expected<recovered_log> file_store::load_locked() {
   std::vector<std::string> names;
   if (auto rc = ops_->list_dir(dir_, names)) return make_io_error(rc, "list directory " + dir_);
   std::vector<std::pair<std::uint64_t, std::string>> found;
@@ -111,6 +140,7 @@ caf::expected<recovered_log> file_store::load() {
   total_bytes_ = 0;
   for (const auto& seg : segments_) total_bytes_ += seg.size_bytes;
   if (auto err = open_last_segment()) return err;
+  if (metrics_) metrics_->on_size(total_bytes_);
 
   recovered_log out;
   out.hard = *hs;
@@ -421,15 +451,27 @@ void file_store::process_appends(std::vector<pending_op>& ops, std::size_t begin
       }
     }
   }
+  std::uint64_t acked = 0, acked_entries = 0, acked_bytes = 0, failed = 0;
   for (std::size_t k = begin; k < end; ++k) {
     if (results[k - begin]) {
-      stats_.failed_appends.fetch_add(1, std::memory_order_relaxed);
+      ++failed;
     } else {
-      stats_.appends.fetch_add(1, std::memory_order_relaxed);
-      stats_.entries.fetch_add(ops[k].entries.size(), std::memory_order_relaxed);
+      ++acked;
+      acked_entries += ops[k].entries.size();
+      acked_bytes += bytes_on_disk(ops[k].entries);
     }
   }
+  stats_.failed_appends.fetch_add(failed, std::memory_order_relaxed);
+  stats_.appends.fetch_add(acked, std::memory_order_relaxed);
+  stats_.entries.fetch_add(acked_entries, std::memory_order_relaxed);
+  stats_.bytes_appended.fetch_add(acked_bytes, std::memory_order_relaxed);
   if (any_staged && !io_err) stats_.group_commits.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_) {
+    metrics_->on_appended(acked, acked_entries, acked_bytes);
+    if (failed > 0) metrics_->on_failed(failed);
+    if (any_staged && !io_err) metrics_->on_group_commit();
+    metrics_->on_size(total_bytes_);
+  }
   last_group_appends_ = end - begin;
   for (std::size_t k = begin; k < end; ++k) complete(ops[k].done, std::move(results[k - begin]));
 }
@@ -459,7 +501,7 @@ caf::error file_store::start_segment(std::uint64_t first_index) {
     // The old segment's tail must be durable before the new one holds anything, so a crash
     // can leave a torn tail only in the last segment.
     if (auto err = flush_staged()) return err;
-    if (auto rc = ops_->fdatasync(write_fd_)) {
+    if (auto rc = timed_fdatasync(write_fd_)) {
       return make_io_error(rc, "fdatasync " + segments_.back().path);
     }
     close_write_fd();
@@ -495,7 +537,7 @@ caf::error file_store::flush_staged() {
 
 caf::error file_store::sync_group() {
   if (auto err = flush_staged()) return err;
-  if (auto rc = ops_->fdatasync(write_fd_)) {
+  if (auto rc = timed_fdatasync(write_fd_)) {
     return make_io_error(rc, "fdatasync " + segments_.back().path + " (" +
                                  std::to_string(staged_offset_) + " bytes)");
   }
@@ -574,6 +616,11 @@ caf::error file_store::apply_snapshot(const snapshot& snap, std::uint64_t traili
     }
   }
   if (auto rc = ops_->sync_dir(dir_)) return make_io_error(rc, "fsync directory " + dir_);
+  stats_.snapshots_stored.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_) {
+    metrics_->on_snapshot_stored();
+    metrics_->on_size(total_bytes_);
+  }
   return caf::none;
 }
 

@@ -15,15 +15,21 @@
 // rollback fails, the store stops accepting work (store_failed) until it is reopened; load()
 // then truncates whatever torn tail is left.
 //
-// Lifecycle: construct, load() once (scans, repairs a torn tail, starts the I/O thread), use,
-// stop() or destroy (both drain: every queued operation completes before the thread exits).
+// Lifecycle: construct, load() once (locks the directory, scans, repairs a torn tail, starts the
+// I/O thread), use, stop() or destroy (both drain: every queued operation completes before the
+// thread exits, then the directory lock is released). A directory locked by another process,
+// or by another file_store in this one, is refused (journal_errc::locked naming the holder).
 
+#include "runtime/journal/directory_lock.hpp"
 #include "runtime/journal/file_ops.hpp"
 #include "runtime/journal/file_store_options.hpp"
+#include "runtime/journal/journal_metrics.hpp"
 #include "runtime/journal/log_store.hpp"
 #include "runtime/journal/op_queue.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -49,6 +55,10 @@ struct file_store_stats {
   std::atomic<std::uint64_t> entries{0};         // entries in them
   std::atomic<std::uint64_t> group_commits{0};   // fdatasyncs that acknowledged appends
   std::atomic<std::uint64_t> failed_appends{0};  // append operations failed
+  std::atomic<std::uint64_t> bytes_appended{0};  // record bytes (headers included) acknowledged
+  std::atomic<std::uint64_t> fsyncs{0};          // fdatasyncs of segment data
+  std::atomic<std::uint64_t> fsync_ns_total{0};  // time spent in them
+  std::atomic<std::uint64_t> snapshots_stored{0};
 };
 
 class file_store final : public log_store {
@@ -73,6 +83,10 @@ class file_store final : public log_store {
   void truncate(std::uint64_t index, completion done) override;
   void put_snapshot(snapshot snap, std::uint64_t trailing, completion done) override;
   caf::expected<std::optional<snapshot>> get_snapshot() override;
+
+  /// Publishes the store's counters (journal_metrics.hpp) in `reg` under `l` from now on.
+  /// REQUIRES: called before load(); `reg` outlives the store.
+  void attach_metrics(metrics::registry& reg, const metrics::labels& l);
 
   /// Completes every queued operation, then stops the I/O thread. Later operations fail with
   /// closed. Idempotent. REQUIRES: not called from a completion callback.
@@ -113,6 +127,7 @@ class file_store final : public log_store {
   };
 
   // Recovery helpers (load()).
+  caf::expected<recovered_log> load_locked();
   caf::error recover_segments(std::vector<log_entry>& entries);
   caf::error cut_segment(segment& seg, std::uint64_t offset);
   caf::error delete_segments_from(std::size_t first);
@@ -134,6 +149,8 @@ class file_store final : public log_store {
   caf::error apply_snapshot(const snapshot& snap, std::uint64_t trailing);
   caf::error open_last_segment();
   void close_write_fd();
+  /// fdatasync of segment data, timed for the stats and metrics.
+  sys_errno timed_fdatasync(int fd);
 
   // Immutable after construction.
   const std::string dir_;
@@ -143,7 +160,9 @@ class file_store final : public log_store {
 
   recovery_report report_;
   file_store_stats stats_;
-  std::mutex hard_state_mutex_;  // serialises save_hard_state callers
+  std::unique_ptr<journal_metrics> metrics_;  // null unless attach_metrics was called
+  directory_lock lock_;                       // held from load() until stop()
+  std::mutex hard_state_mutex_;               // serialises save_hard_state callers
   std::atomic<bool> loaded_{false};
 
   // Owned by the I/O thread once it runs (by load() before).

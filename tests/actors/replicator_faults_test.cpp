@@ -49,18 +49,34 @@ struct outcome {
   std::size_t proposed = 0;
 };
 
-outcome run_one(std::uint64_t seed) {
+struct outcome_counts {
+  std::size_t compacting = 0;         // schedules run with compaction on
+  std::uint64_t snapshots_taken = 0;  // by replicas still alive at the end
+  std::uint64_t snapshots_installed = 0;
+};
+
+outcome run_schedule(const sim::fault_schedule& schedule, outcome_counts* counts = nullptr) {
   world w;
   outcome out;
   {
-    sim::cluster_options opt;
-    opt.seed = seed;
-    sim::cluster c{w.sys, w.sched, opt};
-    out.violations = sim::run_fault_schedule(sim::make_fault_schedule(seed), c);
+    sim::cluster c{w.sys, w.sched, sim::options_for(schedule)};
+    out.violations = sim::run_fault_schedule(schedule, c);
+    if (counts != nullptr) {
+      counts->compacting += schedule.snapshot_threshold != 0;
+      for (auto id : c.ids()) {
+        auto st = c.status(id);
+        counts->snapshots_taken += st.snapshots_taken;
+        counts->snapshots_installed += st.snapshots_installed;
+      }
+    }
     out.proposed = c.proposals().size();
     for (const auto& p : c.proposals()) out.acked += p.outcome == sim::proposal_record::acked;
   }
   return out;
+}
+
+outcome run_one(std::uint64_t seed, outcome_counts* counts = nullptr) {
+  return run_schedule(sim::make_fault_schedule(seed), counts);
 }
 
 }  // namespace
@@ -82,8 +98,9 @@ CAF_TEST(seeded fault schedules keep every invariant) {
   std::size_t failed = 0;
   std::size_t acked = 0;
   std::size_t proposed = 0;
+  outcome_counts counts;
   for (std::uint64_t seed = base; seed < base + count; ++seed) {
-    auto out = run_one(seed);
+    auto out = run_one(seed, &counts);
     acked += out.acked;
     proposed += out.proposed;
     if (out.violations.empty()) continue;
@@ -98,10 +115,17 @@ CAF_TEST(seeded fault schedules keep every invariant) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << count << " fault schedules run (seeds " << base << ".." << base + count - 1 << "), "
             << failed << " failed, " << acked << "/" << proposed << " records acknowledged, "
-            << secs << " s" << std::endl;
+            << counts.compacting << " with compaction (" << counts.snapshots_taken
+            << " snapshots taken, " << counts.snapshots_installed
+            << " installed on lagging replicas), " << secs << " s" << std::endl;
   CAF_CHECK_EQUAL(failed, 0u);
-  // The schedules must exercise commits, not just faults.
+  // The schedules must exercise commits, not just faults, and compaction must reach the
+  // InstallSnapshot path, not only local snapshots.
   CAF_CHECK_GREATER(acked, count);
+  if (count >= 100) {
+    CAF_CHECK_GREATER(counts.snapshots_taken, count);
+    CAF_CHECK_GREATER(counts.snapshots_installed, 0u);
+  }
 }
 
 CAF_TEST(regression schedules keep every invariant) {
@@ -110,9 +134,16 @@ CAF_TEST(regression schedules keep every invariant) {
   // matched and never repaired it (caf_raft_io::do_send now reports only what the request
   // proved). 3064: a crash lost the bootstrap entry on a majority after their terms moved
   // on, and they never elected (an empty log now gets entry 1 again).
+  // They were found without compaction: each runs as it was, and again with compaction on.
   for (std::uint64_t seed : {635u, 659u, 3064u}) {
-    auto out = run_one(seed);
-    for (const auto& v : out.violations) CAF_ERROR("seed " << seed << ": " << v);
-    CAF_CHECK(out.violations.empty());
+    for (unsigned threshold : {0u, 8u}) {
+      auto schedule = sim::make_fault_schedule(seed);
+      schedule.snapshot_threshold = threshold;
+      schedule.snapshot_trailing = threshold / 2;
+      auto out = run_schedule(schedule);
+      for (const auto& v : out.violations)
+        CAF_ERROR("seed " << seed << " threshold " << threshold << ": " << v);
+      CAF_CHECK(out.violations.empty());
+    }
   }
 }

@@ -92,7 +92,58 @@ caf::behavior client_actor(caf::event_based_actor* self, std::deque<proposal_rec
 
 std::string bytes_to_string(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
 
+void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+bool get_u64(const std::vector<std::uint8_t>& in, std::size_t& pos, std::uint64_t& v) {
+  if (in.size() - pos < 8) return false;
+  v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | in[pos + static_cast<std::size_t>(i)];
+  pos += 8;
+  return true;
+}
+
 }  // namespace
+
+void recording_state::apply(std::uint64_t index, const std::vector<std::uint8_t>& payload) {
+  entries_.push_back({index, payload});
+}
+
+std::vector<std::uint8_t> recording_state::serialize() const {
+  std::vector<std::uint8_t> out;
+  put_u64(out, entries_.size());
+  for (const auto& e : entries_) {
+    put_u64(out, e.index);
+    put_u64(out, e.payload.size());
+    out.insert(out.end(), e.payload.begin(), e.payload.end());
+  }
+  return out;
+}
+
+caf::error recording_state::restore(const std::vector<std::uint8_t>& bytes) {
+  auto bad = [](const char* why) {
+    return make_error(replicator_errc::bad_snapshot, std::string{"recording_state: "} + why);
+  };
+  std::size_t pos = 0;
+  std::uint64_t n = 0;
+  if (!get_u64(bytes, pos, n) || n > bytes.size()) return bad("bad entry count");
+  std::vector<committed_entry> fresh;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    committed_entry e;
+    std::uint64_t len = 0;
+    if (!get_u64(bytes, pos, e.index) || !get_u64(bytes, pos, len) || bytes.size() - pos < len)
+      return bad("truncated entry");
+    e.payload.assign(bytes.begin() + static_cast<std::ptrdiff_t>(pos),
+                     bytes.begin() + static_cast<std::ptrdiff_t>(pos + len));
+    pos += len;
+    fresh.push_back(std::move(e));
+  }
+  if (pos != bytes.size()) return bad("trailing bytes");
+  entries_ = std::move(fresh);
+  ++restores;
+  return caf::none;
+}
 
 int network_faults::route(std::uint64_t from, std::uint64_t to) {
   if (!connected(from, to)) return -1;
@@ -149,6 +200,7 @@ cluster::~cluster() {
 
 void cluster::spawn_node(sim_node& n) {
   n.applied.emplace_back();
+  n.states.push_back(std::make_shared<recording_state>());
   auto sub = sys_.spawn(subscriber, &n.applied.back());
   helpers_.push_back(caf::actor_cast<caf::actor>(sub));
   replicator_config cfg;
@@ -161,6 +213,14 @@ void cluster::spawn_node(sim_node& n) {
   cfg.rng_seed = opt_.seed * 1000003 + n.id * 101 + n.applied.size();
   cfg.subscribers = {sub};
   cfg.role_observers = {observer_};
+  cfg.state = n.states.back();
+  cfg.snapshot_threshold = opt_.snapshot_threshold;
+  cfg.snapshot_trailing = opt_.snapshot_trailing;
+  if (opt_.append_frame_bytes_max != 0) {
+    cfg.append_frame_bytes_max = opt_.append_frame_bytes_max;
+    cfg.record_bytes_max = std::min(cfg.record_bytes_max, opt_.append_frame_bytes_max);
+  }
+  cfg.metrics = opt_.metrics;
   n.handle = spawn_replicator(sys_, std::move(cfg), *n.store, clock_);
   n.role = replica_role::follower;
 }
@@ -267,13 +327,17 @@ std::vector<std::string> cluster::check_invariants() const {
   std::vector<std::string> out = violations_;
   // Log matching as seen by the state machines: one payload per index, across every replica
   // and every incarnation, applied in increasing index order.
+  // The states count too: after a snapshot restore they hold what the subscriber never saw.
   std::map<std::uint64_t, std::vector<std::uint8_t>> committed;
   for (const auto& n : nodes_)
-    for (std::size_t inc = 0; inc < n.applied.size(); ++inc) {
+    for (std::size_t inc = 0; inc < n.applied.size() + n.states.size(); ++inc) {
+      const bool is_state = inc >= n.applied.size();
+      const auto& seen = is_state ? n.states[inc - n.applied.size()]->entries() : n.applied[inc];
       std::uint64_t prev = 0;
-      for (const auto& e : n.applied[inc]) {
+      for (const auto& e : seen) {
         if (e.index <= prev)
-          out.push_back("replica " + std::to_string(n.id) + " incarnation " + std::to_string(inc) +
+          out.push_back("replica " + std::to_string(n.id) +
+                        (is_state ? " state " : " incarnation ") + std::to_string(inc) +
                         " applied index " + std::to_string(e.index) + " after " +
                         std::to_string(prev));
         prev = e.index;
@@ -292,6 +356,18 @@ std::vector<std::string> cluster::check_invariants() const {
       out.push_back("record '" + bytes_to_string(p.payload) + "' acknowledged at index " +
                     std::to_string(p.index) + " is not what any replica applied there");
   }
+  return out;
+}
+
+replicator_status cluster::status(std::uint64_t id) {
+  replicator_status out;
+  out.id = id;
+  auto& n = node(id);
+  if (!n.alive()) return out;
+  caf::scoped_actor self{sys_};
+  auto req = self->request(n.handle, caf::infinite, status_atom::value);
+  sched_.run();
+  req.receive([&](replicator_status& st) { out = std::move(st); }, [&](caf::error&) {});
   return out;
 }
 
@@ -343,7 +419,7 @@ std::string cluster::heal_and_settle(std::int64_t limit_ms) {
   const auto final_index = proposal(slot).index;
   auto caught_up = [&] {
     for (const auto& n : nodes_)
-      if (n.applied.back().empty() || n.applied.back().back().index < final_index) return false;
+      if (n.states.back()->last_index() < final_index) return false;
     return true;
   };
   if (!advance_until(caught_up, deadline - now_ms())) {
@@ -352,16 +428,15 @@ std::string cluster::heal_and_settle(std::int64_t limit_ms) {
     for (const auto& n : nodes_)
       why += " [replica " + std::to_string(n.id) + " " + to_string(n.role) + " term " +
              std::to_string(n.term) + " applied up to " +
-             (n.applied.back().empty() ? std::string{"nothing"}
-                                       : std::to_string(n.applied.back().back().index)) +
-             ", store last index " + std::to_string(n.store->last_index()) + describe_status(n) +
-             "]";
+             std::to_string(n.states.back()->last_index()) + ", store last index " +
+             std::to_string(n.store->last_index()) + describe_status(n) + "]";
     return why;
   }
-  // Caught-up replicas hold the same records in the same order.
-  const auto& reference = nodes_.front().applied.back();
+  // Caught-up replicas hold the same records in the same order (in their state machines:
+  // a replica restored from a snapshot did not apply the covered records itself).
+  const auto& reference = nodes_.front().states.back()->entries();
   for (const auto& n : nodes_) {
-    const auto& mine = n.applied.back();
+    const auto& mine = n.states.back()->entries();
     bool same = mine.size() == reference.size();
     for (std::size_t i = 0; same && i < mine.size(); ++i)
       same = mine[i].index == reference[i].index && mine[i].payload == reference[i].payload;
@@ -382,6 +457,13 @@ fault_schedule make_fault_schedule(std::uint64_t seed, std::size_t nodes) {
   fault_schedule s;
   s.seed = seed;
   s.duration_ms = 3000 + static_cast<std::int64_t>(pick(5000));
+  // Compaction in two schedules of three, with thresholds small enough that a replica cut off
+  // for a few hundred ms falls behind the leader's log and needs an InstallSnapshot.
+  std::mt19937_64 compaction_rng(seed * 0xbf58476d1ce4e5b9ULL + 5);
+  if (compaction_rng() % 3 != 0) {
+    s.snapshot_threshold = static_cast<unsigned>(4 + compaction_rng() % 29);
+    s.snapshot_trailing = static_cast<unsigned>(1 + compaction_rng() % s.snapshot_threshold);
+  }
   // Disk speed from the start: from a write every step to one in fifty.
   s.events.push_back({0, fault_event::disk, 0, 0, static_cast<unsigned>(20 + pick(981))});
   // Client load throughout: a few records every few hundred ms.
@@ -455,7 +537,12 @@ std::string describe(const fault_schedule& s) {
   static const char* names[] = {"crash", "restart", "isolate", "cut",     "cut_one_way", "heal",
                                 "drop",  "delay",   "disk",    "propose", "transfer"};
   std::ostringstream out;
-  out << "schedule seed " << s.seed << ", " << s.duration_ms << " ms:";
+  out << "schedule seed " << s.seed << ", " << s.duration_ms << " ms, ";
+  if (s.snapshot_threshold == 0)
+    out << "no compaction:";
+  else
+    out << "snapshot every " << s.snapshot_threshold << " entries keeping " << s.snapshot_trailing
+        << ":";
   for (const auto& e : s.events) {
     if (e.kind == fault_event::propose && e.value <= 3) continue;  // background load
     out << "\n  @" << e.at_ms << " " << names[e.kind];
@@ -486,6 +573,14 @@ std::string describe(const fault_schedule& s) {
     }
   }
   return out.str();
+}
+
+cluster_options options_for(const fault_schedule& s) {
+  cluster_options opt;
+  opt.seed = s.seed;
+  opt.snapshot_threshold = s.snapshot_threshold;
+  opt.snapshot_trailing = s.snapshot_trailing;
+  return opt;
 }
 
 std::vector<std::string> run_fault_schedule(const fault_schedule& s, cluster& c) {

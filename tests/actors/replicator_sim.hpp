@@ -72,6 +72,23 @@ class network_faults {
   std::mt19937_64 rng_;
 };
 
+/// A journal_state that remembers every entry it was given (the simulation's records are
+/// small), so a replica restored from a snapshot still holds the whole committed sequence and
+/// the invariants can compare replicas that compacted at different points.
+class recording_state final : public actors::journal_state {
+ public:
+  void apply(std::uint64_t index, const std::vector<std::uint8_t>& payload) override;
+  std::vector<std::uint8_t> serialize() const override;
+  caf::error restore(const std::vector<std::uint8_t>& bytes) override;
+
+  const std::vector<actors::committed_entry>& entries() const { return entries_; }
+  std::uint64_t last_index() const { return entries_.empty() ? 0 : entries_.back().index; }
+  std::size_t restores = 0;  // successful restore() calls
+
+ private:
+  std::vector<actors::committed_entry> entries_;
+};
+
 struct proposal_record {
   std::uint64_t node = 0;  // whom it was proposed to
   std::vector<std::uint8_t> payload;
@@ -95,7 +112,9 @@ struct sim_node {
   actors::replicator_actor handle;       // null while crashed
   std::vector<actors::raft_link> links;  // this node's outgoing links, one per peer
   // What each incarnation's subscriber received, in arrival order; the last is current.
+  // After a snapshot restore it lacks what the snapshot covers; the state has everything.
   std::deque<std::vector<actors::committed_entry>> applied;
+  std::deque<std::shared_ptr<recording_state>> states;  // each incarnation's state machine
   actors::replica_role role = actors::replica_role::unavailable;  // as last observed
   std::uint64_t term = 0;
   bool alive() const { return static_cast<bool>(handle); }
@@ -108,6 +127,10 @@ struct cluster_options {
   unsigned heartbeat_timeout_ms = 50;
   unsigned step_ms = 10;                // simulation time step
   unsigned disk_flush_permille = 1000;  // chance per step that a store flushes
+  unsigned snapshot_threshold = 0;      // 0: never compact (replicator_config's meaning)
+  unsigned snapshot_trailing = 0;
+  std::size_t append_frame_bytes_max = 0;  // 0: the replicator's default
+  metrics::registry* metrics = nullptr;    // every replica publishes here when set
 };
 
 class cluster {
@@ -156,6 +179,8 @@ class cluster {
   /// The alive node whose latest observed role is leader, with the highest term; 0 if none.
   std::uint64_t leader() const;
   const std::vector<role_event>& role_log() const { return role_log_; }
+  /// The replicator's status (a default one, id set, when the node is down).
+  actors::replicator_status status(std::uint64_t id);
   /// Every invariant violation seen so far (empty: all held).
   std::vector<std::string> check_invariants() const;
   /// Heals every fault, restarts crashed nodes, waits for a leader, commits one final record
@@ -216,10 +241,16 @@ struct fault_event {
 struct fault_schedule {
   std::uint64_t seed = 0;
   std::int64_t duration_ms = 0;
+  // Compaction (drawn from its own stream, so the events of a seed stay what they were):
+  // libraft snapshots every `snapshot_threshold` entries keeping `snapshot_trailing`; 0: off.
+  unsigned snapshot_threshold = 0;
+  unsigned snapshot_trailing = 0;
   std::vector<fault_event> events;  // sorted by at_ms
 };
 
 fault_schedule make_fault_schedule(std::uint64_t seed, std::size_t nodes = 3);
+/// The cluster options a schedule runs under (seed, compaction).
+cluster_options options_for(const fault_schedule& s);
 std::string describe(const fault_schedule& s);
 
 /// Plays `s` on `c`, then heals and settles, then checks the invariants. Returns every

@@ -3,7 +3,7 @@
 
 #include "journal_test_support.hpp"
 
-#include "runtime/journal/fault_injecting_file_ops.hpp"
+#include "tests/support/fault_injecting_file_ops.hpp"
 
 #include <atomic>
 #include <thread>

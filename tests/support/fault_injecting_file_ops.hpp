@@ -2,8 +2,8 @@
 // fault_injecting_file_ops: wraps another file_ops, counts the calls that matter for
 // durability and fails chosen ones on purpose: the n-th write fails with ENOSPC after writing
 // part of its buffer (a torn write), the n-th fdatasync or ftruncate fails with EIO, ...
-// Tests and benches use it; it is deterministic (faults are counted, never random) and safe to
-// call from several threads.
+// Tests only: it lives in tests/support (library bastion_journal_test_support), outside the
+// product library. Deterministic (faults are counted, never random) and thread-safe.
 
 #include "runtime/journal/file_ops.hpp"
 

@@ -1,4 +1,4 @@
-#include "runtime/journal/fault_injecting_file_ops.hpp"
+#include "tests/support/fault_injecting_file_ops.hpp"
 
 #include <algorithm>
 

@@ -1,0 +1,135 @@
+// journal_summary, the replicator's default journal_state: what it keeps of the records a
+// snapshot compacts (latest epoch start, configuration in force, recent completions), that it
+// survives serialize/restore exactly, its bounds, and hostile snapshot bytes refused.
+
+#include "actors/replicator_state.hpp"
+#include "actors/replicator_errors.hpp"
+#include "schemas/journal.capnp.h"
+
+#include <catch2/catch.hpp>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <string>
+#include <vector>
+
+using bastion::actors::journal_summary;
+using bastion::actors::journal_summary_limits;
+using bastion::actors::replicator_errc;
+namespace schema = bastion::schema::journal;
+
+namespace {
+
+std::vector<std::uint8_t> flat(capnp::MallocMessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  return {bytes.begin(), bytes.end()};
+}
+
+std::vector<std::uint8_t> completion(const std::string& id, std::uint8_t digest_seed) {
+  capnp::MallocMessageBuilder msg;
+  auto c = msg.initRoot<schema::JournalRecord>().initCompletion();
+  c.setRequestId(id);
+  std::vector<capnp::byte> d(32, digest_seed);
+  c.setOutputDigest(capnp::Data::Reader{d.data(), d.size()});
+  c.setFinishReason(bastion::schema::FinishReason::LENGTH);
+  return flat(msg);
+}
+
+std::vector<std::uint8_t> epoch(std::uint64_t e, const std::string& site) {
+  capnp::MallocMessageBuilder msg;
+  auto r = msg.initRoot<schema::JournalRecord>().initEpochStart();
+  r.setEpoch(e);
+  r.setSite(site);
+  r.setLeaderId(2);
+  r.setTerm(7);
+  return flat(msg);
+}
+
+std::vector<std::uint8_t> policy(const std::string& name, std::uint8_t digest_seed) {
+  capnp::MallocMessageBuilder msg;
+  auto c = msg.initRoot<schema::JournalRecord>().initConfigurationChange();
+  c.setChangedBy("alice");
+  std::vector<capnp::byte> d(32, digest_seed);
+  auto p = c.initPolicy();
+  p.setName(name);
+  p.setDocumentDigest(capnp::Data::Reader{d.data(), d.size()});
+  return flat(msg);
+}
+
+}  // namespace
+
+TEST_CASE("the summary keeps the latest epoch, the policy in force and the completions") {
+  journal_summary s;
+  s.apply(2, epoch(1, "prod"));
+  s.apply(3, policy("capacity", 1));
+  s.apply(4, completion("req-a", 0xaa));
+  s.apply(5, policy("capacity", 2));
+  s.apply(6, epoch(2, "dr-local"));
+  s.apply(7, {'n', 'o', 't', ' ', 'a', ' ', 'r', 'e', 'c'});  // not a JournalRecord
+  s.apply(8, completion("req-a", 0xbb));                      // a second completion: ignored
+  CHECK(s.applied_index() == 8);
+  REQUIRE(s.latest_epoch_start());
+  CHECK(s.latest_epoch_start()->epoch == 2);
+  CHECK(s.latest_epoch_start()->site == "dr-local");
+  CHECK(s.latest_epoch_start()->index == 6);
+  REQUIRE(s.configuration().count("policy:capacity") == 1);
+  CHECK(s.configuration().at("policy:capacity").index == 5);
+  const auto* done = s.find_completion("req-a");
+  REQUIRE(done != nullptr);
+  CHECK(done->index == 4);
+  CHECK(done->output_digest == std::vector<std::uint8_t>(32, 0xaa));
+  CHECK(s.find_completion("req-b") == nullptr);
+  CHECK(s.unreadable_records() == 1);
+
+  SECTION("restore(serialize()) gives the same state, and the same bytes again") {
+    const auto bytes = s.serialize();
+    journal_summary copy;
+    REQUIRE_FALSE(copy.restore(bytes));
+    CHECK(copy.serialize() == bytes);
+    CHECK(copy.applied_index() == 8);
+    CHECK(copy.latest_epoch_start()->site == "dr-local");
+    CHECK(copy.configuration().at("policy:capacity").index == 5);
+    REQUIRE(copy.find_completion("req-a") != nullptr);
+    CHECK(copy.find_completion("req-a")->output_digest == std::vector<std::uint8_t>(32, 0xaa));
+    CHECK(copy.unreadable_records() == 1);
+  }
+}
+
+TEST_CASE("the completion table forgets the oldest at its bound") {
+  journal_summary_limits lim;
+  lim.completions_max = 3;
+  journal_summary s{lim};
+  for (int i = 1; i <= 5; ++i)
+    s.apply(static_cast<std::uint64_t>(i), completion("r" + std::to_string(i), 1));
+  CHECK(s.completions() == 3);
+  CHECK(s.find_completion("r1") == nullptr);
+  CHECK(s.find_completion("r2") == nullptr);
+  CHECK(s.find_completion("r5") != nullptr);
+}
+
+TEST_CASE("hostile snapshot bytes are refused and leave the state as it was") {
+  journal_summary s;
+  s.apply(1, completion("keep", 3));
+  const auto before = s.serialize();
+  auto refused = [&](const std::vector<std::uint8_t>& bytes, const char* why) {
+    auto err = s.restore(bytes);
+    REQUIRE(err);
+    CHECK(err.code() == static_cast<std::uint8_t>(replicator_errc::bad_snapshot));
+    CHECK_THAT(bastion::actors::replicator_error_detail(err), Catch::Contains(why));
+    CHECK(s.serialize() == before);
+  };
+  refused({1, 2, 3}, "whole number");
+  refused(std::vector<std::uint8_t>(64, 0xff), "does not read");
+  auto truncated = before;
+  truncated.resize(truncated.size() - 16);
+  refused(truncated, "does not read");
+  journal_summary_limits small;
+  small.serialized_bytes_max = 8;
+  journal_summary tight{small};
+  auto err = tight.restore(before);
+  REQUIRE(err);
+  CHECK_THAT(bastion::actors::replicator_error_detail(err),
+             Catch::Contains("serialized_bytes_max 8"));
+}
