@@ -1,5 +1,6 @@
-// bastion-node: one Bastion node process. For now it starts the node's actor system, prints
-// its health as a table and, unless --once is given, serves until SIGINT or SIGTERM.
+// bastion-node: one Bastion node process. Starts the node (with --config: its models, workers,
+// scheduler and the HTTP + RPC listeners of the config), prints its health and where it
+// listens and, unless --once is given, serves until SIGINT or SIGTERM, then drains and stops.
 
 #include <bastion/node.hpp>
 
@@ -41,8 +42,10 @@ int main(int argc, char** argv) {
       "name", po::value(&opts.name)->default_value(opts.name), "node name, unique in the cluster")(
       "site", po::value(&opts.site)->default_value(opts.site), "prod, dr-local or dr-remote")(
       "threads", po::value(&opts.worker_threads)->default_value(0),
-      "actor scheduler threads (0: one per core)")("once", po::bool_switch(&once),
-                                                   "print health and exit");
+      "actor scheduler threads (0: one per core)")(
+      "config", po::value(&opts.config_file),
+      "TOML node config: serve its models on its listeners (supersedes --name, --site, --threads)")(
+      "once", po::bool_switch(&once), "print health and exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -56,8 +59,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    opts.listen = !opts.config_file.empty();
     auto node = bastion::node::start(opts);
     print_health(node->health());
+    if (!opts.config_file.empty()) {
+      std::cout << "  models   ";
+      for (const auto& m : node->models()) std::cout << ' ' << m;
+      std::cout << '\n';
+      // One line each, parsed by cluster/demo and the tests: the listeners may be port 0.
+      if (node->http_port() != 0) std::cout << "  http      port " << node->http_port() << '\n';
+      if (node->rpc_port() != 0) std::cout << "  rpc       port " << node->rpc_port() << '\n';
+      std::cout << "  serving" << std::endl;
+    }
     if (once) return 0;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

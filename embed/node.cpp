@@ -1,18 +1,16 @@
-// Implementation of include/bastion/node.hpp: owns an actor system and the node's actors.
+// The node's lifecycle (include/bastion/node.hpp): options and config checked, the actor
+// system, the health actor, the serving machinery and the gateway started and stopped in order.
 
 #include <bastion/node.hpp>
 
-#include "actors/health_actor.hpp"
-#include "runtime/clock/clock.hpp"
+#include "embed/node_impl.hpp"
 #include "runtime/wire/announce.hpp"
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <cctype>
-#include <optional>
+#include <sstream>
 
 namespace bastion {
 
@@ -32,37 +30,77 @@ void validate(const node_options& o) {
     refuse("site", o.site, "must be one of prod, dr-local, dr-remote");
   if (o.worker_threads > 256)
     refuse("worker_threads", std::to_string(o.worker_threads), "at most 256");
+  if (o.listen && o.config_file.empty())
+    refuse("listen", "true", "the listeners come from a config: set config_file too");
+}
+
+/// The config named by the options, with [node] copied over the options it supersedes.
+std::optional<config::node_config> load_config(node_options& o) {
+  if (o.config_file.empty()) return std::nullopt;
+  auto loaded = config::load_node_config(o.config_file);
+  if (!loaded.config) {
+    std::ostringstream msg;
+    msg << "config '" << o.config_file << "' refused:";
+    for (const auto& e : loaded.errors) msg << "\n  " << e;
+    throw start_error(msg.str());
+  }
+  o.name = loaded.config->node.name;
+  o.site = loaded.config->node.site;
+  o.worker_threads = loaded.config->node.threads;
+  return loaded.config;
 }
 
 }  // namespace
 
-struct node::impl {
-  explicit impl(const node_options& o) : options(o) {
-    wire::announce_wire_types(config);
-    config.load<caf::io::middleman>();
-    if (o.worker_threads > 0) config.set("scheduler.max-threads", o.worker_threads);
-    config.set("logger.console-verbosity", caf::atom("quiet"));
-    system.emplace(config);
-    health =
-        system->spawn(actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock);
+node::impl::impl(const node_options& o, std::optional<config::node_config> c)
+    : options(o), cfg(std::move(c)) {
+  wire::announce_wire_types(system_config);
+  system_config.load<caf::io::middleman>();
+  if (o.worker_threads > 0) system_config.set("scheduler.max-threads", o.worker_threads);
+  system_config.set("logger.console-verbosity", caf::atom("quiet"));
+  system.emplace(system_config);
+  health =
+      system->spawn(actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock);
+  if (!cfg) return;
+  auto started = serving::local_serving::start(*system, *cfg, registry);
+  if (!started) {
+    const auto why = system->render(started.error());
+    stop();
+    throw start_error("node '" + o.name + "' could not start serving: " + why);
   }
+  serving = std::move(*started);
+  if (!o.listen) return;
+  gateway = std::make_unique<gateway::gateway_server>(
+      gateway::settings_from_config(*cfg), serving->port(), registry, clock,
+      [this] { return !stopped; });
+  if (auto err = gateway->start()) {
+    stop();
+    throw start_error("node '" + o.name + "' could not open its listeners: " + *err);
+  }
+}
 
-  // Members in teardown order, last declared is destroyed first (STYLE.md 12).
-  node_options options;
-  system_clock_source clock;
-  caf::actor_system_config config;
-  std::optional<caf::actor_system> system;
-  actors::health_actor health;
-  bool stopped = false;
-};
+node::impl::~impl() { stop(); }
+
+void node::impl::stop() {
+  if (stopped.exchange(true)) return;
+  if (gateway) gateway->stop();  // drains its in-flight requests first
+  gateway.reset();
+  serving.reset();  // drains with a zero timeout, stops workers and their step threads
+  if (health) caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+  health = nullptr;
+  system.reset();  // joins every actor and the middleman
+}
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 node::~node() { stop(); }
 
 std::unique_ptr<node> node::start(const node_options& options) {
-  validate(options);
-  return std::unique_ptr<node>(new node(std::make_unique<impl>(options)));
+  node_options effective = options;
+  validate(effective);
+  auto cfg = load_config(effective);
+  validate(effective);  // the config's [node] values pass the same checks
+  return std::unique_ptr<node>(new node(std::make_unique<impl>(effective, std::move(cfg))));
 }
 
 health_report node::health(std::chrono::milliseconds timeout) const {
@@ -82,12 +120,19 @@ health_report node::health(std::chrono::milliseconds timeout) const {
   return *out;
 }
 
+std::string node::metrics_text() const { return impl_->registry.render_prometheus(); }
+
+std::uint16_t node::http_port() const { return impl_->gateway ? impl_->gateway->http_port() : 0; }
+
+std::uint16_t node::rpc_port() const { return impl_->gateway ? impl_->gateway->rpc_port() : 0; }
+
+bool node::drain(std::chrono::milliseconds timeout) {
+  if (impl_->stopped || !impl_->serving) return true;
+  return impl_->serving->drain(timeout);
+}
+
 void node::stop() {
-  if (!impl_ || impl_->stopped) return;
-  impl_->stopped = true;
-  caf::anon_send_exit(impl_->health, caf::exit_reason::user_shutdown);
-  impl_->health = nullptr;
-  impl_->system.reset();  // joins every actor and the middleman
+  if (impl_) impl_->stop();
 }
 
 }  // namespace bastion

@@ -7,13 +7,26 @@
 //   bastion::health_report h = node->health();
 //   node->stop();                             // also done by the destructor
 //
+// Serving models in-process (examples/integrator/main.cpp):
+//
+//   opts.config_file = "cluster/configs/single-site.toml";   // models, workers, policy
+//   auto node = bastion::node::start(opts);                   // returns once models are loaded
+//   bastion::request r;
+//   r.model = "smollm2";
+//   r.messages = {{"user", "What is the capital of France?"}};
+//   auto s = node->submit(r);                 // or node->stream(r, on_text)
+//   bastion::result answer = s.result.get();  // throws bastion::request_error
+//
 // Stable surface: no CAF, Cap'n Proto or kernel types appear here (pImpl). Those who use CAF
-// themselves get typed actor handles from <bastion/interop.hpp> (later).
+// themselves get actor handles from <bastion/interop.hpp>.
 
+#include <bastion/request.hpp>
 #include <bastion/version.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -25,7 +38,26 @@ struct node_options {
   std::string name = "node-1";     // unique within the cluster
   std::string site = "prod";       // "prod", "dr-local" or "dr-remote"
   std::size_t worker_threads = 0;  // CAF scheduler threads; 0 = one per core
+
+  /// A TOML node config (runtime/config/node_config.hpp documents every key). When set, the
+  /// node loads the models and workers it names and serves them; its [node] section then
+  /// supplies name, site and threads, and the three fields above are ignored.
+  std::string config_file;
+  /// Open the config's HTTP (OpenAI-compatible) and Cap'n Proto RPC listeners. Off: the node
+  /// serves only this process through submit() and stream().
+  bool listen = false;
 };
+
+/// A request the node accepted: its id (the caller's or a minted one) and its outcome. The
+/// future throws request_error when the request fails.
+struct submission {
+  std::string request_id;
+  std::future<result> outcome;
+};
+
+/// Receives the text of a streamed request as it is generated, piece by piece (complete UTF-8
+/// characters). Called on a node thread, never concurrently for one request: keep it short.
+using text_callback = std::function<void(const std::string& piece)>;
 
 struct health_report {
   std::string node;
@@ -60,11 +92,39 @@ class node {
   /// Asks the node's health actor; throws node_error after `timeout`.
   health_report health(std::chrono::milliseconds timeout = std::chrono::seconds{5}) const;
 
-  /// Stops every actor and waits for them. Idempotent.
+  /// Starts one request. Errors found at once (no config, unknown model, bad parameters,
+  /// overload) arrive through the future like every other failure.
+  submission submit(const request& r);
+
+  /// As submit(), and `on_text` receives the completion as it is generated.
+  submission stream(const request& r, text_callback on_text);
+
+  /// Stops a request: its future then holds a result with finish_reason::cancelled or a
+  /// cancelled error. Unknown or finished ids are ignored.
+  void cancel(const std::string& request_id);
+
+  /// The model ids this node serves.
+  std::vector<std::string> models() const;
+
+  /// The node's metrics in the Prometheus text format.
+  std::string metrics_text() const;
+
+  /// The bound listener ports (0 when not listening).
+  std::uint16_t http_port() const;
+  std::uint16_t rpc_port() const;
+
+  /// Refuses new requests and waits at most `timeout` for running ones; true when all ended.
+  bool drain(std::chrono::milliseconds timeout);
+
+  /// Drains for at most the config's drain time, stops every actor and waits for them.
+  /// Idempotent.
   void stop();
 
- private:
+  /// Opaque outside Bastion; <bastion/interop.hpp> reaches the CAF handles through it.
   struct impl;
+  impl* impl_for_interop() noexcept { return impl_.get(); }
+
+ private:
   explicit node(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };
