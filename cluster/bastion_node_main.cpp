@@ -69,12 +69,30 @@ int main(int argc, char** argv) {
       // One line each, parsed by cluster/demo and the tests: the listeners may be port 0.
       if (node->http_port() != 0) std::cout << "  http      port " << node->http_port() << '\n';
       if (node->rpc_port() != 0) std::cout << "  rpc       port " << node->rpc_port() << '\n';
+      if (const auto c = node->cluster(); c.enabled)
+        std::cout << "  journal   port " << c.journal_port << '\n';
       std::cout << "  serving" << std::endl;
     }
     if (once) return 0;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    // In a cluster, one line per change of this site's role, for operators and cluster/ scripts:
+    //   SITE <phase> epoch <e> term <t> leader <address> <milliseconds since the Unix epoch>
+    bastion::cluster_status last;
+    while (!stop_requested.load()) {
+      const auto c = node->cluster();
+      if (c.enabled && (c.phase != last.phase || c.term != last.term ||
+                        c.leader_address != last.leader_address)) {
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        std::cout << "SITE " << c.phase << " epoch " << c.epoch << " term " << c.term << " leader "
+                  << (c.leader_address.empty() ? "-" : c.leader_address) << ' ' << now_ms
+                  << (c.last_failure.empty() ? "" : " (" + c.last_failure + ")") << std::endl;
+        last = c;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
     node->stop();
     std::cout << "bastion-node: stopped" << std::endl;
   } catch (const bastion::start_error& e) {

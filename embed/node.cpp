@@ -4,6 +4,7 @@
 #include <bastion/node.hpp>
 
 #include "embed/node_impl.hpp"
+#include "actors/replicator.hpp"
 #include "runtime/wire/announce.hpp"
 
 #include <caf/io/middleman.hpp>
@@ -55,6 +56,7 @@ std::optional<config::node_config> load_config(node_options& o) {
 node::impl::impl(const node_options& o, std::optional<config::node_config> c)
     : options(o), cfg(std::move(c)) {
   wire::announce_wire_types(system_config);
+  actors::announce_replicator_types(system_config);
   system_config.load<caf::io::middleman>();
   if (o.worker_threads > 0) system_config.set("scheduler.max-threads", o.worker_threads);
   system_config.set("logger.console-verbosity", caf::atom("quiet"));
@@ -69,10 +71,20 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
     throw start_error("node '" + o.name + "' could not start serving: " + why);
   }
   serving = std::move(*started);
+  if (cfg->cluster.enabled) {
+    try {
+      member = std::make_unique<cluster_member>(*system, *cfg, *serving, clock);
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
   if (!o.listen) return;
-  gateway = std::make_unique<gateway::gateway_server>(
-      gateway::settings_from_config(*cfg), serving->port(), registry, clock,
-      [this] { return !stopped; });
+  // /readyz: in a cluster, only the ready primary (DESIGN.md §5); alone, while running.
+  std::function<bool()> ready = [this] { return !stopped; };
+  if (member) ready = [this] { return !stopped && member->state().ready; };
+  gateway = std::make_unique<gateway::gateway_server>(gateway::settings_from_config(*cfg), *port(),
+                                                      registry, clock, std::move(ready));
   if (auto err = gateway->start()) {
     stop();
     throw start_error("node '" + o.name + "' could not open its listeners: " + *err);
@@ -85,6 +97,7 @@ void node::impl::stop() {
   if (stopped.exchange(true)) return;
   if (gateway) gateway->stop();  // drains its in-flight requests first
   gateway.reset();
+  member.reset();  // the coordinator and the replicator stop before the serving they call
   serving.reset();  // drains with a zero timeout, stops workers and their step threads
   if (health) caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
   health = nullptr;
@@ -125,6 +138,21 @@ std::string node::metrics_text() const { return impl_->registry.render_prometheu
 std::uint16_t node::http_port() const { return impl_->gateway ? impl_->gateway->http_port() : 0; }
 
 std::uint16_t node::rpc_port() const { return impl_->gateway ? impl_->gateway->rpc_port() : 0; }
+
+cluster_status node::cluster() const {
+  cluster_status out;
+  if (!impl_->member || impl_->stopped) return out;
+  const auto s = impl_->member->state();
+  out.enabled = true;
+  out.ready = s.ready;
+  out.epoch = s.epoch;
+  out.term = s.term;
+  out.phase = s.phase;
+  out.leader_address = s.leader_address;
+  out.last_failure = s.last_failure;
+  out.journal_port = impl_->member->journal_port();
+  return out;
+}
 
 bool node::drain(std::chrono::milliseconds timeout) {
   if (impl_->stopped || !impl_->serving) return true;

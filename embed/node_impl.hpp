@@ -7,6 +7,7 @@
 #include "actors/gateway/gateway_server.hpp"
 #include "actors/health_actor.hpp"
 #include "actors/serving/local_serving.hpp"
+#include "embed/cluster_member.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/metrics/registry.hpp"
@@ -28,8 +29,12 @@ struct node::impl {
   impl(const impl&) = delete;
   impl& operator=(const impl&) = delete;
 
-  /// The serving port, or nullptr when the node serves no models.
-  gateway::inference_port* port() const { return serving ? &serving->port() : nullptr; }
+  /// The port requests go through: the journaled one in a cluster, the local serving's on a
+  /// single node, nullptr when the node serves no models.
+  gateway::inference_port* port() const {
+    if (member) return &member->port();
+    return serving ? &serving->port() : nullptr;
+  }
 
   void stop();
 
@@ -43,6 +48,7 @@ struct node::impl {
   std::optional<caf::actor_system> system;
   actors::health_actor health;
   std::unique_ptr<serving::local_serving> serving;
+  std::unique_ptr<cluster_member> member;
   std::unique_ptr<gateway::gateway_server> gateway;
   std::atomic<bool> stopped{false};  // read by the gateway's /readyz on its own thread
 };

@@ -70,6 +70,18 @@ struct health_report {
   std::string devices_note;          // why there are none, when there are none
 };
 
+/// This node's place in the three-site cluster (its config's [cluster] section).
+struct cluster_status {
+  bool enabled = false;  // false: a single node, no journal
+  bool ready = false;    // the ready primary: it admits and releases requests
+  std::uint64_t epoch = 0;
+  std::uint64_t term = 0;
+  std::string phase;           // follower, committing_epoch, ..., ready
+  std::string leader_address;  // where clients are sent when this node is not the primary
+  std::string last_failure;    // the last readiness step that failed, for the operator
+  std::uint16_t journal_port = 0;
+};
+
 /// Thrown by node::start when the options are refused; what() names the option and why.
 class start_error : public std::runtime_error {
  public:
@@ -108,6 +120,9 @@ class node {
 
   /// The node's metrics in the Prometheus text format.
   std::string metrics_text() const;
+
+  /// Where this node stands in the cluster.
+  cluster_status cluster() const;
 
   /// The bound listener ports (0 when not listening).
   std::uint16_t http_port() const;
