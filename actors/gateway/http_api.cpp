@@ -145,6 +145,7 @@ class http_exchange {
   kj::HttpService::Response& response_;
   kj::AsyncIoStream& connection_;
   std::string route_ = "unknown";
+  std::string path_;  // the request's path and query, for redirects
   std::string request_id_;
   std::optional<principal> who_;
   priority_class priority_ = priority_class::interactive;
@@ -203,6 +204,12 @@ kj::Promise<void> http_exchange::send_error(error_code code, std::string message
   if (code == error_code::not_primary && !leader.empty()) {
     extra.push_back({api_.leader_, leader});
     message += " (leader: " + leader + ")";
+    // A standby site sends the client to the primary (DESIGN.md §5). 307 keeps the method and
+    // the body, so the client repeats the same request, with the same X-Request-Id, there.
+    extra.push_back({kj::HttpHeaderId::LOCATION, "http://" + leader + path_});
+    return send(307, "Temporary Redirect",
+                render_error_body(message, shape.type, param, shape.code), "application/json",
+                std::move(extra));
   }
   return send(shape.status, shape.status_text,
               render_error_body(message, shape.type, param, shape.code), "application/json",
@@ -211,6 +218,7 @@ kj::Promise<void> http_exchange::send_error(error_code code, std::string message
 
 kj::Promise<void> http_exchange::run(kj::HttpMethod method, kj::StringPtr url,
                                      const kj::HttpHeaders& headers, kj::AsyncInputStream& body) {
+  path_.assign(url.cStr(), url.size());
   std::string_view path(url.cStr(), url.size());
   if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const route r = route_for(path);

@@ -415,6 +415,10 @@ std::string render_response(api_kind kind, const response_meta& meta, const fina
             {"system_fingerprint", nullptr},
             {"choices", json::array({choice})},
             {"usage", usage_json(result.usage)}};
+  // Which site released the answer, in which epoch (a field OpenAI defines for the serving
+  // configuration): a retry answered from the journal names the original release.
+  if (!result.site.empty())
+    body["system_fingerprint"] = "bastion:" + result.site + ":" + std::to_string(result.epoch);
   return dump(body);
 }
 

@@ -264,7 +264,8 @@ TEST_CASE("the port's errors map to HTTP statuses") {
   next =
       inference_error{error_code::not_primary, "not the primary", "", 0, "dr-local.example:8080"};
   r = post(f, "/v1/completions", body);
-  check_error_shape(r, 503, "not_primary");
+  check_error_shape(r, 307, "not_primary");  // a standby redirects to the primary
+  CHECK(r.header("location") == "http://dr-local.example:8080/v1/completions");
   CHECK(r.header("x-bastion-leader") == "dr-local.example:8080");
   CHECK(body_json(r)["error"]["message"].get<std::string>().find("dr-local.example:8080") !=
         std::string::npos);
@@ -273,6 +274,8 @@ TEST_CASE("the port's errors map to HTTP statuses") {
   check_error_shape(post(f, "/v1/completions", body), 504, "deadline_exceeded");
   next = inference_error{error_code::internal, "boom", "", 0, ""};
   check_error_shape(post(f, "/v1/completions", body), 500, "internal");
+  next = inference_error{error_code::not_primary, "no leader known", "", 0, ""};
+  check_error_shape(post(f, "/v1/completions", body), 503, "not_primary");  // nowhere to send
   next = inference_error{error_code::outcome_unknown, "lost leadership", "", 0, ""};
   check_error_shape(post(f, "/v1/completions", body), 503, "outcome_unknown");
 
