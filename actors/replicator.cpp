@@ -584,6 +584,14 @@ struct replicator_state {
     s.last_applied = raft_last_applied(r);
     s.last_index = raft_last_index(r);
     s.snapshot_index = r->log.snapshot.last_index;
+    if (raft_state(r) == RAFT_LEADER && r->leader_state.progress != nullptr) {
+      for (unsigned i = 0; i < r->configuration.n; ++i) {
+        const auto id = r->configuration.servers[i].id;
+        if (id == cfg.id) continue;
+        s.peer_ids.push_back(id);
+        s.peer_match_index.push_back(r->leader_state.progress[i].match_index);
+      }
+    }
     return s;
   }
 

@@ -91,6 +91,11 @@ struct replicator_status {
   std::uint64_t snapshots_installed = 0;  // received from a leader and restored
   std::uint64_t append_frames_split = 0;  // AppendEntries cut to append_frame_bytes_max
   std::string last_error;  // the most recent dropped frame or storage error, for people
+  // While leading: each other voter's id and the highest index it has acknowledged (libraft's
+  // match index), in the same order. The coordinator hands leadership back to a preferred
+  // site once its replica has caught up.
+  std::vector<std::uint64_t> peer_ids;
+  std::vector<std::uint64_t> peer_match_index;
 };
 
 template <class Inspector>
@@ -100,7 +105,8 @@ typename Inspector::result_type inspect(Inspector& f, replicator_status& x) {
            x.frames_received, x.frames_dropped, x.frames_dropped_malformed,
            x.frames_dropped_oversize, x.frames_dropped_unsealed, x.frames_dropped_misaddressed,
            x.frames_dropped_shutdown, x.storage_errors, x.snapshot_index, x.snapshots_taken,
-           x.snapshots_installed, x.append_frames_split, x.last_error);
+           x.snapshots_installed, x.append_frames_split, x.last_error, x.peer_ids,
+           x.peer_match_index);
 }
 
 /// How a replicator reaches one peer: in production the peer's replicator (a remote actor

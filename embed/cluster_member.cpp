@@ -64,6 +64,7 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   cc.replica_id = c.replica_id;
   cc.retain_text = c.retain_output_text;
   cc.drain_timeout = std::chrono::milliseconds{c.drain_timeout_ms};
+  for (const auto& p : c.peers) cc.peer_sites[p.replica_id] = p.site;
   coordinator_ = coordination::spawn_coordinator(sys, cc, replicator_, *port_, make_hooks(), clock,
                                                  view_);
   port_->set_coordinator(coordinator_);

@@ -158,6 +158,27 @@ void drive_handover(coordinator_actor_t* self) {
             });
 }
 
+/// While leading: asks the replicator how far each peer has caught up, for the handover to a
+/// more preferred site.
+void poll_peers(coordinator_actor_t* self) {
+  auto& st = self->state;
+  self->request(st.replicator, st.cfg.tick, actors::status_atom::value)
+      .then(
+          [self](const actors::replicator_status& s) {
+            auto& st2 = self->state;
+            if (s.role != actors::replica_role::leader) return;
+            for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size(); ++i) {
+              auto site = st2.cfg.peer_sites.find(s.peer_ids[i]);
+              if (site == st2.cfg.peer_sites.end()) continue;
+              const auto rank = parse_site(site->second);
+              if (!rank) continue;
+              const bool caught_up = s.peer_match_index[i] + st2.cfg.caught_up_lag >= s.last_index;
+              run(self, st2.logic->on_peer_progress(s.peer_ids[i], *rank, caught_up, st2.now()));
+            }
+          },
+          [](const caf::error&) { /* a slow status: the next tick asks again */ });
+}
+
 void on_committed(coordinator_actor_t* self, const actors::committed_entry& e) {
   auto& st = self->state;
   auto decoded = decode_record(e.payload);
@@ -297,6 +318,8 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
       },
       [self](tick_atom) {
         auto& s = self->state;
+        if (s.logic->phase() != coordinator_phase::follower && !s.cfg.peer_sites.empty())
+          poll_peers(self);
         run(self, s.logic->on_tick(s.now()));
         drive_handover(self);
         self->delayed_send(self, s.cfg.tick, tick_atom::value);

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -81,6 +82,10 @@ struct coordinator_config {
   bool retain_text = true;  // journal the answer's text so retries after failover get it
   std::chrono::milliseconds tick{100};
   std::chrono::milliseconds drain_timeout{5000};  // a handover waits this long for in-flight work
+  /// The other replicas' sites, for the preferred-site handover (prod > dr-local > dr-remote).
+  std::map<std::uint64_t, std::string> peer_sites;
+  /// A peer counts as caught up when its match index is at most this far behind our log.
+  std::uint64_t caught_up_lag = 0;
 };
 
 /// What other threads may read about the coordinator (the gateway's /readyz and redirects).

@@ -79,6 +79,7 @@ struct fixture : test_coordinator_fixture<sim_config> {
   std::unique_ptr<sim::coordinator_clock> clock;
   std::map<std::uint64_t, std::unique_ptr<site>> sites;
   std::map<std::string, client_outcome> outcomes;
+  bool with_preference = false;
 
   fixture() {
     cluster = std::make_unique<sim::cluster>(sys, sched, sim::cluster_options{});
@@ -101,6 +102,10 @@ struct fixture : test_coordinator_fixture<sim_config> {
     coordinator_config ccfg;
     ccfg.site = name;
     ccfg.replica_id = id;
+    const char* site_names[] = {"prod", "dr-local", "dr-remote"};
+    if (with_preference)
+      for (auto peer : cluster->ids())
+        if (peer != id) ccfg.peer_sites[peer] = site_names[peer - 1];
     s->coordinator = spawn_coordinator(sys, ccfg, cluster->node(id).handle, *s->port, {}, *clock,
                                        s->view);
     s->port->set_coordinator(s->coordinator);
@@ -265,6 +270,41 @@ CAF_TEST(a leader that loses its quorum fails its running work with a retryable 
   submit(next, "req-after", "again");
   CAF_REQUIRE(settle("req-after"));
   CAF_CHECK_EQUAL(answer("req-after").text, "echo: again");
+}
+
+CAF_TEST(leadership returns to prod once its replica has caught up) {
+  // Restart every site with the preferred order configured.
+  for (auto& [id, s] : sites) caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
+  sched.run();
+  sites.clear();
+  with_preference = true;
+  const char* names[] = {"prod", "dr-local", "dr-remote"};
+  for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  // Take prod out so another site leads first.
+  const auto first = wait_ready();
+  if (first == 1) {
+    cluster->crash(1);
+    sched.run();
+    CAF_REQUIRE(cluster->advance_until([&] { return ready_site() > 1; }, 15000));
+    cluster->restart(1);
+    start_site(1, "prod");
+  }
+  const auto interim = ready_site();
+  CAF_REQUIRE(interim > 1);
+  const auto interim_epoch = sites[interim]->view.get().epoch;
+  submit(interim, "req-before", "before");
+  CAF_REQUIRE(settle("req-before"));
+  // Once prod has caught up for the hold time, the interim leader drains and hands over.
+  CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 1; }, 20000));
+  CAF_CHECK(sites[1]->view.get().epoch > interim_epoch);
+  CAF_CHECK(!sites[interim]->view.get().ready);
+  submit(1, "req-after-handover", "after");
+  CAF_REQUIRE(settle("req-after-handover"));
+  CAF_CHECK_EQUAL(answer("req-after-handover").site, "prod");
+  // The answer released before the handover is still answered from the journal.
+  submit(1, "req-before", "before");
+  CAF_REQUIRE(settle("req-before"));
+  CAF_CHECK_EQUAL(answer("req-before").site, sites[interim]->name);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
