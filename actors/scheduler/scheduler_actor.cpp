@@ -228,8 +228,23 @@ scheduler_actor::behavior_type scheduler_actor_impl(
         if (e.at == phase::preempting && e.restart) {
           const auto d = *e.restart;
           send_start(self, e, d);
+        } else if (e.at == phase::preempting) {
+          e.at = phase::queued;  // the policy requeued it when it decided the preemption
         } else {
-          e.at = phase::queued;
+          // Handed back unasked (its worker's step failed): free the slot and queue it again,
+          // so routing takes it to a healthy worker.
+          st.policy->finished(ticket, std::chrono::nanoseconds{0});
+          const auto& req = e.request->request();
+          const auto verdict = st.policy->admit(scheduling::request_ticket{
+              ticket, req.model, req.priority, e.request->deadline, false});
+          if (verdict.code != scheduling::admit_code::admitted) {
+            e.request->complete(refusal(verdict, static_cast<std::uint32_t>(
+                                                     st.settings.policy.retry_after_min.count())),
+                                request_outcome::overloaded);
+            forget(st, ticket);
+          } else {
+            e.at = phase::queued;
+          }
         }
         schedule(self);
       },

@@ -67,7 +67,8 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_snapshot& x) {
 ///   cancel:    the client is gone; by request id; unknown ids are ignored.
 ///   register:  add or replace a worker.
 ///   finished:  from a worker: the request ended there (ticket, service time in ns).
-///   preempted: from a worker: the request stopped early and may run again.
+///   preempted: from a worker: the request stopped early, asked to or because its step failed
+///              there, and runs again (its tokens kept) where the policy places it.
 ///   health:    from a worker: (worker id, healthy, reason).
 ///   tick:      the periodic timer (self-sent).
 ///   drain:     refuse new requests; with `true`, also cancel everything queued and running.

@@ -76,6 +76,7 @@ class served_request {
   std::string text;                      // the completion text released so far
   std::string carry_text;  // text held back at a preemption, released with the next token
   std::uint32_t preemptions = 0;
+  std::uint32_t failovers = 0;  // times a failing worker handed it back
 
  private:
   gateway::inference_request request_;

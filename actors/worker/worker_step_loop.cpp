@@ -271,18 +271,23 @@ void worker_step_loop::poll_flags() {
       std::vector<std::int32_t> this_run;
       lr.model->runner->preempt(r->ticket, this_run);
       assert(this_run.size() <= r->generated.size());
-      // Text the runner held back (a partial character, a possible stop-string prefix) goes
-      // out with the first token after the request resumes, so the stream stays seamless.
-      const std::string all = lr.model->detokenize(r->generated);
-      const std::size_t released = r->text.size();
-      r->carry_text = all.size() > released ? all.substr(released) : std::string{};
       ++r->preemptions;
-      if (reports_.preempted) reports_.preempted(r->ticket);
+      hand_back(lr);
       it = live_.erase(it);
       continue;
     }
     ++it;
   }
+}
+
+void worker_step_loop::hand_back(live_request& lr) {
+  auto& r = lr.request;
+  // Text the runner held back (a partial character, a possible stop-string prefix) goes out
+  // with the first token after the request resumes, so the stream stays seamless.
+  const std::string all = lr.model->detokenize(r->generated);
+  const std::size_t released = r->text.size();
+  r->carry_text = all.size() > released ? all.substr(released) : std::string{};
+  if (reports_.preempted) reports_.preempted(r->ticket);
 }
 
 void worker_step_loop::step_model(loaded_model& m) {
@@ -294,6 +299,12 @@ void worker_step_loop::step_model(loaded_model& m) {
     metrics_->steps->inc();
     metrics_->step_sequences->set(static_cast<double>(sequences));
     metrics_->step_sequences_max->set(static_cast<double>(m.runner->stats().max_step_sequences));
+  }
+  if (!st && healthy_) {
+    // Told before the requests are handed back, so the scheduler routes them elsewhere.
+    healthy_ = false;
+    if (reports_.health)
+      reports_.health(false, "worker '" + settings_.worker_id + "': " + st.message());
   }
   for (auto& e : events) {
     auto it = live_.find(e.id);
@@ -313,6 +324,15 @@ void worker_step_loop::step_model(loaded_model& m) {
       continue;
     }
     // finished
+    if (e.reason == kernels::finish_reason::error && !st &&
+        r->failovers < settings_.failovers_max) {
+      // The step failed, not the request: another worker continues it from its tokens (the
+      // runner has already freed its KV blocks here).
+      ++r->failovers;
+      hand_back(it->second);
+      live_.erase(it);
+      continue;
+    }
     if (e.reason == kernels::finish_reason::error) {
       r->fail(gateway::error_code::internal,
               "worker '" + settings_.worker_id + "' failed the request: " + e.error.message(),
@@ -331,11 +351,6 @@ void worker_step_loop::step_model(loaded_model& m) {
     }
     finished(r, it->second.started);
     live_.erase(it);
-  }
-  if (!st && healthy_) {
-    healthy_ = false;
-    if (reports_.health)
-      reports_.health(false, "worker '" + settings_.worker_id + "': " + st.message());
   }
 }
 

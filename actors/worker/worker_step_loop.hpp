@@ -9,7 +9,9 @@
 // Every request handed to submit() ends with exactly one report: finished (it was completed:
 // result, error, cancellation or deadline) or preempted (it stopped early, its tokens kept in
 // the request, for the scheduler to run it again). A backend error fails the requests of that
-// step with a typed error and reports the worker unhealthy; it never ends the process.
+// step back to the scheduler (to continue on another worker from their tokens, at most
+// failovers_max times, then with a typed error) and reports the worker unhealthy; it never ends
+// the process.
 
 #include "actors/serving/local_serving.hpp"
 #include "actors/serving/served_request.hpp"
@@ -52,7 +54,8 @@ struct step_loop_settings {
   std::int64_t kv_blocks = 1024;  // per model
   std::int64_t kv_block_tokens = 16;
   std::int64_t step_tokens_max = 512;
-  std::size_t inbox_max = 256;  // requests handed over but not yet taken; more: refused
+  std::size_t inbox_max = 256;      // requests handed over but not yet taken; more: refused
+  std::uint32_t failovers_max = 2;  // a request a failing step hands back; more: it fails
 };
 
 class worker_step_loop {
@@ -99,6 +102,9 @@ class worker_step_loop {
   void take(inbox_item item);
   void poll_flags();
   void step_model(loaded_model& m);
+  /// Reports a request that stops here unfinished (preempted, or its step failed) so that the
+  /// scheduler runs it again; its tokens stay in the request.
+  void hand_back(live_request& lr);
   /// Ends a live or new request as completed elsewhere and reports it finished.
   void finished(const serving::served_request_ptr& r, std::chrono::nanoseconds started);
   void end_stopped(const serving::served_request_ptr& r, serving::stop_reason why,

@@ -4,7 +4,8 @@
 // with the gateway's typed errors, a queued request past its deadline ends with
 // deadline_exceeded on the tick, production preempts a batch request which later resumes on
 // the same served_request, a request is never run twice when its preemption races its end,
-// cancel reaches queued and running requests, and drain refuses and cancels.
+// cancel reaches queued and running requests, drain refuses and cancels, and a request handed
+// back by a failing worker continues on a healthy one.
 
 #define CAF_SUITE scheduler_actor
 
@@ -307,6 +308,32 @@ CAF_TEST(an unhealthy worker gets no new work) {
   self->send(scheduler, health_atom::value, std::string{"a"}, true, std::string{});
   sched.run();
   CAF_CHECK_EQUAL(log_a.starts.size(), 1u);
+}
+
+CAF_TEST(a request its failing worker hands back runs again on a healthy worker) {
+  worker_log log_b;
+  auto worker_b = sys.spawn(scripted_worker, &log_b);
+  scheduling::worker_state w;
+  w.id = "b";
+  w.models = {"m"};
+  w.slots = 1;
+  self->send(scheduler, register_atom::value, worker_registration{w, worker_b});
+  sched.run();
+  auto r = submit("r");
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 1u);
+  // Worker a's step failed: it reports itself unhealthy, then hands the request back.
+  r->generated = {7};
+  self->send(scheduler, health_atom::value, std::string{"a"}, false, std::string{"step failed"});
+  self->send(scheduler, preempted_atom::value, r->ticket);
+  sched.run();
+  CAF_REQUIRE_EQUAL(log_b.starts.size(), 1u);
+  CAF_CHECK(log_b.starts[0].request == r);
+  CAF_CHECK_EQUAL(log_a.starts.size(), 1u);
+  finish(r);
+  CAF_CHECK_EQUAL(snapshot().in_flight + 0, 0u);
+  CAF_CHECK_EQUAL(clients["r"]->done_calls, 1);
+  caf::anon_send_exit(worker_b, caf::exit_reason::user_shutdown);
+  sched.run();
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -353,6 +353,34 @@ TEST_CASE("production overtakes queued batch work; the preempted stream continue
   CHECK(a_stream.usage["prompt_tokens"] == reference.usage["prompt_tokens"]);
 }
 
+TEST_CASE("with its GPU worker unusable, requests fall back to the CPU worker of the model") {
+  // Without a device the GPU worker starts unhealthy; with one whose backend lacks operations,
+  // its first step fails and it hands the request back. Either way the client gets its answer.
+  auto cfg = smollm2_config(2);
+  auto gpu = cfg.workers[0];
+  gpu.id = "gpu-0";
+  gpu.kind = "gpu";
+  gpu.device = 0;
+  cfg.workers.insert(cfg.workers.begin(), gpu);
+  test_node node(cfg);
+  const auto r = post(node.http(), "/v1/completions", completion_body("1, 2, 3, 4,", 4, false));
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body)["choices"][0]["text"].get<std::string>().find('5') !=
+        std::string::npos);
+  const auto snap = node.serving->snapshot(5s);
+  REQUIRE(snap.workers.size() == 2);
+  const auto& g = snap.workers[0];
+  const auto& c = snap.workers[1];
+  INFO("gpu backend " << g.backend << ", steps " << g.steps);
+  CHECK(g.id == "gpu-0");
+  CHECK(!g.healthy);
+  CHECK(g.kv_blocks_used == 0);
+  CHECK(c.healthy);
+  CHECK(c.steps > 0);
+  CHECK(metric_line(node, "bastion_worker_healthy{worker=\"gpu-0\"}") ==
+        "bastion_worker_healthy{worker=\"gpu-0\"} 0");
+}
+
 namespace {
 
 using beat_atom = caf::atom_constant<caf::atom("beat")>;
