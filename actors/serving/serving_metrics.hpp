@@ -1,0 +1,68 @@
+#pragma once
+// The serving metrics (DESIGN.md §7), created once at start so that the hot paths only touch
+// lock-free counters and gauges: requests by class and outcome, queue depth and running
+// requests by class, and per worker tokens generated, steps, sequences per step and KV blocks.
+//
+// Every series is made in the constructors; the registry must outlive these handles.
+
+#include "actors/scheduling/capacity_policy.hpp"
+#include "runtime/metrics/registry.hpp"
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace bastion::serving {
+
+/// How a request ended, as counted in bastion_serving_requests_total{outcome}.
+enum class request_outcome : std::uint8_t {
+  completed,      // a final result (stop or length)
+  cancelled,      // the client or the server cancelled it
+  deadline,       // its deadline passed, queued or running
+  overloaded,     // refused at admission (queue full or draining)
+  unknown_model,  // refused at admission
+  invalid,        // bad input found by the worker (prompt too long, bad token ids, ...)
+  failed,         // a backend or internal error
+};
+constexpr std::size_t outcome_count = 7;
+const char* to_string(request_outcome o) noexcept;
+
+class serving_metrics {
+ public:
+  explicit serving_metrics(metrics::registry& reg);
+
+  void count(scheduling::priority_class c, request_outcome o) noexcept {
+    requests_[static_cast<std::size_t>(c)][static_cast<std::size_t>(o)]->inc();
+  }
+  void set_queued(scheduling::priority_class c, std::size_t n) noexcept {
+    queued_[static_cast<std::size_t>(c)]->set(static_cast<double>(n));
+  }
+  void set_running(scheduling::priority_class c, std::size_t n) noexcept {
+    running_[static_cast<std::size_t>(c)]->set(static_cast<double>(n));
+  }
+  std::uint64_t requests(scheduling::priority_class c, request_outcome o) const noexcept {
+    return requests_[static_cast<std::size_t>(c)][static_cast<std::size_t>(o)]->value();
+  }
+
+  metrics::registry& registry() noexcept { return reg_; }
+
+ private:
+  metrics::registry& reg_;
+  std::array<std::array<metrics::counter*, outcome_count>, scheduling::class_count> requests_{};
+  std::array<metrics::gauge*, scheduling::class_count> queued_{};
+  std::array<metrics::gauge*, scheduling::class_count> running_{};
+};
+
+/// One worker's series, labelled worker="<id>" (and model="<id>" for KV blocks).
+struct worker_metrics {
+  worker_metrics(metrics::registry& reg, const std::string& worker);
+  metrics::counter* tokens_generated = nullptr;
+  metrics::counter* steps = nullptr;
+  metrics::gauge* step_sequences = nullptr;      // sequences in the latest step
+  metrics::gauge* step_sequences_max = nullptr;  // the most one step has carried
+  metrics::gauge* kv_blocks_used = nullptr;      // over all of the worker's models
+  metrics::gauge* kv_blocks_total = nullptr;
+  metrics::gauge* healthy = nullptr;
+};
+
+}  // namespace bastion::serving

@@ -1,0 +1,30 @@
+#include "actors/worker/worker_actor.hpp"
+
+#include "actors/worker/worker_step_loop.hpp"
+
+#include <caf/send.hpp>
+
+namespace bastion::serving {
+
+worker_actor::behavior_type worker_actor_impl(
+    worker_actor::stateful_pointer<worker_actor_state> self,
+    std::shared_ptr<worker::worker_step_loop> loop, caf::actor scheduler) {
+  self->state.loop = std::move(loop);
+  self->state.scheduler = std::move(scheduler);
+  return {
+      [self](start_atom, work_item& item) {
+        auto& st = self->state;
+        auto request = item.request;
+        if (st.loop->submit(item.request, std::move(item.model))) return;
+        // The inbox bound is a bug catcher (the scheduler starts no more than the worker's
+        // slots), and the loop refuses after stop: either way the request ends here.
+        request->fail(gateway::error_code::overloaded,
+                      "worker '" + st.loop->snapshot().id + "' cannot take more requests now",
+                      request_outcome::overloaded, 1000);
+        caf::anon_send(st.scheduler, finished_atom::value, request->ticket, std::int64_t{0});
+      },
+      [self](snapshot_atom) -> worker_snapshot { return self->state.loop->snapshot(); },
+  };
+}
+
+}  // namespace bastion::serving

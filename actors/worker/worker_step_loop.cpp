@@ -1,0 +1,419 @@
+#include "actors/worker/worker_step_loop.hpp"
+
+#include "actors/worker/worker_input.hpp"
+#include "kernels/bundle/model_bundle.hpp"
+#include "kernels/engine/batch_runner.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace bastion::worker {
+
+using serving::request_outcome;
+using serving::served_request_ptr;
+using serving::stop_reason;
+
+struct worker_step_loop::loaded_model {
+  std::string id;
+  std::int64_t context_tokens_max = 0;  // min(model, config)
+  kernels::model_bundle bundle;
+  std::unique_ptr<kernels::kv_cache> kv;
+  std::unique_ptr<kernels::decoder> dec;
+  std::unique_ptr<kernels::batch_runner> runner;
+  kernels::detokenize_fn detokenize;
+  std::vector<kernels::runner_event> events;  // scratch, reused across steps
+};
+
+struct worker_step_loop::live_request {
+  served_request_ptr request;
+  loaded_model* model = nullptr;
+  std::chrono::nanoseconds started{0};
+};
+
+namespace {
+
+gateway::finish_reason to_gateway(kernels::finish_reason r) {
+  switch (r) {
+    case kernels::finish_reason::end_of_generation:
+    case kernels::finish_reason::stop_string:
+      return gateway::finish_reason::stop;
+    case kernels::finish_reason::max_tokens:
+    case kernels::finish_reason::context_full:
+    case kernels::finish_reason::error:
+      break;
+  }
+  return gateway::finish_reason::length;
+}
+
+gateway::final_result result_of(const serving::served_request& r, const std::string& model,
+                                gateway::finish_reason why) {
+  gateway::final_result out;
+  out.text = r.text;
+  out.reason = why;
+  out.usage.prompt_tokens = static_cast<std::uint32_t>(r.prompt_ids.size());
+  out.usage.completion_tokens = static_cast<std::uint32_t>(r.generated.size());
+  out.served_model = model;
+  out.site = r.site();
+  out.epoch = 0;
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<worker_step_loop> worker_step_loop::create(
+    step_loop_settings settings, const std::vector<worker_model_spec>& models,
+    std::unique_ptr<kernels::backend> backend, std::string backend_name, std::string backend_error,
+    const clock_source& clock, worker_reports reports, serving::worker_metrics* metrics,
+    std::string& error) {
+  std::unique_ptr<worker_step_loop> loop(
+      new worker_step_loop(std::move(settings), std::move(backend), std::move(backend_name),
+                           std::move(backend_error), clock, std::move(reports), metrics));
+  const auto& s = loop->settings_;
+  for (const auto& spec : models) {
+    auto m = std::make_unique<loaded_model>();
+    m->id = spec.id;
+    auto refuse = [&](const std::string& why) {
+      error = "worker '" + s.worker_id + "': model '" + spec.id + "' (" + spec.path + "): " + why;
+      return nullptr;
+    };
+    if (auto st = kernels::load_model_bundle(spec.path, m->bundle); !st)
+      return refuse(st.message());
+    if (!m->bundle.tok) return refuse("the model has no tokenizer");
+    const auto& c = m->bundle.weights.config;
+    m->detokenize = kernels::make_detokenizer(m->bundle);
+    m->context_tokens_max = std::min<std::int64_t>(c.context, spec.context_tokens_max);
+    kernels::kv_cache_config kc{c.n_layers, c.kv_dim(), s.kv_block_tokens, s.kv_blocks,
+                                s.batch_max * 2 + 8};
+    if (auto st = kernels::kv_cache::create(kc, m->kv); !st)
+      return refuse("the KV cache of " + std::to_string(s.kv_blocks) +
+                    " blocks could not be made: " + st.message());
+    if (loop->backend_) {
+      m->dec = std::make_unique<kernels::decoder>(m->bundle.weights, *loop->backend_, *m->kv,
+                                                  s.step_tokens_max);
+      kernels::runner_options ro;
+      ro.batch_sequences_max = s.batch_max;
+      ro.step_tokens_max = s.step_tokens_max;
+      ro.prefill_chunk_max = std::min<std::int64_t>(256, s.step_tokens_max);
+      ro.waiting_max = static_cast<std::int64_t>(s.inbox_max);
+      ro.end_of_generation_ids = m->bundle.end_of_generation_ids;
+      ro.detokenize = m->detokenize;
+      m->runner = std::make_unique<kernels::batch_runner>(*m->dec, std::move(ro));
+    }
+    loop->model_ids_.push_back(spec.id);
+    loop->models_.push_back(std::move(m));
+  }
+  loop->published_.id = s.worker_id;
+  loop->published_.kind = s.kind;
+  loop->published_.backend = loop->backend_name_;
+  loop->published_.models = loop->model_ids_;
+  loop->healthy_ = loop->backend_ != nullptr;
+  loop->publish();
+  loop->thread_ = std::thread([raw = loop.get()] { raw->run(); });
+  return loop;
+}
+
+worker_step_loop::worker_step_loop(step_loop_settings settings,
+                                   std::unique_ptr<kernels::backend> backend,
+                                   std::string backend_name, std::string backend_error,
+                                   const clock_source& clock, worker_reports reports,
+                                   serving::worker_metrics* metrics)
+    : settings_(std::move(settings)),
+      backend_(std::move(backend)),
+      backend_name_(std::move(backend_name)),
+      backend_error_(std::move(backend_error)),
+      clock_(clock),
+      reports_(std::move(reports)),
+      metrics_(metrics) {
+  if (!backend_ && backend_error_.empty()) backend_error_ = "no backend";
+}
+
+worker_step_loop::~worker_step_loop() { stop(); }
+
+bool worker_step_loop::submit(served_request_ptr request, std::string model) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ || inbox_.size() >= settings_.inbox_max) return false;
+    inbox_.push_back({std::move(request), std::move(model)});
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void worker_step_loop::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+serving::worker_snapshot worker_step_loop::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return published_;
+}
+
+void worker_step_loop::finished(const served_request_ptr& r, std::chrono::nanoseconds started) {
+  assert(r->completed() && "a request is reported finished only once it is completed");
+  const auto service =
+      started.count() > 0 ? clock_.monotonic() - started : std::chrono::nanoseconds{0};
+  if (reports_.finished) reports_.finished(r->ticket, service);
+}
+
+void worker_step_loop::end_stopped(const served_request_ptr& r, stop_reason why,
+                                   const loaded_model* m) {
+  const std::string model = m ? m->id : r->request().model;
+  switch (why) {
+    case stop_reason::deadline:
+      r->complete(result_of(*r, model, gateway::finish_reason::deadline),
+                  request_outcome::deadline);
+      break;
+    case stop_reason::draining:
+      r->fail(gateway::error_code::cancelled,
+              "worker '" + settings_.worker_id + "' is shutting down; the request was stopped",
+              request_outcome::cancelled);
+      break;
+    case stop_reason::cancelled:
+    case stop_reason::none:
+      r->complete(result_of(*r, model, gateway::finish_reason::cancelled),
+                  request_outcome::cancelled);
+      break;
+  }
+}
+
+void worker_step_loop::take(inbox_item item) {
+  auto& r = item.request;
+  const auto now = clock_.monotonic();
+  if (r->completed()) return finished(r, {});
+  auto why = r->stop_requested();
+  if (why == stop_reason::none && r->deadline.count() > 0 && now >= r->deadline)
+    why = stop_reason::deadline;
+  if (why != stop_reason::none) {
+    end_stopped(r, why, nullptr);
+    return finished(r, {});
+  }
+  if (r->take_preempt()) {
+    if (reports_.preempted) reports_.preempted(r->ticket);
+    return;
+  }
+  auto fail = [&](gateway::error_code code, const std::string& msg, request_outcome o) {
+    r->fail(code, msg, o);
+    finished(r, {});
+  };
+  if (!backend_error_.empty())
+    return fail(gateway::error_code::internal,
+                "worker '" + settings_.worker_id + "' has no usable backend: " + backend_error_,
+                request_outcome::failed);
+  auto it = std::find_if(models_.begin(), models_.end(),
+                         [&](const auto& m) { return m->id == item.model; });
+  if (it == models_.end())
+    return fail(gateway::error_code::internal,
+                "worker '" + settings_.worker_id + "' does not serve model '" + item.model + "'",
+                request_outcome::failed);
+  loaded_model& m = **it;
+  if (r->prompt_ids.empty()) {
+    if (auto err = encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids))
+      return fail(gateway::error_code::invalid_argument, *err, request_outcome::invalid);
+  }
+  const auto& p = r->request().params;
+  const auto done = static_cast<std::int64_t>(r->generated.size());
+  const std::int64_t remaining = static_cast<std::int64_t>(p.max_tokens) - done;
+  if (remaining <= 0) {  // preempted right at its last token
+    r->text += r->carry_text;
+    r->carry_text.clear();
+    r->complete(result_of(*r, m.id, gateway::finish_reason::length), request_outcome::completed);
+    return finished(r, {});
+  }
+  kernels::runner_request rr;
+  rr.id = r->ticket;
+  rr.prompt = r->prompt_ids;
+  rr.prompt.insert(rr.prompt.end(), r->generated.begin(), r->generated.end());
+  rr.sampling.temperature = p.temperature;
+  rr.sampling.top_k = static_cast<std::int32_t>(std::min<std::uint32_t>(p.top_k, 1u << 30));
+  rr.sampling.top_p = p.top_p;
+  rr.sampling.repetition_penalty = p.repetition_penalty;
+  rr.sampling.seed = p.seed + r->generated.size();  // a resumed request does not replay draws
+  rr.max_tokens = remaining;
+  rr.stop_strings = p.stop;
+  if (static_cast<std::int64_t>(rr.prompt.size()) >= m.context_tokens_max) {
+    r->text += r->carry_text;
+    r->carry_text.clear();
+    r->complete(result_of(*r, m.id, gateway::finish_reason::length), request_outcome::completed);
+    return finished(r, {});
+  }
+  if (auto st = m.runner->add(std::move(rr)); !st) {
+    const bool full = st.code() == kernels::status_code::resource_exhausted &&
+                      st.message().find("queue is full") != std::string::npos;
+    return fail(full ? gateway::error_code::overloaded : gateway::error_code::invalid_argument,
+                st.message(), full ? request_outcome::overloaded : request_outcome::invalid);
+  }
+  live_[r->ticket] = live_request{r, &m, now};
+}
+
+void worker_step_loop::poll_flags() {
+  const auto now = clock_.monotonic();
+  for (auto it = live_.begin(); it != live_.end();) {
+    auto& lr = it->second;
+    auto& r = lr.request;
+    auto why = r->stop_requested();
+    if (why == stop_reason::none && r->deadline.count() > 0 && now >= r->deadline)
+      why = stop_reason::deadline;
+    if (why != stop_reason::none) {
+      lr.model->runner->cancel(r->ticket);  // frees its KV blocks now
+      end_stopped(r, why, lr.model);
+      finished(r, lr.started);
+      it = live_.erase(it);
+      continue;
+    }
+    if (r->take_preempt()) {
+      // The runner returns this run's tokens; every one is already in r->generated (token
+      // events append them as they come), so the request keeps its own copy.
+      std::vector<std::int32_t> this_run;
+      lr.model->runner->preempt(r->ticket, this_run);
+      assert(this_run.size() <= r->generated.size());
+      ++r->preemptions;
+      hand_back(lr);
+      it = live_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+void worker_step_loop::hand_back(live_request& lr) {
+  auto& r = lr.request;
+  // Text the runner held back (a partial character, a possible stop-string prefix) goes out
+  // with the first token after the request resumes, so the stream stays seamless.
+  const std::string all = lr.model->detokenize(r->generated);
+  const std::size_t released = r->text.size();
+  r->carry_text = all.size() > released ? all.substr(released) : std::string{};
+  if (reports_.preempted) reports_.preempted(r->ticket);
+}
+
+void worker_step_loop::step_model(loaded_model& m) {
+  auto& events = m.events;
+  events.clear();
+  std::int64_t sequences = 0;
+  const auto st = m.runner->step(events, &sequences);
+  if (metrics_ && sequences > 0) {
+    metrics_->steps->inc();
+    metrics_->step_sequences->set(static_cast<double>(sequences));
+    metrics_->step_sequences_max->set(static_cast<double>(m.runner->stats().max_step_sequences));
+  }
+  if (!st && healthy_) {
+    // Told before the requests are handed back, so the scheduler routes them elsewhere.
+    healthy_ = false;
+    if (reports_.health)
+      reports_.health(false, "worker '" + settings_.worker_id + "': " + st.message());
+  }
+  for (auto& e : events) {
+    auto it = live_.find(e.id);
+    if (it == live_.end()) continue;  // cancelled in this very step
+    auto& r = it->second.request;
+    if (e.what == kernels::runner_event::kind::token) {
+      r->generated.push_back(e.token);
+      if (metrics_) metrics_->tokens_generated->inc();
+      std::string piece;
+      if (!e.text.empty()) {
+        piece = std::move(r->carry_text);
+        r->carry_text.clear();
+        piece += e.text;
+        r->text += piece;
+      }
+      r->emit_token({std::move(piece), static_cast<std::uint32_t>(e.token)});
+      continue;
+    }
+    // finished
+    if (e.reason == kernels::finish_reason::error && !st &&
+        r->failovers < settings_.failovers_max) {
+      // The step failed, not the request: another worker continues it from its tokens (the
+      // runner has already freed its KV blocks here).
+      ++r->failovers;
+      hand_back(it->second);
+      live_.erase(it);
+      continue;
+    }
+    if (e.reason == kernels::finish_reason::error) {
+      r->fail(gateway::error_code::internal,
+              "worker '" + settings_.worker_id + "' failed the request: " + e.error.message(),
+              request_outcome::failed);
+    } else {
+      std::string tail = std::move(r->carry_text);
+      r->carry_text.clear();
+      tail += e.text;
+      if (!tail.empty()) {
+        r->text += tail;
+        const auto last =
+            r->generated.empty() ? 0u : static_cast<std::uint32_t>(r->generated.back());
+        r->emit_token({tail, last});
+      }
+      r->complete(result_of(*r, m.id, to_gateway(e.reason)), request_outcome::completed);
+    }
+    finished(r, it->second.started);
+    live_.erase(it);
+  }
+}
+
+void worker_step_loop::publish() {
+  serving::worker_snapshot s;
+  s.id = settings_.worker_id;
+  s.kind = settings_.kind;
+  s.backend = backend_name_;
+  s.models = model_ids_;
+  s.healthy = healthy_;
+  for (const auto& m : models_) {
+    if (m->runner) {
+      s.running += static_cast<std::int64_t>(m->runner->active());
+      s.waiting += static_cast<std::int64_t>(m->runner->waiting());
+      s.steps += m->runner->stats().steps;
+      s.max_step_sequences = std::max(s.max_step_sequences, m->runner->stats().max_step_sequences);
+    }
+    s.kv_blocks_used += m->kv->blocks_used();
+    s.kv_blocks_total += m->kv->blocks_total();
+  }
+  if (metrics_) {
+    metrics_->kv_blocks_used->set(static_cast<double>(s.kv_blocks_used));
+    metrics_->kv_blocks_total->set(static_cast<double>(s.kv_blocks_total));
+    metrics_->healthy->set(s.healthy ? 1.0 : 0.0);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  s.waiting += static_cast<std::int64_t>(inbox_.size());
+  published_ = std::move(s);
+}
+
+void worker_step_loop::run() {
+  std::deque<inbox_item> taken;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Sleep only with nothing to run: live requests are polled after every step.
+      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !live_.empty(); });
+      if (stopping_) break;
+      taken.swap(inbox_);
+    }
+    for (auto& item : taken) take(std::move(item));
+    taken.clear();
+    poll_flags();
+    for (auto& m : models_)
+      if (m->runner && !m->runner->idle()) step_model(*m);
+    publish();
+  }
+  // Shutdown: what is left is told so, and reported, so the scheduler frees its slots.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    taken.swap(inbox_);
+  }
+  for (auto& item : taken) {
+    end_stopped(item.request, stop_reason::draining, nullptr);
+    finished(item.request, {});
+  }
+  for (auto& [ticket, lr] : live_) {
+    lr.model->runner->cancel(ticket);
+    end_stopped(lr.request, stop_reason::draining, lr.model);
+    finished(lr.request, lr.started);
+  }
+  live_.clear();
+  publish();
+}
+
+}  // namespace bastion::worker

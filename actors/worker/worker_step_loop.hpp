@@ -1,0 +1,136 @@
+#pragma once
+// A worker's step thread (DESIGN.md §3): model steps run here, never on CAF's scheduler
+// threads, so a long batched step cannot delay a heartbeat. It owns the worker's backend and
+// its loaded models, one batch_runner (with its own decoder and paged KV cache) per model, and
+// runs continuous batching: between steps it takes new requests from a bounded inbox and acts
+// on the stop, preempt and deadline state of the requests it runs; then it steps every model
+// that has work and streams the tokens straight to the requests' callbacks.
+//
+// Every request handed to submit() ends with exactly one report: finished (it was completed:
+// result, error, cancellation or deadline) or preempted (it stopped early, its tokens kept in
+// the request, for the scheduler to run it again). A backend error fails the requests of that
+// step back to the scheduler (to continue on another worker from their tokens, at most
+// failovers_max times, then with a typed error) and reports the worker unhealthy; it never ends
+// the process.
+
+#include "actors/serving/local_serving.hpp"
+#include "actors/serving/served_request.hpp"
+#include "actors/serving/serving_metrics.hpp"
+#include "kernels/backend.hpp"
+#include "runtime/clock/clock.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bastion::worker {
+
+/// Where the step thread reports to (the scheduler actor, in the node). Called on the step
+/// thread; must not block.
+struct worker_reports {
+  std::function<void(std::uint64_t ticket, std::chrono::nanoseconds service)> finished;
+  std::function<void(std::uint64_t ticket)> preempted;
+  std::function<void(bool healthy, const std::string& reason)> health;
+};
+
+struct worker_model_spec {
+  std::string id;
+  std::string path;
+  std::int64_t context_tokens_max = 4096;  // the configured limit; the model's own may be less
+};
+
+struct step_loop_settings {
+  std::string worker_id;
+  std::string kind = "cpu";
+  std::int64_t batch_max = 16;    // sequences per step (per model)
+  std::int64_t kv_blocks = 1024;  // per model
+  std::int64_t kv_block_tokens = 16;
+  std::int64_t step_tokens_max = 512;
+  std::size_t inbox_max = 256;      // requests handed over but not yet taken; more: refused
+  std::uint32_t failovers_max = 2;  // a request a failing step hands back; more: it fails
+};
+
+class worker_step_loop {
+ public:
+  /// Loads every model (each file once) and starts the step thread. `backend` may be null
+  /// when the device could not be opened: the worker then starts unhealthy and fails what it
+  /// is given with `backend_error`. A model that fails to load is an error naming the worker,
+  /// model, path and reason (returned in `error`, result null). `clock` and `metrics` must
+  /// outlive the loop; `metrics` may be null.
+  static std::unique_ptr<worker_step_loop> create(
+      step_loop_settings settings, const std::vector<worker_model_spec>& models,
+      std::unique_ptr<kernels::backend> backend, std::string backend_name,
+      std::string backend_error, const clock_source& clock, worker_reports reports,
+      serving::worker_metrics* metrics, std::string& error);
+  ~worker_step_loop();  // stop()
+  worker_step_loop(const worker_step_loop&) = delete;
+  worker_step_loop& operator=(const worker_step_loop&) = delete;
+
+  /// Hands a request to the step thread, to run on `model`. Returns false when the inbox is
+  /// full or the loop has stopped: the caller still owns the request then. Thread-safe.
+  bool submit(serving::served_request_ptr request, std::string model);
+
+  /// Ends every request still here with a cancelled error ("shutting down"), reporting each
+  /// finished, and joins the thread. Idempotent. Thread-safe (not from the step thread).
+  void stop();
+
+  /// The latest published state (updated after every step). Thread-safe.
+  serving::worker_snapshot snapshot() const;
+
+  const std::vector<std::string>& model_ids() const noexcept { return model_ids_; }
+
+ private:
+  struct loaded_model;
+  struct live_request;
+  struct inbox_item {
+    serving::served_request_ptr request;
+    std::string model;
+  };
+
+  worker_step_loop(step_loop_settings settings, std::unique_ptr<kernels::backend> backend,
+                   std::string backend_name, std::string backend_error, const clock_source& clock,
+                   worker_reports reports, serving::worker_metrics* metrics);
+  void run();
+  void take(inbox_item item);
+  void poll_flags();
+  void step_model(loaded_model& m);
+  /// Reports a request that stops here unfinished (preempted, or its step failed) so that the
+  /// scheduler runs it again; its tokens stay in the request.
+  void hand_back(live_request& lr);
+  /// Ends a live or new request as completed elsewhere and reports it finished.
+  void finished(const serving::served_request_ptr& r, std::chrono::nanoseconds started);
+  void end_stopped(const serving::served_request_ptr& r, serving::stop_reason why,
+                   const loaded_model* m);
+  void publish();
+
+  // Declared in teardown order (reverse): the thread stops before the models go, and the
+  // models before the backend they run on.
+  step_loop_settings settings_;
+  std::unique_ptr<kernels::backend> backend_;
+  std::string backend_name_;
+  std::string backend_error_;  // non-empty: no usable backend
+  const clock_source& clock_;
+  worker_reports reports_;
+  serving::worker_metrics* metrics_;
+  std::vector<std::unique_ptr<loaded_model>> models_;
+  std::vector<std::string> model_ids_;
+  std::map<std::uint64_t, live_request> live_;  // by ticket; touched only by the step thread
+  bool healthy_ = true;                         // step thread only
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<inbox_item> inbox_;
+  bool stopping_ = false;
+  serving::worker_snapshot published_;
+  std::thread thread_;
+};
+
+}  // namespace bastion::worker
