@@ -280,35 +280,46 @@ class cpu_backend final : public backend {
       sc.slots.resize(static_cast<std::size_t>(keys_max));
       sc.scores.resize(static_cast<std::size_t>(keys_max));
     }
-    const std::int64_t group = b.n_heads / b.n_kv_heads;
-    const std::int64_t hd = b.head_dim;
-    pool_.run(b.n_tokens * b.n_kv_heads, [&](std::int64_t task, int thread) {
-      auto& sc = scratch_[static_cast<std::size_t>(thread)];
-      const std::int64_t t = task / b.n_kv_heads, kvh = task % b.n_kv_heads;
-      const std::int32_t* blocks = b.block_table + b.seq_block_begin[b.token_seq[t]];
-      const std::int64_t n_keys = b.positions[t] + 1;
-      std::int64_t* slot = sc.slots.data();
-      float* scores = sc.scores.data();
-      for (std::int64_t j = 0; j < n_keys; ++j)
-        slot[j] = blocks[j / kv.block_tokens] * kv.block_tokens + j % kv.block_tokens;
-      const std::int64_t kv_off = kvh * hd;
-      for (std::int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        const float* qh = q + (t * b.n_heads + h) * hd;
-        float max_score = -INFINITY;
-        for (std::int64_t j = 0; j < n_keys; ++j) {
-          scores[j] = kern_.dot_f32(qh, kv.k + slot[j] * kv.kv_dim + kv_off, hd) * b.scale;
-          max_score = std::max(max_score, scores[j]);
-        }
-        float sum = 0.0f;
-        for (std::int64_t j = 0; j < n_keys; ++j)
-          sum += (scores[j] = std::exp(scores[j] - max_score));
-        float* oh = out + (t * b.n_heads + h) * hd;
-        std::fill_n(oh, hd, 0.0f);
-        for (std::int64_t j = 0; j < n_keys; ++j)
-          kern_.axpy_f32(scores[j] / sum, kv.v + slot[j] * kv.kv_dim + kv_off, oh, hd);
-      }
+    // Pairs in groups, so a long prefill is a bounded number of tasks.
+    const std::int64_t pairs = b.n_tokens * b.n_kv_heads;
+    constexpr std::int64_t attention_tasks_max = 4096;
+    const std::int64_t per_task = (pairs + attention_tasks_max - 1) / attention_tasks_max;
+    pool_.run((pairs + per_task - 1) / per_task, [&](std::int64_t task, int thread) {
+      for (std::int64_t pair = task * per_task; pair < std::min(pairs, (task + 1) * per_task);
+           ++pair)
+        attend(q, b, kv, out, pair, scratch_[static_cast<std::size_t>(thread)]);
     });
     return status::ok();
+  }
+
+  // One (query token, KV head) pair of paged_attention_f32. REQUIRES: the batch was checked.
+  void attend(const float* q, const attention_batch& b, const paged_kv_view& kv, float* out,
+              std::int64_t pair, thread_scratch& sc) const noexcept {
+    const std::int64_t group = b.n_heads / b.n_kv_heads;
+    const std::int64_t hd = b.head_dim;
+    const std::int64_t t = pair / b.n_kv_heads, kvh = pair % b.n_kv_heads;
+    const std::int32_t* blocks = b.block_table + b.seq_block_begin[b.token_seq[t]];
+    const std::int64_t n_keys = b.positions[t] + 1;
+    std::int64_t* slot = sc.slots.data();
+    float* scores = sc.scores.data();
+    for (std::int64_t j = 0; j < n_keys; ++j)
+      slot[j] = blocks[j / kv.block_tokens] * kv.block_tokens + j % kv.block_tokens;
+    const std::int64_t kv_off = kvh * hd;
+    for (std::int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+      const float* qh = q + (t * b.n_heads + h) * hd;
+      float max_score = -INFINITY;
+      for (std::int64_t j = 0; j < n_keys; ++j) {
+        scores[j] = kern_.dot_f32(qh, kv.k + slot[j] * kv.kv_dim + kv_off, hd) * b.scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < n_keys; ++j)
+        sum += (scores[j] = std::exp(scores[j] - max_score));
+      float* oh = out + (t * b.n_heads + h) * hd;
+      std::fill_n(oh, hd, 0.0f);
+      for (std::int64_t j = 0; j < n_keys; ++j)
+        kern_.axpy_f32(scores[j] / sum, kv.v + slot[j] * kv.kv_dim + kv_off, oh, hd);
+    }
   }
 
   status silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) override {

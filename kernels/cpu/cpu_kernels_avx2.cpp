@@ -103,49 +103,61 @@ __m256i block_values(const std::uint8_t* blk) noexcept {
 }
 
 // y[c * ldy + r] = x_c . w_r for r < R, c < C. x: C rows of nb blocks; w: R rows.
+// Q4_1's minimum term, sum over blocks of m_w * d_x * sum(q_x), is added after the integer
+// loop, which keeps that loop's accumulators in registers.
 template <tensor_type T, int R, int C>
 void tile_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
              float* y, std::int64_t ldy) noexcept {
   constexpr std::size_t bb = block_bytes_of(T);
+  // Weight bytes requested ahead of use: decode streams each weight once, from memory.
+  constexpr std::size_t prefetch_bytes = 8 * bb;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[R][C];
-  float min_acc[R][C];
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) {
-      acc[r][c] = _mm256_setzero_ps();
-      min_acc[r][c] = 0.0f;
-    }
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     __m256i xq[C];
-    float xd[C];
+    __m256 xd[C];
     for (int c = 0; c < C; ++c) {
       const q8_block& xb = x[c * nb + b];
       xq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.q));
-      xd[c] = xb.d;
+      xd[c] = _mm256_broadcast_ss(&xb.d);
     }
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* blk = w + r * stride + static_cast<std::size_t>(b) * bb;
+      if constexpr (C == 1)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + prefetch_bytes), _MM_HINT_T0);
       const __m256i wv = block_values<T>(blk);
-      const float dw = half_at(blk);
+      const __m256 dw = _mm256_set1_ps(half_at(blk));
       if constexpr (T == tensor_type::q4_1) {
-        const float mw = half_at(blk + 2);
         for (int c = 0; c < C; ++c) {
           const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xq[c]), ones);
-          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[c]), acc[r][c]);
-          min_acc[r][c] = std::fma(mw, x[c * nb + b].d_sum, min_acc[r][c]);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, xd[c]), acc[r][c]);
         }
       } else {
         const __m256i aw = _mm256_sign_epi8(wv, wv);
         for (int c = 0; c < C; ++c) {
           const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq[c], wv));
           const __m256i s = _mm256_madd_epi16(p, ones);
-          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[c]), acc[r][c]);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, xd[c]), acc[r][c]);
         }
       }
     }
   }
+  float min_term[R][C] = {};
+  if constexpr (T == tensor_type::q4_1) {
+    // R x C independent chains, so the fused multiply-adds overlap.
+    for (std::int64_t b = 0; b < nb; ++b) {
+      float mw[R], ds[C];
+      for (int r = 0; r < R; ++r)
+        mw[r] = half_at(w + r * stride + static_cast<std::size_t>(b) * bb + 2);
+      for (int c = 0; c < C; ++c) ds[c] = x[c * nb + b].d_sum;
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) min_term[r][c] = std::fma(mw[r], ds[c], min_term[r][c]);
+    }
+  }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) y[c * ldy + r] = hsum(acc[r][c]) + min_acc[r][c];
+    for (int c = 0; c < C; ++c) y[c * ldy + r] = hsum(acc[r][c]) + min_term[r][c];
 }
 
 template <tensor_type T, int R>
