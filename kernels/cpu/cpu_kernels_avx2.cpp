@@ -93,10 +93,12 @@ __m256i block_values(const std::uint8_t* blk) noexcept {
   if constexpr (T == tensor_type::q8_0) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
   } else {
-    const __m128i packed =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (T == tensor_type::q4_1 ? 4 : 2)));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    const __m256i v = _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+    // The 16 bytes in both halves; the upper half shifted by a nibble: low nibbles are
+    // elements 0..15, high nibbles 16..31.
+    const __m256i both = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (T == tensor_type::q4_1 ? 4 : 2))));
+    const __m256i v = _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)),
+                                       _mm256_set1_epi8(0x0f));
     if constexpr (T == tensor_type::q4_0) return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
     return v;
   }
@@ -164,6 +166,8 @@ template <tensor_type T, int R>
 void rows_q8(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy) noexcept {
   std::int64_t i = i0;
+  if constexpr (R == 2)
+    for (; i + 4 <= i1; i += 4) tile_q8<T, R, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
   for (; i + 2 <= i1; i += 2) tile_q8<T, R, 2>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
   if (i < i1) tile_q8<T, R, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
 }
@@ -176,6 +180,11 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
   for (std::int64_t i0 = 0; i0 < m; i0 += rows_hot) {
     const std::int64_t i1 = std::min(m, i0 + rows_hot);
     std::int64_t j = j0;
+    // Four or more activation rows: 2 x 4 tiles (each weight block unpacked once per four
+    // rows); fewer (decode): 4 x 2 or 4 x 1.
+    if (i1 - i0 >= 4)
+      for (; j + 2 <= j1; j += 2)
+        rows_q8<T, 2>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy);
     for (; j + 4 <= j1; j += 4)
       rows_q8<T, 4>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy);
     for (; j < j1; ++j)
