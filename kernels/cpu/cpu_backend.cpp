@@ -50,12 +50,13 @@ bool is_quantized(tensor_type t) {
   return t == tensor_type::q8_0 || t == tensor_type::q4_0 || t == tensor_type::q4_1;
 }
 
-// Splits n output rows into tasks of whole 4-row tiles, about four tasks per thread so a
-// thread slowed by another process does not hold the others up.
+// Splits n output rows into tasks of whole 8-row tiles (cpu::gemm_q8_row_align), about four
+// tasks per thread so a thread slowed by another process does not hold the others up.
 std::int64_t rows_per_task(std::int64_t n, int threads) {
+  constexpr std::int64_t align = cpu::gemm_q8_row_align;
   if (threads <= 1) return std::max<std::int64_t>(n, 1);
   const std::int64_t want = (n + 4 * threads - 1) / (4 * threads);
-  return std::max<std::int64_t>(4, (want + 3) / 4 * 4);
+  return std::max<std::int64_t>(align, (want + align - 1) / align * align);
 }
 
 // Scratch of one thread, sized before a parallel run so no task allocates.

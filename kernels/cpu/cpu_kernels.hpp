@@ -5,7 +5,8 @@
 // threads; these functions are single-threaded and allocate nothing.
 //
 // Determinism contract, for every function here: output element (i, j) is computed by the
-// same sequence of operations whatever m, the range [j0, j1) or the tiling, so a row gets the
+// same sequence of operations whatever m, the range [j0, j1) (for gemm_q8: ranges whose ends
+// are multiples of gemm_q8_row_align, or n for the last one) or the tiling, so a row gets the
 // same bits whether it is computed alone, in a batch, or by another thread.
 
 #include "kernels/quant/tensor_type.hpp"
@@ -26,6 +27,11 @@ static_assert(sizeof(q8_block) == 40, "q8_block is packed as 2 floats and 32 byt
 
 constexpr std::int64_t q8_block_elems = 32;
 
+/// gemm_q8 output ranges begin and end at multiples of this, but for the matrix's last row (the
+/// AVX2 kernels take weight rows eight at a time from j0; a row's bits would depend on the
+/// range otherwise).
+constexpr std::int64_t gemm_q8_row_align = 8;
+
 struct cpu_kernels {
   const char* name;
 
@@ -35,7 +41,8 @@ struct cpu_kernels {
 
   /// y[i * ldy + j] = x_i . w_j for i < m and j0 <= j < j1, with integer block products.
   /// x: m rows of nb blocks each; w: weight rows of `type` (Q8_0, Q4_0 or Q4_1), row j at
-  /// w + j * row_stride, nb blocks each. REQUIRES: type is one of the three.
+  /// w + j * row_stride, nb blocks each. REQUIRES: type is one of the three; j0 is a multiple
+  /// of gemm_q8_row_align, and so is j1 unless it is the matrix's row count.
   void (*gemm_q8)(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
                   const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
                   float* y, std::int64_t ldy);

@@ -162,6 +162,76 @@ void tile_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::siz
     for (int c = 0; c < C; ++c) y[c * ldy + r] = hsum(acc[r][c]) + min_term[r][c];
 }
 
+// Eight weight rows at once for the 4-bit types, with no horizontal sums: the rows' packed
+// nibbles are transposed in registers so that each 32-bit lane holds one row's four nibbles
+// of a group of four elements; one broadcast of the activation's four bytes for that group
+// then serves all eight rows (vpmaddubsw), the eight groups add up in 16-bit lanes (at most
+// 8 x 2 x 15 x 127 = 30480, no overflow), and one widening, one conversion and one FMA per
+// block give the eight rows' results in one vector. Q4_0 is Q4_1 with minimum -8 d.
+// Output (c, r) is the same sequence of operations for every C, so batching changes no bit.
+template <tensor_type T, int C>
+void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
+              float* y, std::int64_t ldy) noexcept {
+  constexpr std::size_t bb = block_bytes_of(T);
+  constexpr std::size_t qoff = T == tensor_type::q4_1 ? 4 : 2;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
+    // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
+    __m256i v[4];
+    for (int i = 0; i < 4; ++i)
+      v[i] = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + i * stride + qoff))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (i + 4) * stride + qoff)), 1);
+    // 4 x 4 transpose of 32-bit words in each half: d[k] holds word k of rows 0..3 (4..7).
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    const __m256i d[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                          _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    // Group g < 4 (elements 4g..4g+3) is the low nibbles of word g; group g + 4 the high ones.
+    __m256i wg[8];
+    for (int k = 0; k < 4; ++k) {
+      wg[k] = _mm256_and_si256(d[k], low4);
+      wg[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), low4);
+    }
+    alignas(16) std::uint16_t dh[8], mh[8];
+    for (int r = 0; r < 8; ++r) {
+      dh[r] = load_u16(blk + r * stride);
+      if constexpr (T == tensor_type::q4_1) mh[r] = load_u16(blk + r * stride + 2);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+    __m256 mw;
+    if constexpr (T == tensor_type::q4_1)
+      mw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mh)));
+    else
+      mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
+    for (int c = 0; c < C; ++c) {
+      const q8_block& xb = x[c * nb + b];
+      std::int32_t q4[8];
+      std::memcpy(q4, xb.q, sizeof q4);
+      __m256i s16 = _mm256_maddubs_epi16(wg[0], _mm256_set1_epi32(q4[0]));
+      for (int g = 1; g < 8; ++g)
+        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wg[g], _mm256_set1_epi32(q4[g])));
+      const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
+      acc[c] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d)), acc[c]);
+      acc[c] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(&xb.d_sum), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
+}
+
+template <tensor_type T>
+void rows8_q4(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
+              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy) noexcept {
+  std::int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) tile8_q4<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
+  for (; i < i1; ++i) tile8_q4<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
+}
+
 template <tensor_type T, int R>
 void rows_q8(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy) noexcept {
@@ -180,6 +250,9 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
   for (std::int64_t i0 = 0; i0 < m; i0 += rows_hot) {
     const std::int64_t i1 = std::min(m, i0 + rows_hot);
     std::int64_t j = j0;
+    if constexpr (T != tensor_type::q8_0)
+      for (; j + 8 <= j1; j += 8)
+        rows8_q4<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy);
     // Four or more activation rows: 2 x 4 tiles (each weight block unpacked once per four
     // rows); fewer (decode): 4 x 2 or 4 x 1.
     if (i1 - i0 >= 4)
