@@ -62,7 +62,7 @@ std::int64_t rows_per_task(std::int64_t n, int threads) {
 // Scratch of one thread, sized before a parallel run so no task allocates.
 struct thread_scratch {
   std::vector<float> tile;          // exact matmul: dequantized weight rows
-  std::vector<std::int64_t> slots;  // attention: slot of each key of the current query
+  std::vector<std::int64_t> slots;  // attention: pool offset of each key of the current query
   std::vector<float> scores;        // attention: scores of the current query head
 };
 
@@ -303,23 +303,24 @@ class cpu_backend final : public backend {
     const std::int64_t n_keys = b.positions[t] + 1;
     std::int64_t* slot = sc.slots.data();
     float* scores = sc.scores.data();
+    // Offsets of each key's (and value's) row in the pool, then this KV head's part of it.
     for (std::int64_t j = 0; j < n_keys; ++j)
-      slot[j] = blocks[j / kv.block_tokens] * kv.block_tokens + j % kv.block_tokens;
-    const std::int64_t kv_off = kvh * hd;
+      slot[j] = (blocks[j / kv.block_tokens] * kv.block_tokens + j % kv.block_tokens) * kv.kv_dim;
+    const float* k_base = kv.k + kvh * hd;
+    const float* v_base = kv.v + kvh * hd;
     for (std::int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-      const float* qh = q + (t * b.n_heads + h) * hd;
+      kern_.dot_rows_f32(q + (t * b.n_heads + h) * hd, k_base, slot, n_keys, hd, scores);
       float max_score = -INFINITY;
-      for (std::int64_t j = 0; j < n_keys; ++j) {
-        scores[j] = kern_.dot_f32(qh, kv.k + slot[j] * kv.kv_dim + kv_off, hd) * b.scale;
-        max_score = std::max(max_score, scores[j]);
-      }
+      for (std::int64_t j = 0; j < n_keys; ++j)
+        max_score = std::max(max_score, scores[j] *= b.scale);
       float sum = 0.0f;
       for (std::int64_t j = 0; j < n_keys; ++j)
         sum += (scores[j] = std::exp(scores[j] - max_score));
+      const float inv_sum = 1.0f / sum;
+      for (std::int64_t j = 0; j < n_keys; ++j) scores[j] *= inv_sum;
       float* oh = out + (t * b.n_heads + h) * hd;
       std::fill_n(oh, hd, 0.0f);
-      for (std::int64_t j = 0; j < n_keys; ++j)
-        kern_.axpy_f32(scores[j] / sum, kv.v + slot[j] * kv.kv_dim + kv_off, oh, hd);
+      kern_.axpy_rows_f32(scores, v_base, slot, n_keys, hd, oh);
     }
   }
 

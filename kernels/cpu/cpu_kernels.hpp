@@ -60,6 +60,15 @@ struct cpu_kernels {
 
   /// y += a * x over n floats.
   void (*axpy_f32)(float a, const float* x, float* y, std::int64_t n);
+
+  /// out[j] = a . (base + offsets[j]) over n floats, j < rows (attention scores).
+  void (*dot_rows_f32)(const float* a, const float* base, const std::int64_t* offsets,
+                       std::int64_t rows, std::int64_t n, float* out);
+
+  /// y += sum over j < rows, in order, of weights[j] * (base + offsets[j]), n floats (attention
+  /// output).
+  void (*axpy_rows_f32)(const float* weights, const float* base, const std::int64_t* offsets,
+                        std::int64_t rows, std::int64_t n, float* y);
 };
 
 /// The portable implementation.

@@ -198,15 +198,23 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
       wg[k] = _mm256_and_si256(d[k], low4);
       wg[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), low4);
     }
-    alignas(16) std::uint16_t dh[8], mh[8];
-    for (int r = 0; r < 8; ++r) {
-      dh[r] = load_u16(blk + r * stride);
-      if constexpr (T == tensor_type::q4_1) mh[r] = load_u16(blk + r * stride + 2);
-    }
-    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+    // The eight rows' F16 scales (and minima) gathered into one vector each; built in
+    // registers, not through memory, which would stall on store forwarding every block.
+    auto halves = [&](std::size_t offset) {
+      return _mm256_cvtph_ps(
+          _mm_setr_epi16(static_cast<short>(load_u16(blk + offset)),
+                         static_cast<short>(load_u16(blk + stride + offset)),
+                         static_cast<short>(load_u16(blk + 2 * stride + offset)),
+                         static_cast<short>(load_u16(blk + 3 * stride + offset)),
+                         static_cast<short>(load_u16(blk + 4 * stride + offset)),
+                         static_cast<short>(load_u16(blk + 5 * stride + offset)),
+                         static_cast<short>(load_u16(blk + 6 * stride + offset)),
+                         static_cast<short>(load_u16(blk + 7 * stride + offset))));
+    };
+    const __m256 dw = halves(0);
     __m256 mw;
     if constexpr (T == tensor_type::q4_1)
-      mw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mh)));
+      mw = halves(2);
     else
       mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
     for (int c = 0; c < C; ++c) {
@@ -376,7 +384,47 @@ void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
   for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
-constexpr cpu_kernels table{"avx2", quantize_q8, gemm_q8, gemm_f32, dequantize, dot_f32, axpy_f32};
+// out[j] = a . (base + offsets[j]) over n floats, for j < rows: one query against many keys.
+void dot_rows_f32(const float* a, const float* base, const std::int64_t* offsets, std::int64_t rows,
+                  std::int64_t n, float* out) {
+  if (n == 64) {  // the common head size: the query stays in registers
+    __m256 av[8];
+    for (int i = 0; i < 8; ++i) av[i] = _mm256_loadu_ps(a + 8 * i);
+    for (std::int64_t j = 0; j < rows; ++j) {
+      const float* r = base + offsets[j];
+      __m256 acc0 = _mm256_mul_ps(av[0], _mm256_loadu_ps(r));
+      __m256 acc1 = _mm256_mul_ps(av[1], _mm256_loadu_ps(r + 8));
+      for (int i = 2; i < 8; i += 2) {
+        acc0 = _mm256_fmadd_ps(av[i], _mm256_loadu_ps(r + 8 * i), acc0);
+        acc1 = _mm256_fmadd_ps(av[i + 1], _mm256_loadu_ps(r + 8 * i + 8), acc1);
+      }
+      out[j] = hsum(_mm256_add_ps(acc0, acc1));
+    }
+    return;
+  }
+  for (std::int64_t j = 0; j < rows; ++j) out[j] = dot_f32(a, base + offsets[j], n);
+}
+
+// y += sum over j < rows of weights[j] * (base + offsets[j]), n floats: attention's weighted
+// sum of values, in the order of j.
+void axpy_rows_f32(const float* weights, const float* base, const std::int64_t* offsets,
+                   std::int64_t rows, std::int64_t n, float* y) {
+  if (n == 64) {  // the common head size: the sum stays in registers
+    __m256 yv[8];
+    for (int i = 0; i < 8; ++i) yv[i] = _mm256_loadu_ps(y + 8 * i);
+    for (std::int64_t j = 0; j < rows; ++j) {
+      const float* r = base + offsets[j];
+      const __m256 wj = _mm256_set1_ps(weights[j]);
+      for (int i = 0; i < 8; ++i) yv[i] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * i), yv[i]);
+    }
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(y + 8 * i, yv[i]);
+    return;
+  }
+  for (std::int64_t j = 0; j < rows; ++j) axpy_f32(weights[j], base + offsets[j], y, n);
+}
+
+constexpr cpu_kernels table{"avx2",  quantize_q8, gemm_q8,      gemm_f32,     dequantize,
+                            dot_f32, axpy_f32,    dot_rows_f32, axpy_rows_f32};
 
 }  // namespace
 

@@ -118,12 +118,22 @@ void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_rows_f32(const float* a, const float* base, const std::int64_t* offsets, std::int64_t rows,
+                  std::int64_t n, float* out) {
+  for (std::int64_t j = 0; j < rows; ++j) out[j] = dot_f32(a, base + offsets[j], n);
+}
+
+void axpy_rows_f32(const float* weights, const float* base, const std::int64_t* offsets,
+                   std::int64_t rows, std::int64_t n, float* y) {
+  for (std::int64_t j = 0; j < rows; ++j) axpy_f32(weights[j], base + offsets[j], y, n);
+}
+
 void dequantize(tensor_type type, const void* src, float* dst, std::int64_t n) {
   dequantize_row(type, src, dst, n);
 }
 
-constexpr cpu_kernels table{"scalar",   quantize_q8, gemm_q8, gemm_f32,
-                            dequantize, dot_f32,     axpy_f32};
+constexpr cpu_kernels table{"scalar", quantize_q8, gemm_q8,      gemm_f32,     dequantize,
+                            dot_f32,  axpy_f32,    dot_rows_f32, axpy_rows_f32};
 
 }  // namespace
 

@@ -252,3 +252,31 @@ TEST_CASE("F32 kernels match double loops; dequantization is identical on every 
   }
   if (dequant_results.size() == 2) CHECK(dequant_results[0] == dequant_results[1]);
 }
+
+TEST_CASE("attention row kernels: scores and weighted sums over scattered rows") {
+  std::mt19937 rng{17};
+  for (const auto* kern : kernel_sets())
+    for (std::int64_t n : {64, 7, 128}) {  // 64: the register-resident AVX2 path
+      const std::int64_t pool_rows = 40, stride = n + 5, rows = 13;
+      const auto pool = random_floats(static_cast<std::size_t>(pool_rows * stride), rng);
+      const auto a = random_floats(static_cast<std::size_t>(n), rng);
+      const auto weights = random_floats(static_cast<std::size_t>(rows), rng);
+      std::vector<std::int64_t> offsets;
+      for (std::int64_t j = 0; j < rows; ++j) offsets.push_back(((j * 7) % pool_rows) * stride);
+      std::vector<float> scores(static_cast<std::size_t>(rows));
+      kern->dot_rows_f32(a.data(), pool.data(), offsets.data(), rows, n, scores.data());
+      std::vector<float> y(static_cast<std::size_t>(n), 0.25f);
+      kern->axpy_rows_f32(weights.data(), pool.data(), offsets.data(), rows, n, y.data());
+      std::vector<double> want_scores(static_cast<std::size_t>(rows)),
+          want_y(static_cast<std::size_t>(n), 0.25);
+      for (std::int64_t j = 0; j < rows; ++j)
+        for (std::int64_t p = 0; p < n; ++p) {
+          const double v = pool[static_cast<std::size_t>(offsets[static_cast<std::size_t>(j)] + p)];
+          want_scores[static_cast<std::size_t>(j)] += double{a[static_cast<std::size_t>(p)]} * v;
+          want_y[static_cast<std::size_t>(p)] += double{weights[static_cast<std::size_t>(j)]} * v;
+        }
+      INFO(kern->name << " n=" << n);
+      CHECK(normalised_error(scores, want_scores) < 1e-5);
+      CHECK(normalised_error(y, want_y) < 1e-5);
+    }
+}
