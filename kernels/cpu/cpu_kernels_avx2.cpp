@@ -174,12 +174,16 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
               float* y, std::int64_t ldy) noexcept {
   constexpr std::size_t bb = block_bytes_of(T);
   constexpr std::size_t qoff = T == tensor_type::q4_1 ? 4 : 2;
+  constexpr std::size_t prefetch_bytes = 16 * bb;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   __m256 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
+    if constexpr (C == 1)  // decode streams the weights once, from memory: ask ahead
+      for (int r = 0; r < 8; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + r * stride + prefetch_bytes), _MM_HINT_T0);
     // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
     __m256i v[4];
     for (int i = 0; i < 4; ++i)
