@@ -16,8 +16,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 
 namespace bastion::kernels::cpu {
@@ -30,6 +28,11 @@ std::uint16_t load_u16(const std::uint8_t* p) noexcept {
 }
 
 float half_at(const std::uint8_t* p) noexcept { return _cvtsh_ss(load_u16(p)); }
+
+// a * b + c rounded once. A builtin, not std::fma: an inline library function compiled here
+// with -mfma could be the copy the linker keeps for the scalar files too, and fault on CPUs
+// without FMA. For the same reason this file uses no other inline std:: function.
+float fused_multiply_add(float a, float b, float c) noexcept { return __builtin_fmaf(a, b, c); }
 
 // Horizontal sum in a fixed order.
 float hsum(__m256 v) noexcept {
@@ -155,7 +158,8 @@ void tile_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::siz
         mw[r] = half_at(w + r * stride + static_cast<std::size_t>(b) * bb + 2);
       for (int c = 0; c < C; ++c) ds[c] = x[c * nb + b].d_sum;
       for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) min_term[r][c] = std::fma(mw[r], ds[c], min_term[r][c]);
+        for (int c = 0; c < C; ++c)
+          min_term[r][c] = fused_multiply_add(mw[r], ds[c], min_term[r][c]);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -260,7 +264,7 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
                std::int64_t ldy) noexcept {
   constexpr std::int64_t rows_hot = 64;  // activation rows reused from cache per weight pass
   for (std::int64_t i0 = 0; i0 < m; i0 += rows_hot) {
-    const std::int64_t i1 = std::min(m, i0 + rows_hot);
+    const std::int64_t i1 = (m < i0 + rows_hot ? m : i0 + rows_hot);
     std::int64_t j = j0;
     if constexpr (T != tensor_type::q8_0)
       for (; j + 8 <= j1; j += 8)
@@ -311,7 +315,8 @@ void tile_f32(const float* x, const float* w, std::int64_t k, float* y, std::int
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       float tail = 0.0f;
-      for (std::int64_t p = k8; p < k; ++p) tail = std::fma(w[r * k + p], x[c * k + p], tail);
+      for (std::int64_t p = k8; p < k; ++p)
+        tail = fused_multiply_add(w[r * k + p], x[c * k + p], tail);
       y[c * ldy + r] = hsum(acc[r][c]) + tail;
     }
 }
@@ -376,7 +381,7 @@ float dot_f32(const float* a, const float* b, std::int64_t n) {
   for (; p + 8 <= n; p += 8)
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + p), _mm256_loadu_ps(b + p), acc0);
   float tail = 0.0f;
-  for (; p < n; ++p) tail = std::fma(a[p], b[p], tail);
+  for (; p < n; ++p) tail = fused_multiply_add(a[p], b[p], tail);
   return hsum(_mm256_add_ps(acc0, acc1)) + tail;
 }
 
@@ -385,7 +390,7 @@ void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+  for (; i < n; ++i) y[i] = fused_multiply_add(a, x[i], y[i]);
 }
 
 // out[j] = a . (base + offsets[j]) over n floats, for j < rows: one query against many keys.
