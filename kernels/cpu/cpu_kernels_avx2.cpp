@@ -173,21 +173,22 @@ void tile_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::siz
 // 8 x 2 x 15 x 127 = 30480, no overflow), and one widening, one conversion and one FMA per
 // block give the eight rows' results in one vector. Q4_0 is Q4_1 with minimum -8 d.
 // Output (c, r) is the same sequence of operations for every C, so batching changes no bit.
+// `next`: the next eight rows this thread will read, or null; with one activation row (decode,
+// which streams every weight once from memory) their blocks are prefetched a group ahead.
 template <tensor_type T, int C>
 void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
-              float* y, std::int64_t ldy) noexcept {
+              float* y, std::int64_t ldy, const std::uint8_t* next) noexcept {
   constexpr std::size_t bb = block_bytes_of(T);
   constexpr std::size_t qoff = T == tensor_type::q4_1 ? 4 : 2;
-  constexpr std::size_t prefetch_bytes = 16 * bb;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   __m256 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
-    if constexpr (C == 1)  // decode streams the weights once, from memory: ask ahead
+    if (C == 1 && next)
       for (int r = 0; r < 8; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + r * stride + prefetch_bytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + (blk - w)), _MM_HINT_T0);
     // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
     __m256i v[4];
     for (int i = 0; i < 4; ++i)
@@ -242,10 +243,11 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
 
 template <tensor_type T>
 void rows8_q4(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
-              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy) noexcept {
+              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy,
+              const std::uint8_t* next) noexcept {
   std::int64_t i = i0;
-  for (; i + 4 <= i1; i += 4) tile8_q4<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
-  for (; i < i1; ++i) tile8_q4<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
+  for (; i + 4 <= i1; i += 4) tile8_q4<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i < i1; ++i) tile8_q4<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
 }
 
 template <tensor_type T, int R>
@@ -268,7 +270,8 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
     std::int64_t j = j0;
     if constexpr (T != tensor_type::q8_0)
       for (; j + 8 <= j1; j += 8)
-        rows8_q4<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy);
+        rows8_q4<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy,
+                    j + 16 <= j1 ? w + static_cast<std::size_t>(j + 8) * stride : nullptr);
     // Four or more activation rows: 2 x 4 tiles (each weight block unpacked once per four
     // rows); fewer (decode): 4 x 2 or 4 x 1.
     if (i1 - i0 >= 4)
