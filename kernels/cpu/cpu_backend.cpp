@@ -1,8 +1,16 @@
-#include "kernels/backend.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+
+#include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef BASTION_HAVE_OPENBLAS
@@ -38,33 +46,34 @@ status check_weight(const weight_view& w, const char* op) {
   return status::ok();
 }
 
-// x . w over k floats in a fixed summation order (eight interleaved partial sums), so a
-// product does not depend on how many rows were computed with it.
-float dot(const float* x, const float* w, std::int64_t k) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::int64_t p = 0;
-  for (; p + 8 <= k; p += 8)
-    for (int u = 0; u < 8; ++u) acc[u] += x[p + u] * w[p + u];
-  for (; p < k; ++p) acc[0] += x[p] * w[p];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+bool is_quantized(tensor_type t) {
+  return t == tensor_type::q8_0 || t == tensor_type::q4_0 || t == tensor_type::q4_1;
 }
 
-// y[i * ldy + j] = x[i] . w[j] for i < m, j < n: an F32 tile product written into a wider y.
-// Deterministic per element: batching sequences together gives the same bits as running them
-// alone (OpenBLAS picks kernels by shape, so it is used only by matmul_f32).
-void gemm_tile(const float* x, const float* w, float* y, std::int64_t m, std::int64_t n,
-               std::int64_t k, std::int64_t ldy) {
-  // Blocked over outputs so a few weight rows stay in cache while every input row uses them.
-  constexpr std::int64_t block_n = 16;
-  for (std::int64_t j0 = 0; j0 < n; j0 += block_n) {
-    const std::int64_t j1 = std::min(n, j0 + block_n);
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = j0; j < j1; ++j) y[i * ldy + j] = dot(x + i * k, w + j * k, k);
-  }
+// Splits n output rows into tasks of whole 8-row tiles (cpu::gemm_q8_row_align), about four
+// tasks per thread so a thread slowed by another process does not hold the others up.
+std::int64_t rows_per_task(std::int64_t n, int threads) {
+  constexpr std::int64_t align = cpu::gemm_q8_row_align;
+  if (threads <= 1) return std::max<std::int64_t>(n, 1);
+  const std::int64_t want = (n + 4 * threads - 1) / (4 * threads);
+  return std::max<std::int64_t>(align, (want + align - 1) / align * align);
 }
+
+// Scratch of one thread, sized before a parallel run so no task allocates.
+struct thread_scratch {
+  std::vector<float> tile;          // exact matmul: dequantized weight rows
+  std::vector<std::int64_t> slots;  // attention: pool offset of each key of the current query
+  std::vector<float> scores;        // attention: scores of the current query head
+};
 
 class cpu_backend final : public backend {
  public:
+  cpu_backend(const cpu::cpu_kernels& kernels, int threads, cpu_matmul_numerics numerics)
+      : kern_(kernels),
+        numerics_(numerics),
+        scratch_(static_cast<std::size_t>(threads)),
+        pool_(threads) {}
+
   std::string_view name() const noexcept override { return "cpu"; }
 
   status matmul_f32(const float* x, const float* w, float* y, std::int64_t m, std::int64_t n,
@@ -76,29 +85,73 @@ class cpu_backend final : public backend {
                 static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(k),
                 w, static_cast<blasint>(k), 0.0f, y, static_cast<blasint>(n));
 #else
-    gemm_tile(x, w, y, m, n, k, n);
+    const std::int64_t per_task = rows_per_task(n, pool_.threads());
+    pool_.run((n + per_task - 1) / per_task, [&](std::int64_t task, int) {
+      const std::int64_t j0 = task * per_task, j1 = std::min(n, j0 + per_task);
+      kern_.gemm_f32(x, m, w + j0 * k, j1 - j0, k, y + j0, n);
+    });
 #endif
     return status::ok();
   }
 
-  // Reference path: dequantize a tile of weight rows to F32, then an F32 tile product. The
-  // whole weight is never converted at once, so memory stays at tile_rows x k floats.
+  // Quantized weights with int8_activations: the activations are quantized once per call,
+  // then integer block products. Otherwise F32 products, F32 weights read in place when
+  // aligned, other types dequantized a tile of rows at a time into the thread's scratch.
+  // Every output element is computed the same way whatever m and the split between threads,
+  // so a sequence gets the same bits alone or batched.
   status matmul(const float* x, const weight_view& w, float* y, std::int64_t m) override {
     if (auto s = check_weight(w, "matmul"); !s) return s;
     if (auto s = check_shape(x, w.data, y, m, w.rows, w.cols, "matmul"); !s) return s;
     if (m == 0 || w.rows == 0) return status::ok();
-    constexpr std::int64_t tile_rows = 64;
-    const std::int64_t k = w.cols;
-    const std::uint64_t stride = *row_bytes(w.type, static_cast<std::uint64_t>(k));
-    tile_.resize(static_cast<std::size_t>(tile_rows * k));
+    const std::int64_t n = w.rows, k = w.cols;
+    const std::size_t stride = *row_bytes(w.type, static_cast<std::uint64_t>(k));
     const auto* base = static_cast<const std::uint8_t*>(w.data);
-    for (std::int64_t j0 = 0; j0 < w.rows; j0 += tile_rows) {
-      const std::int64_t nt = std::min(tile_rows, w.rows - j0);
-      for (std::int64_t j = 0; j < nt; ++j)
-        dequantize_row(w.type, base + static_cast<std::uint64_t>(j0 + j) * stride,
-                       tile_.data() + j * k, k);
-      gemm_tile(x, tile_.data(), y + j0, m, nt, k, w.rows);
+    const std::int64_t per_task = rows_per_task(n, pool_.threads());
+    const std::int64_t tasks = (n + per_task - 1) / per_task;
+
+    if (is_quantized(w.type) && numerics_ == cpu_matmul_numerics::int8_activations) {
+      const std::int64_t nb = k / cpu::q8_block_elems;
+      if (xq_.size() < static_cast<std::size_t>(m * nb))
+        xq_.resize(static_cast<std::size_t>(m * nb));
+      cpu::q8_block* xq = xq_.data();
+      constexpr std::int64_t quantize_rows_per_task = 16;
+      pool_.run((m + quantize_rows_per_task - 1) / quantize_rows_per_task,
+                [&](std::int64_t task, int) {
+                  const std::int64_t i0 = task * quantize_rows_per_task;
+                  const std::int64_t i1 = std::min(m, i0 + quantize_rows_per_task);
+                  for (std::int64_t i = i0; i < i1; ++i)
+                    kern_.quantize_q8(x + i * k, xq + i * nb, k);
+                });
+      pool_.run(tasks, [&](std::int64_t task, int) {
+        const std::int64_t j0 = task * per_task, j1 = std::min(n, j0 + per_task);
+        kern_.gemm_q8(w.type, xq, m, nb, base, stride, j0, j1, y, n);
+      });
+      return status::ok();
     }
+
+    const bool in_place = w.type == tensor_type::f32 &&
+                          reinterpret_cast<std::uintptr_t>(w.data) % alignof(float) == 0;
+    if (in_place) {
+      const auto* wf = static_cast<const float*>(w.data);
+      pool_.run(tasks, [&](std::int64_t task, int) {
+        const std::int64_t j0 = task * per_task, j1 = std::min(n, j0 + per_task);
+        kern_.gemm_f32(x, m, wf + j0 * k, j1 - j0, k, y + j0, n);
+      });
+      return status::ok();
+    }
+    constexpr std::int64_t tile_rows = 16;  // dequantized rows kept in cache for all of x
+    for (auto& sc : scratch_) sc.tile.resize(static_cast<std::size_t>(tile_rows * k));
+    pool_.run(tasks, [&](std::int64_t task, int thread) {
+      float* tile = scratch_[static_cast<std::size_t>(thread)].tile.data();
+      const std::int64_t j_end = std::min(n, (task + 1) * per_task);
+      for (std::int64_t j0 = task * per_task; j0 < j_end; j0 += tile_rows) {
+        const std::int64_t nt = std::min(tile_rows, j_end - j0);
+        for (std::int64_t j = 0; j < nt; ++j)
+          kern_.dequantize(w.type, base + static_cast<std::size_t>(j0 + j) * stride, tile + j * k,
+                           k);
+        kern_.gemm_f32(x, m, tile, nt, k, y + j0, n);
+      }
+    });
     return status::ok();
   }
 
@@ -197,6 +250,9 @@ class cpu_backend final : public backend {
     return status::ok();
   }
 
+  // Parallel over (query token, KV head) pairs: each task handles the query heads that share
+  // one KV head, so those keys and values are read once. The batch tables are checked first,
+  // so a task cannot fail.
   status paged_attention_f32(const float* q, const attention_batch& b, const paged_kv_view& kv,
                              float* out) override {
     const char* op = "paged_attention_f32";
@@ -207,8 +263,7 @@ class cpu_backend final : public backend {
       return invalid(op, "KV view does not match the heads");
     if (b.n_tokens > 0 && (!b.positions || !b.token_seq || !b.seq_block_begin || !b.block_table))
       return invalid(op, "missing batch tables");
-    const std::int64_t group = b.n_heads / b.n_kv_heads;
-    const std::int64_t hd = b.head_dim;
+    std::int64_t keys_max = 0;
     for (std::int64_t t = 0; t < b.n_tokens; ++t) {
       const std::int32_t s = b.token_seq[t];
       const std::int64_t pos = b.positions[t];
@@ -217,37 +272,56 @@ class cpu_backend final : public backend {
       const std::int64_t n_blocks = b.seq_block_begin[s + 1] - b.seq_block_begin[s];
       if (pos < 0 || pos >= n_blocks * kv.block_tokens)
         return invalid(op, "position " + std::to_string(pos) + " beyond the sequence's blocks");
-      const std::int64_t n_keys = pos + 1;
-      slot_.resize(static_cast<std::size_t>(n_keys));
-      for (std::int64_t j = 0; j < n_keys; ++j) {
-        const std::int32_t block = blocks[j / kv.block_tokens];
-        if (block < 0 || block >= kv.blocks) return invalid(op, "block id outside the pool");
-        slot_[static_cast<std::size_t>(j)] = block * kv.block_tokens + j % kv.block_tokens;
-      }
-      scores_.resize(static_cast<std::size_t>(n_keys));
-      for (std::int64_t h = 0; h < b.n_heads; ++h) {
-        const float* qh = q + (t * b.n_heads + h) * hd;
-        const std::int64_t kv_off = (h / group) * hd;
-        float max_score = -INFINITY;
-        for (std::int64_t j = 0; j < n_keys; ++j) {
-          const float* kj = kv.k + slot_[static_cast<std::size_t>(j)] * kv.kv_dim + kv_off;
-          float dot = 0.0f;
-          for (std::int64_t d = 0; d < hd; ++d) dot += qh[d] * kj[d];
-          scores_[static_cast<std::size_t>(j)] = dot * b.scale;
-          max_score = std::max(max_score, dot * b.scale);
-        }
-        float sum = 0.0f;
-        for (auto& sc : scores_) sum += (sc = std::exp(sc - max_score));
-        float* oh = out + (t * b.n_heads + h) * hd;
-        std::fill_n(oh, hd, 0.0f);
-        for (std::int64_t j = 0; j < n_keys; ++j) {
-          const float w = scores_[static_cast<std::size_t>(j)] / sum;
-          const float* vj = kv.v + slot_[static_cast<std::size_t>(j)] * kv.kv_dim + kv_off;
-          for (std::int64_t d = 0; d < hd; ++d) oh[d] += w * vj[d];
-        }
-      }
+      for (std::int64_t j = 0; j <= pos / kv.block_tokens; ++j)
+        if (blocks[j] < 0 || blocks[j] >= kv.blocks)
+          return invalid(op, "block id outside the pool");
+      keys_max = std::max(keys_max, pos + 1);
     }
+    for (auto& sc : scratch_) {
+      sc.slots.resize(static_cast<std::size_t>(keys_max));
+      sc.scores.resize(static_cast<std::size_t>(keys_max));
+    }
+    // Pairs in groups, so a long prefill is a bounded number of tasks.
+    const std::int64_t pairs = b.n_tokens * b.n_kv_heads;
+    constexpr std::int64_t attention_tasks_max = 4096;
+    const std::int64_t per_task = (pairs + attention_tasks_max - 1) / attention_tasks_max;
+    pool_.run((pairs + per_task - 1) / per_task, [&](std::int64_t task, int thread) {
+      for (std::int64_t pair = task * per_task; pair < std::min(pairs, (task + 1) * per_task);
+           ++pair)
+        attend(q, b, kv, out, pair, scratch_[static_cast<std::size_t>(thread)]);
+    });
     return status::ok();
+  }
+
+  // One (query token, KV head) pair of paged_attention_f32. REQUIRES: the batch was checked.
+  void attend(const float* q, const attention_batch& b, const paged_kv_view& kv, float* out,
+              std::int64_t pair, thread_scratch& sc) const noexcept {
+    const std::int64_t group = b.n_heads / b.n_kv_heads;
+    const std::int64_t hd = b.head_dim;
+    const std::int64_t t = pair / b.n_kv_heads, kvh = pair % b.n_kv_heads;
+    const std::int32_t* blocks = b.block_table + b.seq_block_begin[b.token_seq[t]];
+    const std::int64_t n_keys = b.positions[t] + 1;
+    std::int64_t* slot = sc.slots.data();
+    float* scores = sc.scores.data();
+    // Offsets of each key's (and value's) row in the pool, then this KV head's part of it.
+    for (std::int64_t j = 0; j < n_keys; ++j)
+      slot[j] = (blocks[j / kv.block_tokens] * kv.block_tokens + j % kv.block_tokens) * kv.kv_dim;
+    const float* k_base = kv.k + kvh * hd;
+    const float* v_base = kv.v + kvh * hd;
+    for (std::int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+      kern_.dot_rows_f32(q + (t * b.n_heads + h) * hd, k_base, slot, n_keys, hd, scores);
+      float max_score = -INFINITY;
+      for (std::int64_t j = 0; j < n_keys; ++j)
+        max_score = std::max(max_score, scores[j] *= b.scale);
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < n_keys; ++j)
+        sum += (scores[j] = std::exp(scores[j] - max_score));
+      const float inv_sum = 1.0f / sum;
+      for (std::int64_t j = 0; j < n_keys; ++j) scores[j] *= inv_sum;
+      float* oh = out + (t * b.n_heads + h) * hd;
+      std::fill_n(oh, hd, 0.0f);
+      kern_.axpy_rows_f32(scores, v_base, slot, n_keys, hd, oh);
+    }
   }
 
   status silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) override {
@@ -271,15 +345,103 @@ class cpu_backend final : public backend {
   }
 
  private:
-  std::vector<float> tile_;         // matmul: dequantized weight rows
-  std::vector<double> inv_freq_;    // rope: per-pair frequencies
-  std::vector<std::int64_t> slot_;  // attention: slot of each key of the current query
-  std::vector<float> scores_;       // attention: scores of the current query head
+  const cpu::cpu_kernels& kern_;
+  const cpu_matmul_numerics numerics_;
+  std::vector<cpu::q8_block> xq_;        // matmul: quantized activations (grows, never shrinks)
+  std::vector<double> inv_freq_;         // rope: per-pair frequencies
+  std::vector<thread_scratch> scratch_;  // one per pool thread
+  cpu::thread_pool pool_;                // last: its workers stop before the scratch goes
 };
 
 }  // namespace
 
-std::unique_ptr<backend> make_cpu_backend() { return std::make_unique<cpu_backend>(); }
+namespace {
+
+status parse_env(const char* name, std::initializer_list<std::string_view> accepted,
+                 std::string& value) {
+  const char* raw = std::getenv(name);
+  value = raw ? raw : "";
+  if (value.empty()) return status::ok();
+  for (auto a : accepted)
+    if (value == a) return status::ok();
+  std::string list;
+  for (auto a : accepted) list += (list.empty() ? "" : ", ") + std::string{a};
+  return invalid("cpu backend options",
+                 std::string{name} + "='" + value + "' is not one of: " + list);
+}
+
+}  // namespace
+
+status cpu_backend_options::from_environment(cpu_backend_options& out) {
+  cpu_backend_options o = out;
+  std::string v;
+  if (auto s = parse_env("BASTION_CPU_KERNELS", {"auto", "scalar", "avx2"}, v); !s) return s;
+  if (v == "scalar") o.kernels = cpu_kernel_set::scalar;
+  if (v == "avx2") o.kernels = cpu_kernel_set::avx2;
+  if (v == "auto") o.kernels = cpu_kernel_set::automatic;
+  if (auto s = parse_env("BASTION_CPU_NUMERICS", {"exact", "int8"}, v); !s) return s;
+  if (v == "exact") o.numerics = cpu_matmul_numerics::exact_f32;
+  if (v == "int8") o.numerics = cpu_matmul_numerics::int8_activations;
+  if (const char* t = std::getenv("BASTION_CPU_THREADS"); t && *t) {
+    char* end = nullptr;
+    const long n = std::strtol(t, &end, 10);
+    if (*end != '\0' || n < 0 || n > cpu::thread_pool::threads_max)
+      return invalid("cpu backend options",
+                     std::string{"BASTION_CPU_THREADS='"} + t + "' is not a thread count in [0, " +
+                         std::to_string(cpu::thread_pool::threads_max) + "]");
+    o.threads = static_cast<int>(n);
+  }
+  out = o;
+  return status::ok();
+}
+
+bool cpu_has_avx2_kernels() noexcept { return cpu::avx2_supported(); }
+
+std::string_view cpu_kernel_set_name(cpu_kernel_set set) noexcept {
+  switch (set) {
+    case cpu_kernel_set::scalar:
+      return "scalar";
+    case cpu_kernel_set::avx2:
+      return "avx2";
+    case cpu_kernel_set::automatic:
+      break;
+  }
+  return cpu::avx2_supported() ? "avx2" : "scalar";
+}
+
+status make_cpu_backend(const cpu_backend_options& options, std::unique_ptr<backend>& out) {
+  if (options.threads < 0 || options.threads > cpu::thread_pool::threads_max)
+    return invalid("make_cpu_backend", "threads = " + std::to_string(options.threads) +
+                                           " is outside [0, " +
+                                           std::to_string(cpu::thread_pool::threads_max) + "]");
+  if (options.kernels == cpu_kernel_set::avx2 && !cpu::avx2_supported())
+    return {status_code::unsupported,
+            "make_cpu_backend: the AVX2 kernels were asked for, but this CPU lacks AVX2, FMA or "
+            "F16C"};
+  const bool avx2 = options.kernels == cpu_kernel_set::avx2 ||
+                    (options.kernels == cpu_kernel_set::automatic && cpu::avx2_supported());
+  int threads = options.threads;
+  if (threads == 0)
+    threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1,
+                         cpu::thread_pool::threads_max);
+  out = std::make_unique<cpu_backend>(avx2 ? cpu::avx2_kernels() : cpu::scalar_kernels(), threads,
+                                      options.numerics);
+  return status::ok();
+}
+
+// A process whose environment names a kernel set or thread count that cannot be had is
+// misconfigured; there is no status to return here, so it stops with the reason.
+std::unique_ptr<backend> make_cpu_backend() {
+  cpu_backend_options options;
+  std::unique_ptr<backend> be;
+  status s = cpu_backend_options::from_environment(options);
+  if (s) s = make_cpu_backend(options, be);
+  if (!s) {
+    std::fprintf(stderr, "bastion: %s\n", s.message().c_str());
+    std::abort();
+  }
+  return be;
+}
 
 std::string_view cpu_gemm_provider() noexcept {
 #ifdef BASTION_HAVE_OPENBLAS
