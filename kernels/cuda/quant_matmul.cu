@@ -1,5 +1,6 @@
 #include "kernels/cuda/block_formats.cuh"
 #include "kernels/cuda/check.hpp"
+#include "kernels/cuda/gemv_units.cuh"
 #include "kernels/cuda/launch.hpp"
 #include "kernels/cuda/quant_matmul.hpp"
 
@@ -9,6 +10,83 @@ namespace bastion::kernels::cuda {
 namespace {
 
 constexpr int gemv_warps = 8;
+constexpr int fast_warps = 4;
+static_assert(gemv_rows_max == 8, "launch_gemv instantiates the fast kernel for m up to 8");
+
+// The fast path (gemv_units.cuh): each warp takes R consecutive weight rows; lane l takes units
+// l, l + 32, ... of them. The lane's 8 elements of each row of x are loaded once (two 16-byte
+// loads, consecutive lanes reading consecutive bytes) and used for all R weight rows, so x costs
+// 1/R of the on-chip traffic it would with one row per warp (x is F32: 4 bytes an element
+// against 0.56 for Q4_0 weights, and on-chip bandwidth, not DRAM, would bound the kernel).
+// Each unit's products are summed first and scaled by d once (F32 throughout, so the result
+// differs from the CPU's dequantize-then-dot only by rounding). M: most rows of x; m <= M used.
+template <int Type, int M, int R>
+__global__ void __launch_bounds__(fast_warps * 32)
+    gemv_fast_kernel(const float* __restrict__ x, const std::uint8_t* __restrict__ w,
+                     float* __restrict__ y, std::int64_t n, std::int64_t k,
+                     std::uint64_t row_stride, int m) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t row0 = (blockIdx.x * std::int64_t{fast_warps} + threadIdx.x / 32) * R;
+  if (row0 >= n) return;
+  const std::uint8_t* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)  // rows past n re-read the last row; their sums are dropped
+    wr[r] = w + static_cast<std::uint64_t>(row0 + r < n ? row0 + r : n - 1) * row_stride;
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < M; ++i) acc[r][i] = 0.0f;
+  const std::int64_t units = k / 8;
+  constexpr int unroll = M <= 2 ? 2 : 1;
+#pragma unroll unroll
+  for (std::int64_t u = lane; u < units; u += 32) {
+    float xv[M][8], xsum[M];
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      xsum[i] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) xv[i][e] = 0.0f;
+      if (i < m) {
+        const auto* xp = reinterpret_cast<const float4*>(x + i * k + u * 8);
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        xv[i][0] = a.x, xv[i][1] = a.y, xv[i][2] = a.z, xv[i][3] = a.w;
+        xv[i][4] = b.x, xv[i][5] = b.y, xv[i][6] = b.z, xv[i][7] = b.w;
+        if constexpr (Type == type_q4_1)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xsum[i] += xv[i][e];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float q[8], d, mo;
+      load_unit_fast<Type>(wr[r], u, q, d, mo);
+#pragma unroll
+      for (int i = 0; i < M; ++i) {
+        if (i < m) {
+          float s = 0.0f;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) s = fmaf(xv[i][e], q[e], s);
+          if constexpr (unit_scaled<Type>) {
+            acc[r][i] = fmaf(d, s, acc[r][i]);
+            if constexpr (Type == type_q4_1) acc[r][i] = fmaf(mo, xsum[i], acc[r][i]);
+          } else {
+            acc[r][i] += s;
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      float v = acc[r][i];
+      for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0 && i < m && row0 + r < n) y[i * n + row0 + r] = v;
+    }
+  }
+}
 
 // One warp per weight row; lane l takes units l, l + 32, ... of the row. M is the most rows of
 // x this instantiation handles; m <= M are used.
@@ -50,9 +128,40 @@ __global__ void gemv_kernel(const float* __restrict__ x, const std::uint8_t* __r
   }
 }
 
+template <int Type, int M, int R>
+void launch_fast(const float* x, const weight_view& w, std::uint64_t stride, float* y,
+                 std::int64_t m, cudaStream_t stream) {
+  const std::int64_t rows_per_block = std::int64_t{fast_warps} * R;
+  const auto blocks = static_cast<unsigned>((w.rows + rows_per_block - 1) / rows_per_block);
+  gemv_fast_kernel<Type, M, R><<<blocks, fast_warps * 32, 0, stream>>>(
+      x, static_cast<const std::uint8_t*>(w.data), y, w.rows, w.cols, stride, static_cast<int>(m));
+}
+
+// The fast path needs whole units, x rows on 16-byte boundaries and rows aligned as
+// gemv_units.cuh requires; anything else takes the byte-load kernel below.
+bool fast_path_fits(const float* x, const weight_view& w, std::uint64_t stride) {
+  const auto aligned = [](const void* p, std::uint64_t a) {
+    return reinterpret_cast<std::uintptr_t>(p) % a == 0;
+  };
+  const bool quant =
+      w.type == tensor_type::q8_0 || w.type == tensor_type::q4_0 || w.type == tensor_type::q4_1;
+  const std::uint64_t row_align = quant ? 2 : 16;
+  return w.cols % 8 == 0 && aligned(x, 16) && aligned(w.data, row_align) && stride % row_align == 0;
+}
+
 template <int Type>
 void launch_gemv(const float* x, const weight_view& w, std::uint64_t stride, float* y,
                  std::int64_t m, cudaStream_t stream) {
+  if (fast_path_fits(x, w, stride)) {
+    // More rows of x hold more of them in registers: fewer weight rows per warp.
+    if (m == 1)
+      launch_fast<Type, 1, 4>(x, w, stride, y, m, stream);
+    else if (m <= 4)
+      launch_fast<Type, 4, 4>(x, w, stride, y, m, stream);
+    else
+      launch_fast<Type, 8, 2>(x, w, stride, y, m, stream);
+    return;
+  }
   const auto blocks = static_cast<unsigned>((w.rows + gemv_warps - 1) / gemv_warps);
   const auto* data = static_cast<const std::uint8_t*>(w.data);
   if (m == 1)

@@ -1,7 +1,9 @@
 // The CUDA backend's matmul in every stored weight type against the CPU reference: the
 // dequantizing GEMV (m <= 8, F32 accumulation: tight bound) and the tensor-core GEMM path
 // (m > 8: activations rounded to F16/BF16, so the bound is that rounding's). Odd row counts
-// and a column count that is not a multiple of 8 (F32/F16/BF16) exercise the tails.
+// and a column count that is not a multiple of 8 (F32/F16/BF16) exercise the tails. The GEMV
+// has a wide-load path (aligned x and rows, whole 8-element units) and a byte-load path for
+// the rest: long rows, every m from 1 to 8 and x or W shifted off their alignment take both.
 
 #include "tests/kernels/cuda_test_support.hpp"
 
@@ -22,8 +24,10 @@ int main() {
   for (auto type : all_weight_types) {
     const bool quant =
         type == tensor_type::q8_0 || type == tensor_type::q4_0 || type == tensor_type::q4_1;
-    for (shape sh : {shape{1, 97, 576}, shape{3, 64, 320}, shape{8, 130, 96}, shape{9, 75, 576},
-                     shape{40, 257, 1536}, shape{1, 33, 100}, shape{20, 17, 100}}) {
+    for (shape sh :
+         {shape{1, 97, 576}, shape{3, 64, 320}, shape{8, 130, 96}, shape{9, 75, 576},
+          shape{40, 257, 1536}, shape{1, 33, 100}, shape{20, 17, 100}, shape{1, 37, 8192},
+          shape{2, 21, 2048}, shape{4, 66, 1024}, shape{5, 19, 4096}, shape{7, 9, 256}}) {
       if (quant && sh.k % 32 != 0) continue;
       const auto wf = random_vector(static_cast<std::size_t>(sh.n * sh.k), rng, 0.2f);
       const auto bytes = encode_weights(type, wf);
@@ -45,6 +49,36 @@ int main() {
               "matmul " + type_name(type) + " m=" + std::to_string(sh.m) +
                   " n=" + std::to_string(sh.n) + " k=" + std::to_string(sh.k),
               err);
+    }
+  }
+  // Off alignment: x one float past a 16-byte boundary (byte-load path), W moved by 2 bytes
+  // (quantized rows stay on the wide path, reading each unit's bytes at the other word
+  // parity; float rows fall back) and by 4 bytes.
+  for (auto type : all_weight_types) {
+    const std::int64_t n = 45, k = 512;
+    for (std::int64_t m : {1, 3, 8}) {
+      for (auto [x_shift, w_shift] : {std::pair{1, 0}, std::pair{0, 2}, std::pair{0, 4}}) {
+        const auto wf = random_vector(static_cast<std::size_t>(n * k), rng, 0.2f);
+        const auto bytes = encode_weights(type, wf);
+        const auto x = random_vector(static_cast<std::size_t>(m * k), rng);
+        std::vector<float> want(static_cast<std::size_t>(m * n));
+        const kernels::weight_view host_w{type, bytes.data(), n, k};
+        if (!cpu->matmul(x.data(), host_w, want.data(), m)) return 1;
+        std::vector<std::uint8_t> shifted(static_cast<std::size_t>(w_shift), 0xa5);
+        shifted.insert(shifted.end(), bytes.begin(), bytes.end());
+        std::vector<float> x_shifted(static_cast<std::size_t>(x_shift), 1e30f);
+        x_shifted.insert(x_shifted.end(), x.begin(), x.end());
+        dev<std::uint8_t> dw{*gpu, shifted};
+        dev<float> dx{*gpu, x_shifted}, dy{*gpu, std::vector<float>(want.size(), -7.0f)};
+        const kernels::weight_view dev_w{type, dw.ptr() + w_shift, n, k};
+        auto s = gpu->matmul(dx.ptr() + x_shift, dev_w, dy.ptr(), m);
+        const double err = s ? normalised_error(dy.read(*gpu, want.size()), want) : 1.0;
+        c.check(s && err < 1e-5,
+                "matmul " + type_name(type) + " m=" + std::to_string(m) + " x shifted " +
+                    std::to_string(x_shift) + " floats, W shifted " + std::to_string(w_shift) +
+                    " bytes",
+                err);
+      }
     }
   }
   {  // hostile: a quantized weight whose columns are not whole blocks
