@@ -197,29 +197,20 @@ class cuda_backend final : public backend {
   }
 
  private:
-  // Captures what `enqueue` queues into `exec`. An operation failing its own checks is
-  // returned as is; a capture the runtime refuses leaves `exec` null (run without a graph).
+  // Captures what `enqueue` queues into `exec`. Whatever goes wrong while capturing (an
+  // operation the runtime will not capture, an operation failing its own checks) leaves `exec`
+  // null: the key then runs operation by operation, which reports a real failure as usual.
   status record(const std::function<status()>& enqueue, cudaGraphExec_t& exec) {
     exec = nullptr;
     BASTION_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     const status queued = enqueue();
     cudaGraph_t graph = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-    if (!queued) {
-      if (graph) (void)cudaGraphDestroy(graph);
-      (void)cudaGetLastError();
-      return queued;
-    }
-    if (ended != cudaSuccess || !graph) {
-      (void)cudaGetLastError();  // clear the refusal; the ops then run one by one
-      return status::ok();
-    }
-    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if (made != cudaSuccess) {
+    if (queued && ended == cudaSuccess && graph &&
+        cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
       exec = nullptr;
-      (void)cudaGetLastError();
-    }
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();  // clear a refused capture's error; it is not the caller's
     return status::ok();
   }
 

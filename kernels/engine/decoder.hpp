@@ -28,7 +28,8 @@ enum class step_results { logits, greedy_tokens, logits_and_greedy_tokens };
 
 struct step_output {
   std::int64_t vocab = 0;
-  std::vector<float> logits;  // [rows x vocab]; empty when only greedy tokens were asked for
+  std::vector<float>
+      logits;  // [rows x vocab]; empty (device backends) when only greedy tokens were asked for
   /// Per row: the lowest id of the largest logit (backend::argmax_rows_f32), when asked for.
   std::vector<std::int32_t> greedy_tokens;
   /// Entry i owns rows row_begin[i] .. row_begin[i+1]; its last token's row is row_begin[i+1]-1.
