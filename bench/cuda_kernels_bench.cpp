@@ -7,6 +7,7 @@
 //   build/bench/cuda_kernels_bench [rows=16384] [dim=8192] [gemm_n=8192]
 
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/quant_matmul.hpp"
 #include "kernels/quant/tensor_type.hpp"
 
 #include <cublas_v2.h>
@@ -58,6 +59,7 @@ void must(const bastion::kernels::status& st) {
 // GEMV (decode's matmul) timing: weights cycle through several copies so the 50 MB L2 does not
 // serve them, and calls go back to back on the backend's stream between two events, so the
 // figure is the kernel's own, not a launch plus a synchronize.
+using bastion::kernels::cuda::gemv_variants;
 constexpr int gemv_copies = 4;
 constexpr int gemv_calls = 40;
 
@@ -92,23 +94,33 @@ void gemv_section(bastion::kernels::backend& gpu, int n, double copy_gbs) {
       BENCH_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
     }
     for (int m : {1, 8}) {
-      auto call = [&](int i) {
-        const bastion::kernels::weight_view w{
-            type, copies[static_cast<std::size_t>(i % gemv_copies)], n, n};
-        must(gpu.matmul(x, w, y, m));
-      };
-      for (int i = 0; i < gemv_copies; ++i) call(i);  // warm-up
-      BENCH_CHECK(cudaEventRecord(start, stream));
-      for (int i = 0; i < gemv_calls; ++i) call(i);
-      BENCH_CHECK(cudaEventRecord(stop, stream));
-      BENCH_CHECK(cudaEventSynchronize(stop));
-      float ms = 0.0f;
-      BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      must(gpu.synchronize());
-      const double per_call_ms = static_cast<double>(ms) / gemv_calls;
-      const double gbs = static_cast<double>(bytes) / per_call_ms / 1e6;
-      std::printf("gemv %s %dx%d m=%d      : %8.1f GB/s of weights (%.2f of memcpy), %.1f us\n",
-                  label, n, n, m, gbs, gbs / copy_gbs, per_call_ms * 1e3);
+      // Every variant (-1: the byte-load kernel), then the backend's own choice.
+      for (int variant = -1; variant <= gemv_variants; ++variant) {
+        const bool backend_choice = variant == gemv_variants;
+        auto call = [&](int i) {
+          const bastion::kernels::weight_view w{
+              type, copies[static_cast<std::size_t>(i % gemv_copies)], n, n};
+          if (backend_choice)
+            must(gpu.matmul(x, w, y, m));
+          else
+            must(bastion::kernels::cuda::gemv_rows_variant(x, w, y, m, variant, stream));
+        };
+        for (int i = 0; i < gemv_copies; ++i) call(i);  // warm-up
+        BENCH_CHECK(cudaEventRecord(start, stream));
+        for (int i = 0; i < gemv_calls; ++i) call(i);
+        BENCH_CHECK(cudaEventRecord(stop, stream));
+        BENCH_CHECK(cudaEventSynchronize(stop));
+        float ms = 0.0f;
+        BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        must(gpu.synchronize());
+        const double per_call_ms = static_cast<double>(ms) / gemv_calls;
+        const double gbs = static_cast<double>(bytes) / per_call_ms / 1e6;
+        const char* which = backend_choice ? "backend matmul"
+                            : variant < 0  ? "byte loads    "
+                                           : bastion::kernels::cuda::gemv_variant_names[variant];
+        std::printf("gemv %s %dx%d m=%d %-14s: %7.1f GB/s of weights (%.2f of memcpy), %6.1f us\n",
+                    label, n, n, m, which, gbs, gbs / copy_gbs, per_call_ms * 1e3);
+      }
     }
     for (auto* p : copies) cudaFree(p);
   }

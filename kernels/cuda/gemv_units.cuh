@@ -55,10 +55,11 @@ __device__ __forceinline__ void magic_bytes(unsigned lo, unsigned hi, float offs
   }
 }
 
-/// Unit u of `row` (stored as Type): q[0..8), scale d and offset m (element e = d * q[e] + m).
+/// Unit u of `row` (stored as Type; u is 32-bit: rows are under 2^31 elements): q[0..8), scale d
+/// and offset m (element e = d * q[e] + m).
 template <int Type>
-__device__ __forceinline__ void load_unit_fast(const std::uint8_t* row, std::int64_t u, float q[8],
-                                               float& d, float& m) {
+__device__ __forceinline__ void load_unit_fast(const std::uint8_t* row, int u, float q[8], float& d,
+                                               float& m) {
   d = 1.0f;
   m = 0.0f;
   if constexpr (Type == type_f32) {
@@ -79,16 +80,16 @@ __device__ __forceinline__ void load_unit_fast(const std::uint8_t* row, std::int
       }
     }
   } else if constexpr (Type == type_q8_0) {
-    const std::uint8_t* b = row + (u / 4) * 34;
+    const std::uint8_t* b = row + (u >> 2) * 34;
     d = ldg_f16_at(b);
-    const uint2 v = load8_a2(b + 2 + (u % 4) * 8);
+    const uint2 v = load8_a2(b + 2 + (u & 3) * 8);
     // int8 + 128 is the byte with its top bit flipped: 2^23 + q + 128 - (2^23 + 128) = q.
     magic_bytes(v.x ^ 0x80808080u, v.y ^ 0x80808080u, magic_base + 128.0f, q);
   } else {  // Q4_0, Q4_1: sub-unit s takes the low nibbles (s < 2) or high nibbles of 8 bytes
     constexpr int block_bytes = Type == type_q4_0 ? 18 : 20;
     constexpr int qs_at = Type == type_q4_0 ? 2 : 4;
-    const std::uint8_t* b = row + (u / 4) * block_bytes;
-    const int s = static_cast<int>(u % 4);
+    const std::uint8_t* b = row + (u >> 2) * block_bytes;
+    const int s = u & 3;
     d = ldg_f16_at(b);
     if constexpr (Type == type_q4_1) m = ldg_f16_at(b + 2);
     const uint2 v = load8_a2(b + qs_at + (s % 2) * 8);

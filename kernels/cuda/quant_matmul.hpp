@@ -22,6 +22,18 @@ constexpr std::int64_t gemv_rows_max = 8;
 status gemv_rows(const float* x, const weight_view& w, float* y, std::int64_t m,
                  cudaStream_t stream);
 
+/// The GEMV's wide-load variants (rows per warp R, units per lane step B, lane steps unrolled
+/// U, for m = 1), for the benchmark's sweep and the tests; -1 is the byte-load kernel, which
+/// also serves whatever the wide loads cannot (unaligned x or rows, rows not whole units).
+constexpr int gemv_variants = 5;
+constexpr const char* gemv_variant_names[gemv_variants] = {"R2 B1 U4", "R4 B1 U2", "R2 B4 U1",
+                                                           "R1 B4 U2", "R1 B1 U4"};
+/// The variant gemv_rows uses for `type` (chosen from the H200 sweep, bench/cuda_kernels_bench).
+int gemv_default_variant(tensor_type type);
+/// gemv_rows with a chosen variant, -1 .. gemv_variants - 1.
+status gemv_rows_variant(const float* x, const weight_view& w, float* y, std::int64_t m,
+                         int variant, cudaStream_t stream);
+
 /// out[r x w.cols] = rows row_begin .. row_begin + rows of quantized `w` (Q8_0, Q4_0, Q4_1) as F16.
 status dequantize_to_f16(const weight_view& w, std::int64_t row_begin, std::int64_t rows,
                          __half* out, cudaStream_t stream);

@@ -5,6 +5,7 @@
 // has a wide-load path (aligned x and rows, whole 8-element units) and a byte-load path for
 // the rest: long rows, every m from 1 to 8 and x or W shifted off their alignment take both.
 
+#include "kernels/cuda/quant_matmul.hpp"
 #include "tests/kernels/cuda_test_support.hpp"
 
 using namespace bastion;
@@ -77,6 +78,33 @@ int main() {
                 "matmul " + type_name(type) + " m=" + std::to_string(m) + " x shifted " +
                     std::to_string(x_shift) + " floats, W shifted " + std::to_string(w_shift) +
                     " bytes",
+                err);
+      }
+    }
+  }
+  // Every GEMV variant (the benchmark's sweep; -1 is the byte-load kernel) on its own, so a
+  // variant that is not the default is still right when a later sweep makes it one.
+  cudaStream_t stream = nullptr;
+  if (!kernels::cuda::stream_of(*gpu, stream)) return 1;
+  for (auto type : all_weight_types) {
+    for (shape sh : {shape{1, 37, 2048}, shape{3, 21, 1024}, shape{8, 13, 512}, shape{1, 5, 96}}) {
+      const auto wf = random_vector(static_cast<std::size_t>(sh.n * sh.k), rng, 0.2f);
+      const auto bytes = encode_weights(type, wf);
+      const auto x = random_vector(static_cast<std::size_t>(sh.m * sh.k), rng);
+      std::vector<float> want(static_cast<std::size_t>(sh.m * sh.n));
+      const kernels::weight_view host_w{type, bytes.data(), sh.n, sh.k};
+      if (!cpu->matmul(x.data(), host_w, want.data(), sh.m)) return 1;
+      dev<std::uint8_t> dw{*gpu, bytes};
+      dev<float> dx{*gpu, x};
+      const kernels::weight_view dev_w{type, dw.ptr(), sh.n, sh.k};
+      for (int variant = -1; variant < kernels::cuda::gemv_variants; ++variant) {
+        dev<float> dy{*gpu, std::vector<float>(want.size(), -7.0f)};
+        auto s = kernels::cuda::gemv_rows_variant(dx.ptr(), dev_w, dy.ptr(), sh.m, variant, stream);
+        const double err = s ? normalised_error(dy.read(*gpu, want.size()), want) : 1.0;
+        c.check(s && err < 1e-5,
+                "gemv variant " + std::to_string(variant) + " " + type_name(type) +
+                    " m=" + std::to_string(sh.m) + " n=" + std::to_string(sh.n) +
+                    " k=" + std::to_string(sh.k),
                 err);
       }
     }
