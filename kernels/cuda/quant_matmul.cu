@@ -234,13 +234,17 @@ __global__ void convert_kernel(const float* __restrict__ x, std::int64_t n, void
 
 status gemv_rows(const float* x, const weight_view& w, float* y, std::int64_t m,
                  cudaStream_t stream) {
-  return gemv_rows_variant(x, w, y, m, gemv_default_variant(w.type), stream);
+  return gemv_rows_variant(x, w, y, m, gemv_default_variant(w.type, m), stream);
 }
 
-int gemv_default_variant(tensor_type type) {
+int gemv_default_variant(tensor_type type, std::int64_t m) {
+  // From the H200 sweep (bench/cuda_kernels_bench, 8192 x 8192, fractions of memcpy):
+  // m = 1: "R1 B1 U4" q4_0 0.29, q4_1 0.26, q8_0 0.53, f16 0.81; "R2 B1 U4" 0.25, 0.26, 0.47,
+  // 0.90. m = 8: "R2 B1" is best or within noise for every type (q4_0 0.10, q8_0 0.18, f16
+  // 0.38); "R1 B1" halves that. Whole blocks per lane (B4) lost everywhere.
   const bool quant =
       type == tensor_type::q8_0 || type == tensor_type::q4_0 || type == tensor_type::q4_1;
-  return quant ? 3 : 0;
+  return m == 1 && quant ? 4 : 0;
 }
 
 status gemv_rows_variant(const float* x, const weight_view& w, float* y, std::int64_t m,
