@@ -181,7 +181,7 @@ class cuda_backend final : public backend {
     if (it == graphs_.end()) {
       if (graphs_.size() >= recordings_max) forget_recordings();
       cudaGraphExec_t exec = nullptr;
-      BASTION_CUDA_TRY(record(enqueue, exec));
+      record(enqueue, exec);
       it = graphs_.emplace(key, exec).first;
     }
     // A null recording: the capture was refused (an operation that cannot be captured), so
@@ -200,9 +200,12 @@ class cuda_backend final : public backend {
   // Captures what `enqueue` queues into `exec`. Whatever goes wrong while capturing (an
   // operation the runtime will not capture, an operation failing its own checks) leaves `exec`
   // null: the key then runs operation by operation, which reports a real failure as usual.
-  status record(const std::function<status()>& enqueue, cudaGraphExec_t& exec) {
+  void record(const std::function<status()>& enqueue, cudaGraphExec_t& exec) {
     exec = nullptr;
-    BASTION_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return;
+    }
     const status queued = enqueue();
     cudaGraph_t graph = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
@@ -211,7 +214,6 @@ class cuda_backend final : public backend {
       exec = nullptr;
     if (graph) (void)cudaGraphDestroy(graph);
     (void)cudaGetLastError();  // clear a refused capture's error; it is not the caller's
-    return status::ok();
   }
 
   int ordinal_;
