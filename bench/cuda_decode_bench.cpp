@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace bastion::kernels;
@@ -39,11 +40,13 @@ struct figures {
   std::uint64_t bytes_per_step = 0;
 };
 
-figures measure(const model& m, backend& be, int prefill_tokens, int decode_steps) {
+figures measure(const model& m, backend& be, int prefill_tokens, int decode_steps,
+                bool recordings = true, step_results want = step_results::logits) {
   std::unique_ptr<kv_cache> kv;
   const kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 1024, 16};
   must(kv_cache::create(cfg, be, kv), "kv cache");
   decoder dec{m, be, *kv};
+  dec.use_recordings(recordings);
   must(dec.prepare(), "upload weights");
   figures f;
   if (const auto* r = dec.resident()) f.bytes_per_step = r->matrix_bytes_per_token;
@@ -75,9 +78,9 @@ figures measure(const model& m, backend& be, int prefill_tokens, int decode_step
     }
     must(dec.step(entries, out), "prompt");
     for (auto& e : entries) e.tokens = {1};
-    for (int w = 0; w < 3; ++w) must(dec.step(entries, out), "warm-up decode");
+    for (int w = 0; w < 3; ++w) must(dec.step(entries, out, want), "warm-up decode");
     const double t0 = now_s();
-    for (int s = 0; s < decode_steps; ++s) must(dec.step(entries, out), "decode");
+    for (int s = 0; s < decode_steps; ++s) must(dec.step(entries, out, want), "decode");
     const double step_s = (now_s() - t0) / decode_steps;
     if (batch == 1) {
       f.decode1_tps = 1.0 / step_s;
@@ -112,7 +115,13 @@ int main(int argc, char** argv) {
   }
   auto cpu = make_cpu_backend();
   const figures c = measure(m, *cpu, prefill_tokens, decode_steps);
-  const figures g = measure(m, *gpu, prefill_tokens, decode_steps);
+  // CUDA three ways: every operation launched by itself with the logits downloaded (the
+  // previous state), decode steps replayed as CUDA graphs, and graphs with the greedy token
+  // taken on the device (one int per sequence downloaded instead of vocab floats).
+  const figures g0 = measure(m, *gpu, prefill_tokens, decode_steps, false, step_results::logits);
+  const figures g1 = measure(m, *gpu, prefill_tokens, decode_steps, true, step_results::logits);
+  const figures g =
+      measure(m, *gpu, prefill_tokens, decode_steps, true, step_results::greedy_tokens);
 
   // Memory-bandwidth ceiling: a 1 GiB device-to-device copy (read + write bytes).
   const std::size_t n = std::size_t{1} << 30;
@@ -130,17 +139,23 @@ int main(int argc, char** argv) {
   cudaFree(a);
   cudaFree(b);
 
-  const double gbs = static_cast<double>(g.bytes_per_step) / g.decode1_step_s / 1e9;
   std::printf("prefill %d tokens : cuda %9.0f tok/s   cpu %8.1f tok/s   (x%.0f)\n", prefill_tokens,
               g.prefill_tps, c.prefill_tps, g.prefill_tps / c.prefill_tps);
-  std::printf("decode batch 1   : cuda %9.1f tok/s   cpu %8.1f tok/s   (x%.1f)\n", g.decode1_tps,
-              c.decode1_tps, g.decode1_tps / c.decode1_tps);
-  std::printf("decode batch 8   : cuda %9.1f tok/s   cpu %8.1f tok/s   (x%.1f)\n", g.decode8_tps,
-              c.decode8_tps, g.decode8_tps / c.decode8_tps);
+  std::printf("cpu decode       : batch 1 %8.1f tok/s   batch 8 %8.1f tok/s\n", c.decode1_tps,
+              c.decode8_tps);
+  for (const auto& [f, how] : {std::pair{&g0, "op by op, logits downloaded  "},
+                               std::pair{&g1, "graphs, logits downloaded    "},
+                               std::pair{&g, "graphs, greedy on the device "}}) {
+    const double gbs = static_cast<double>(f->bytes_per_step) / f->decode1_step_s / 1e9;
+    std::printf(
+        "cuda decode %s: batch 1 %8.1f tok/s (%6.1f us/step, %.1f GB/s = %.3f of memcpy)   "
+        "batch 8 %8.1f tok/s\n",
+        how, f->decode1_tps, f->decode1_step_s * 1e6, gbs, gbs / copy_gbs, f->decode8_tps);
+  }
   std::printf(
-      "decode bandwidth : %.1f MB of weights per step / %.1f us = %.1f GB/s = %.3f of "
-      "memcpy's %.0f GB/s\n",
-      static_cast<double>(g.bytes_per_step) / 1e6, g.decode1_step_s * 1e6, gbs, gbs / copy_gbs,
-      copy_gbs);
+      "decode bandwidth : %.1f MB of weights per step; memcpy %.0f GB/s (read + write) is the "
+      "limit: %.1f us/step\n",
+      static_cast<double>(g.bytes_per_step) / 1e6, copy_gbs,
+      static_cast<double>(g.bytes_per_step) / copy_gbs / 1e3);
   return 0;
 }

@@ -7,6 +7,8 @@
 //   build/bench/cuda_kernels_bench [rows=16384] [dim=8192] [gemm_n=8192]
 
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/quant_matmul.hpp"
+#include "kernels/quant/tensor_type.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -16,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <random>
 #include <tuple>
 #include <vector>
 
@@ -51,6 +54,80 @@ double time_ms(const std::function<void()>& fn, int warmup = 3, int reps = 10) {
 
 void must(const bastion::kernels::status& st) {
   if (!st) std::exit((std::fprintf(stderr, "%s\n", st.message().c_str()), 1));
+}
+
+// GEMV (decode's matmul) timing: weights cycle through several copies so the 50 MB L2 does not
+// serve them, and calls go back to back on the backend's stream between two events, so the
+// figure is the kernel's own, not a launch plus a synchronize.
+using bastion::kernels::cuda::gemv_variants;
+constexpr int gemv_copies = 4;
+constexpr int gemv_calls = 40;
+
+void gemv_section(bastion::kernels::backend& gpu, int n, double copy_gbs) {
+  using bastion::kernels::tensor_type;
+  cudaStream_t stream = nullptr;
+  must(bastion::kernels::cuda::stream_of(gpu, stream));
+  std::mt19937_64 rng{5};
+  // x and y for up to 8 rows; x random (normal), y written by every call.
+  std::vector<float> hx(static_cast<std::size_t>(8) * static_cast<std::size_t>(n));
+  std::normal_distribution<float> normal{0.0f, 1.0f};
+  for (auto& v : hx) v = normal(rng);
+  float *x = nullptr, *y = nullptr;
+  BENCH_CHECK(cudaMalloc(&x, hx.size() * sizeof(float)));
+  BENCH_CHECK(cudaMalloc(&y, static_cast<std::size_t>(8) * static_cast<std::size_t>(n) * 4));
+  BENCH_CHECK(cudaMemcpy(x, hx.data(), hx.size() * sizeof(float), cudaMemcpyHostToDevice));
+  cudaEvent_t start, stop;
+  BENCH_CHECK(cudaEventCreate(&start));
+  BENCH_CHECK(cudaEventCreate(&stop));
+  for (auto [type, label] :
+       {std::tuple{tensor_type::q4_0, "q4_0"}, std::tuple{tensor_type::q4_1, "q4_1"},
+        std::tuple{tensor_type::q8_0, "q8_0"}, std::tuple{tensor_type::f16, "f16 "}}) {
+    const std::size_t bytes = *bastion::kernels::row_bytes(type, static_cast<std::uint64_t>(n)) *
+                              static_cast<std::size_t>(n);
+    std::vector<std::uint8_t> host(bytes);
+    for (auto& b : host) b = static_cast<std::uint8_t>(rng());
+    if (type == tensor_type::f16)  // finite halves: clear the top exponent bit of each
+      for (std::size_t i = 1; i < bytes; i += 2) host[i] &= 0xbf;
+    std::vector<void*> copies(gemv_copies);
+    for (auto& p : copies) {
+      BENCH_CHECK(cudaMalloc(&p, bytes));
+      BENCH_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
+    }
+    for (int m : {1, 8}) {
+      // Every variant (-1: the byte-load kernel), then the backend's own choice.
+      for (int variant = -1; variant <= gemv_variants; ++variant) {
+        const bool backend_choice = variant == gemv_variants;
+        auto call = [&](int i) {
+          const bastion::kernels::weight_view w{
+              type, copies[static_cast<std::size_t>(i % gemv_copies)], n, n};
+          if (backend_choice)
+            must(gpu.matmul(x, w, y, m));
+          else
+            must(bastion::kernels::cuda::gemv_rows_variant(x, w, y, m, variant, stream));
+        };
+        for (int i = 0; i < gemv_copies; ++i) call(i);  // warm-up
+        BENCH_CHECK(cudaEventRecord(start, stream));
+        for (int i = 0; i < gemv_calls; ++i) call(i);
+        BENCH_CHECK(cudaEventRecord(stop, stream));
+        BENCH_CHECK(cudaEventSynchronize(stop));
+        float ms = 0.0f;
+        BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        must(gpu.synchronize());
+        const double per_call_ms = static_cast<double>(ms) / gemv_calls;
+        const double gbs = static_cast<double>(bytes) / per_call_ms / 1e6;
+        const char* which = backend_choice ? "backend matmul"
+                            : variant < 0  ? "byte loads    "
+                                           : bastion::kernels::cuda::gemv_variant_names[variant];
+        std::printf("gemv %s %dx%d m=%d %-14s: %7.1f GB/s of weights (%.2f of memcpy), %6.1f us\n",
+                    label, n, n, m, which, gbs, gbs / copy_gbs, per_call_ms * 1e3);
+      }
+    }
+    for (auto* p : copies) cudaFree(p);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(x);
+  cudaFree(y);
 }
 
 }  // namespace
@@ -144,32 +221,25 @@ int main(int argc, char** argv) {
               flops / be_bf16_ms / 1e9, bf16_ms / be_bf16_ms);
   // Quantized weights (zero bytes are valid blocks): prefill-sized m through dequantize + GemmEx.
   void* q = nullptr;
-  const std::size_t q4_bytes = nn / 32 * 18, q8_bytes = nn / 32 * 34;
+  const std::size_t q8_bytes = nn / 32 * 34;
   BENCH_CHECK(cudaMalloc(&q, q8_bytes));
   BENCH_CHECK(cudaMemset(q, 0, q8_bytes));
   const int pm = 512;
   const double pflops = 2.0 * pm * static_cast<double>(n) * n;
-  for (auto [type, label, bytes_w] :
-       {std::tuple{bastion::kernels::tensor_type::q4_0, "q4_0", q4_bytes},
-        std::tuple{bastion::kernels::tensor_type::q8_0, "q8_0", q8_bytes}}) {
+  for (auto [type, label] : {std::tuple{bastion::kernels::tensor_type::q4_0, "q4_0"},
+                             std::tuple{bastion::kernels::tensor_type::q8_0, "q8_0"}}) {
     const bastion::kernels::weight_view wq{type, q, n, n};
     const double ms = time_ms([&] { must(gpu->matmul(a, wq, c, pm)); });
     std::printf("gemm %s backend m=%d     : %8.1f TFLOP/s (dequantize to F16 + GemmEx)\n", label,
                 pm, pflops / ms / 1e9);
-    // Decode: one row of x, the weights read once: bandwidth against memcpy's.
-    const double gemv_ms = time_ms([&] { must(gpu->matmul(a, wq, c, 1)); }, 5, 50);
-    const double gbs = static_cast<double>(bytes_w) / gemv_ms / 1e6;
-    std::printf("gemv %s %dx%d m=1      : %8.1f GB/s of weights (%.2f of memcpy)\n", label, n, n,
-                gbs, gbs / copy_gbs);
-  }
-  {
-    const double gemv_ms = time_ms([&] { must(gpu->matmul(a, wf16, c, 1)); }, 5, 50);
-    const double gbs = static_cast<double>(nn) * 2 / gemv_ms / 1e6;
-    std::printf("gemv f16 %dx%d m=1       : %8.1f GB/s of weights (%.2f of memcpy)\n", n, n, gbs,
-                gbs / copy_gbs);
   }
   cudaFree(q);
-  std::printf("note: inputs are zeros (timing only); times are wall clock per call + sync\n");
+  gemv_section(*gpu, n, copy_gbs);
+  std::printf(
+      "note: GEMM inputs are zeros (timing only), times wall clock per call + sync; GEMV weights "
+      "are random bytes in %d rotating copies (more than L2 holds), timed with events over %d "
+      "back-to-back calls\n",
+      gemv_copies, gemv_calls);
   cublasDestroy(h);
   cudaFree(a);
   cudaFree(b);

@@ -17,9 +17,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bastion::kernels {
 
@@ -128,6 +130,42 @@ class backend {
 
   /// Per row, in place: x = exp(x - max) / sum(exp(x - max)).
   virtual status softmax_f32(float* x, std::int64_t rows, std::int64_t dim) = 0;
+
+  /// out[r] = the lowest index of row r's largest value (greedy sampling, std::max_element's
+  /// choice); NaN entries are passed over. x [rows x dim], dim > 0; out [rows] (backend memory).
+  /// The default runs on the host, for host backends; a device backend overrides it so that a
+  /// greedy step need not download its logits.
+  virtual status argmax_rows_f32(const float* x, std::int64_t rows, std::int64_t dim,
+                                 std::int32_t* out) {
+    if (rows < 0 || dim <= 0 || (rows > 0 && (!x || !out)))
+      return {status_code::invalid_argument, "argmax_rows_f32: null pointer or bad shape"};
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* row = x + r * dim;
+      std::int64_t at = 0;
+      for (std::int64_t i = 1; i < dim; ++i)
+        if (row[i] > row[at] || (row[at] != row[at] && row[i] == row[i])) at = i;
+      out[r] = static_cast<std::int32_t>(at);
+    }
+    return status::ok();
+  }
+
+  /// Recorded replay of a repeated sequence of operations (a device backend launches it as one
+  /// graph instead of one launch per operation). The first time a backend that records meets
+  /// `key` it records what `enqueue` queues and keeps the recording (a bounded number of them);
+  /// later calls with an equal key replay it without calling `enqueue`. The default (and any
+  /// backend that cannot record) calls `enqueue` every time.
+  /// REQUIRES: for equal keys `enqueue` queues the same operations on the same pointers with the
+  /// same sizes (only the contents of memory differ between replays: put everything that changes
+  /// in device-resident tables and in the key), and it neither waits for the backend (download,
+  /// synchronize) nor allocates; the memory a recording uses stays allocated while its key can
+  /// recur (forget_recordings otherwise).
+  using recording_key = std::vector<std::int64_t>;
+  virtual status run_recorded(const recording_key& key, const std::function<status()>& enqueue) {
+    (void)key;
+    return enqueue();
+  }
+  /// Drops every recording (for example when the memory they use is freed).
+  virtual void forget_recordings() noexcept {}
 
   // Memory the operations' pointers point into. The defaults are host memory, so a host
   // backend (the CPU one) needs nothing more; a device backend overrides all of them. Every

@@ -6,7 +6,8 @@
 //   Q4_0: f16 d, u8 qs[16]                element j = d * (nibble - 8); byte j holds element j
 //                                         (low nibble) and element j + 16 (high nibble)
 //   Q4_1: f16 d, f16 m, u8 qs[16]         element j = d * nibble + m, nibbles as Q4_0
-// Byte loads: blocks are 18/20/34 bytes, so their fields are not aligned for wider loads.
+// Byte loads: blocks are 18/20/34 bytes, so their fields are not aligned for wider loads
+// (the GEMV's aligned fast path is gemv_units.cuh).
 
 #include "kernels/cuda/error_bits.hpp"
 
@@ -31,6 +32,14 @@ __device__ __forceinline__ std::uint16_t load_u16(const std::uint8_t* p) {
 __device__ __forceinline__ float load_f16(const std::uint8_t* p) {
   return __half2float(__ushort_as_half(load_u16(p)));
 }
+/// F32 rows may sit at any byte (safetensors does not align): a word load when p is aligned,
+/// four byte loads when it is not.
+__device__ __forceinline__ float load_f32(const std::uint8_t* p) {
+  if (reinterpret_cast<std::uintptr_t>(p) % 4 == 0) return *reinterpret_cast<const float*>(p);
+  return __uint_as_float(
+      static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+      (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24));
+}
 __device__ __forceinline__ float load_bf16(const std::uint8_t* p) {
   return __uint_as_float(static_cast<std::uint32_t>(load_u16(p)) << 16);
 }
@@ -39,9 +48,8 @@ __device__ __forceinline__ float load_bf16(const std::uint8_t* p) {
 template <int Type>
 __device__ __forceinline__ void load_unit(const std::uint8_t* row, std::int64_t u, float out[8]) {
   if constexpr (Type == type_f32) {
-    const float* f = reinterpret_cast<const float*>(row) + u * 8;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) out[i] = f[i];
+    for (int i = 0; i < 8; ++i) out[i] = load_f32(row + (u * 8 + i) * 4);
   } else if constexpr (Type == type_f16 || Type == type_bf16) {
     const std::uint8_t* p = row + u * 16;
 #pragma unroll
@@ -75,7 +83,7 @@ __device__ __forceinline__ void load_unit(const std::uint8_t* row, std::int64_t 
 /// One element (for rows whose length is not a multiple of 8: F32/F16/BF16 only).
 template <int Type>
 __device__ __forceinline__ float load_element(const std::uint8_t* row, std::int64_t j) {
-  if constexpr (Type == type_f32) return reinterpret_cast<const float*>(row)[j];
+  if constexpr (Type == type_f32) return load_f32(row + j * 4);
   if constexpr (Type == type_f16) return load_f16(row + 2 * j);
   if constexpr (Type == type_bf16) return load_bf16(row + 2 * j);
   return 0.0f;  // quantized rows are whole blocks, never reached

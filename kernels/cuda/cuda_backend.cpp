@@ -1,6 +1,7 @@
 #include "kernels/cuda/cuda_backend.hpp"
 
 #include "kernels/cuda/add.hpp"
+#include "kernels/cuda/argmax.hpp"
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device_pool.hpp"
 #include "kernels/cuda/embed_rows.hpp"
@@ -13,11 +14,16 @@
 #include "kernels/cuda/silu_mul.hpp"
 #include "kernels/cuda/softmax.hpp"
 
+#include <map>
+
 namespace bastion::kernels::cuda {
 namespace {
 
 // Freed device blocks the pool keeps for reuse.
 constexpr std::size_t pool_cached_bytes_max = std::size_t{1} << 30;
+// Recorded graphs kept (run_recorded); at the bound all are dropped and recording starts over.
+// A decoder records one per decode batch shape, so a few dozen cover a serving mix.
+constexpr std::size_t recordings_max = 64;
 
 #define BASTION_CUDA_TRY(expr) \
   do {                         \
@@ -36,6 +42,7 @@ class cuda_backend final : public backend {
     // Teardown errors are not actionable here; the device may already be gone.
     (void)cudaSetDevice(ordinal_);
     if (stream_) (void)cudaStreamSynchronize(stream_);
+    forget_recordings();
     scratch_ = {};
     if (error_word_) pool_.release(error_word_);
     if (blas_) (void)cublasDestroy(blas_);
@@ -161,8 +168,54 @@ class cuda_backend final : public backend {
     BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
     return cuda::softmax_f32(x, rows, dim, stream_);
   }
+  status argmax_rows_f32(const float* x, std::int64_t rows, std::int64_t dim,
+                         std::int32_t* out) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    return cuda::argmax_rows_f32(x, rows, dim, out, stream_);
+  }
+
+  // ---- recordings: CUDA graphs captured from the stream ----
+  status run_recorded(const recording_key& key, const std::function<status()>& enqueue) override {
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      if (graphs_.size() >= recordings_max) forget_recordings();
+      cudaGraphExec_t exec = nullptr;
+      record(enqueue, exec);
+      it = graphs_.emplace(key, exec).first;
+    }
+    // A null recording: the capture was refused (an operation that cannot be captured), so
+    // this key runs operation by operation.
+    if (!it->second) return enqueue();
+    BASTION_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+    return status::ok();
+  }
+  void forget_recordings() noexcept override {
+    for (auto& [key, exec] : graphs_)
+      if (exec) (void)cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
 
  private:
+  // Captures what `enqueue` queues into `exec`. Whatever goes wrong while capturing (an
+  // operation the runtime will not capture, an operation failing its own checks) leaves `exec`
+  // null: the key then runs operation by operation, which reports a real failure as usual.
+  void record(const std::function<status()>& enqueue, cudaGraphExec_t& exec) {
+    exec = nullptr;
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return;
+    }
+    const status queued = enqueue();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (queued && ended == cudaSuccess && graph &&
+        cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+      exec = nullptr;
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();  // clear a refused capture's error; it is not the caller's
+  }
+
   int ordinal_;
   std::string name_;
   // Declared before the members whose memory it holds, so it is destroyed after them.
@@ -171,6 +224,7 @@ class cuda_backend final : public backend {
   cublasHandle_t blas_ = nullptr;
   unsigned* error_word_ = nullptr;  // device: error_* bits set by kernels (error_bits.hpp)
   gemm_scratch scratch_;
+  std::map<recording_key, cudaGraphExec_t> graphs_;  // null: this key could not be recorded
 };
 
 }  // namespace

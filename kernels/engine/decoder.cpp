@@ -21,6 +21,8 @@ std::int64_t take(std::int64_t& cursor, std::int64_t floats) {
 decoder::decoder(const model& m, backend& be, kv_cache& kv, std::int64_t step_tokens_max)
     : model_(m), be_(be), kv_(kv), step_tokens_max_(step_tokens_max) {}
 
+decoder::~decoder() { be_.forget_recordings(); }
+
 status decoder::prepare() {
   if (ready_) return status::ok();
   if (auto s = resident_weights::make(model_, be_, weights_); !s) return s;
@@ -63,7 +65,7 @@ status decoder::check(const std::vector<step_entry>& batch) const {
   return status::ok();
 }
 
-status decoder::step(const std::vector<step_entry>& batch, step_output& out) {
+status decoder::step(const std::vector<step_entry>& batch, step_output& out, step_results want) {
   if (auto s = check(batch); !s) return s;
   if (auto s = prepare(); !s) return s;
   // Take the KV slots of every entry first, all or none.
@@ -75,29 +77,31 @@ status decoder::step(const std::vector<step_entry>& batch, step_output& out) {
         kv_.extend(batch[grown].seq, static_cast<std::int64_t>(batch[grown].tokens.size()), first);
     if (!result) break;
   }
-  if (result) result = forward(batch, out);
+  if (result) result = forward(batch, out, want);
   if (!result)
     for (std::size_t i = 0; i < grown; ++i)
       (void)kv_.shrink(batch[i].seq, static_cast<std::int64_t>(batch[i].tokens.size()));
   return result;
 }
 
-status decoder::forward(const std::vector<step_entry>& batch, step_output& out) {
+status decoder::forward(const std::vector<step_entry>& batch, step_output& out, step_results want) {
   const auto& c = model_.config;
   const auto& w = weights_;
   // Per-token tables: id, position, entry index, KV slot; per-entry block table ranges; the
   // rows that get logits (the last token of each entry, or all of its tokens).
   std::int64_t T = 0, blocks = 0, rows = 0;
+  bool decode_only = true;
   for (const auto& e : batch) {
     const auto n = static_cast<std::int64_t>(e.tokens.size());
     T += n;
     blocks += static_cast<std::int64_t>(kv_.block_table(e.seq)->size());
     rows += e.all_logits ? n : 1;
+    decode_only = decode_only && n == 1 && !e.all_logits;
   }
   const auto n_seqs = static_cast<std::int64_t>(batch.size());
   const std::int64_t ids_at = 0, positions_at = T, token_seq_at = 2 * T, slots_at = 3 * T,
-                     seq_block_begin_at = 4 * T, block_table_at = seq_block_begin_at + n_seqs + 1,
-                     rows_at = block_table_at + blocks, tables_size = rows_at + rows;
+                     seq_block_begin_at = 4 * T, rows_at = seq_block_begin_at + n_seqs + 1,
+                     block_table_at = rows_at + rows, tables_size = block_table_at + blocks;
   tables_.resize(static_cast<std::size_t>(tables_size));
   std::int32_t* tab = tables_.data();
   out.vocab = c.vocab;
@@ -128,7 +132,8 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out) 
                      v_at = take(cursor, T * c.kv_dim()), attn_at = take(cursor, T * c.q_dim()),
                      o_at = take(cursor, T * c.dim), gate_at = take(cursor, T * c.ffn_dim),
                      up_at = take(cursor, T * c.ffn_dim), final_at = take(cursor, rows * c.dim),
-                     logits_at = take(cursor, host ? 0 : rows * c.vocab);
+                     logits_at = take(cursor, host ? 0 : rows * c.vocab),
+                     greedy_at = take(cursor, host ? 0 : rows);
   if (auto s = tables_dev_.reserve(&be_, static_cast<std::size_t>(tables_size) * 4); !s) return s;
   if (auto s = activations_.reserve(&be_, static_cast<std::size_t>(cursor) * 4); !s) return s;
   if (auto s = be_.upload(tables_dev_.data(), tab, static_cast<std::size_t>(tables_size) * 4); !s)
@@ -165,50 +170,84 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out) 
     if (!s_) return s_;   \
   } while (0)
 
-  BASTION_TRY(be_.embed_rows(w.token_embd, dtab + ids_at, T, x));
-  for (std::int64_t l = 0; l < c.n_layers; ++l) {
-    const auto& L = w.layers[static_cast<std::size_t>(l)];
-    const paged_kv_view kv = kv_.layer_view(l);
-    // Attention block: x += Wo * attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
-    BASTION_TRY(be_.rmsnorm_f32(x, L.attn_norm, h, T, c.dim, c.rms_eps));
-    BASTION_TRY(be_.matmul(h, L.wq, q, T));
-    BASTION_TRY(be_.matmul(h, L.wk, k, T));
-    BASTION_TRY(be_.matmul(h, L.wv, v, T));
-    if (c.qkv_bias) {
-      BASTION_TRY(be_.add_bias_f32(q, L.bq, T, c.q_dim()));
-      BASTION_TRY(be_.add_bias_f32(k, L.bk, T, c.kv_dim()));
-      BASTION_TRY(be_.add_bias_f32(v, L.bv, T, c.kv_dim()));
-    }
-    BASTION_TRY(be_.rope_f32(q, positions, T, c.n_heads, c.head_dim, c.rope));
-    BASTION_TRY(be_.rope_f32(k, positions, T, c.n_kv_heads, c.head_dim, c.rope));
-    BASTION_TRY(be_.kv_write_f32(k, v, dtab + slots_at, T, kv));
-    BASTION_TRY(be_.paged_attention_f32(q, ab, kv, attn));
-    BASTION_TRY(be_.matmul(attn, L.wo, o, T));
-    if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
-    BASTION_TRY(be_.add_f32(x, o, T * c.dim));
-    // MLP block: x += W_down (silu(W_gate h) * W_up h), h = rmsnorm(x).
-    BASTION_TRY(be_.rmsnorm_f32(x, L.ffn_norm, h, T, c.dim, c.rms_eps));
-    BASTION_TRY(be_.matmul(h, L.w_gate, gate, T));
-    BASTION_TRY(be_.matmul(h, L.w_up, up, T));
-    BASTION_TRY(be_.silu_mul_f32(gate, up, gate, T * c.ffn_dim));
-    BASTION_TRY(be_.matmul(gate, L.w_down, o, T));
-    if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
-    BASTION_TRY(be_.add_f32(x, o, T * c.dim));
-  }
+  const bool want_logits = want != step_results::greedy_tokens;
+  const bool want_greedy = want != step_results::logits;
+  out.logits.resize(want_logits || host ? static_cast<std::size_t>(rows * c.vocab) : 0);
+  out.greedy_tokens.resize(want_greedy ? static_cast<std::size_t>(rows) : 0);
+  float* logits = host ? out.logits.data() : act + logits_at;
+  auto* greedy = host ? out.greedy_tokens.data() : reinterpret_cast<std::int32_t*>(act + greedy_at);
 
-  // Gather the rows that get logits: embed_rows over x viewed as an F32 table is a row gather.
-  const weight_view x_rows{tensor_type::f32, x, T, c.dim};
-  BASTION_TRY(be_.embed_rows(x_rows, dtab + rows_at, rows, hf));
-  BASTION_TRY(be_.rmsnorm_f32(hf, w.output_norm, hf, rows, c.dim, c.rms_eps));
-  out.logits.resize(static_cast<std::size_t>(rows * c.vocab));
-  if (host) {
-    BASTION_TRY(be_.matmul(hf, w.output, out.logits.data(), rows));
-  } else {
-    float* logits = act + logits_at;
+  // Everything from the embedding to the logits (and the greedy tokens) queues device work
+  // only, so a device backend can record it once per decode batch shape and replay it.
+  const auto enqueue = [&]() -> status {
+    BASTION_TRY(be_.embed_rows(w.token_embd, dtab + ids_at, T, x));
+    for (std::int64_t l = 0; l < c.n_layers; ++l) {
+      const auto& L = w.layers[static_cast<std::size_t>(l)];
+      const paged_kv_view kv = kv_.layer_view(l);
+      // Attention block: x += Wo * attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
+      BASTION_TRY(be_.rmsnorm_f32(x, L.attn_norm, h, T, c.dim, c.rms_eps));
+      BASTION_TRY(be_.matmul(h, L.wq, q, T));
+      BASTION_TRY(be_.matmul(h, L.wk, k, T));
+      BASTION_TRY(be_.matmul(h, L.wv, v, T));
+      if (c.qkv_bias) {
+        BASTION_TRY(be_.add_bias_f32(q, L.bq, T, c.q_dim()));
+        BASTION_TRY(be_.add_bias_f32(k, L.bk, T, c.kv_dim()));
+        BASTION_TRY(be_.add_bias_f32(v, L.bv, T, c.kv_dim()));
+      }
+      BASTION_TRY(be_.rope_f32(q, positions, T, c.n_heads, c.head_dim, c.rope));
+      BASTION_TRY(be_.rope_f32(k, positions, T, c.n_kv_heads, c.head_dim, c.rope));
+      BASTION_TRY(be_.kv_write_f32(k, v, dtab + slots_at, T, kv));
+      BASTION_TRY(be_.paged_attention_f32(q, ab, kv, attn));
+      BASTION_TRY(be_.matmul(attn, L.wo, o, T));
+      if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
+      BASTION_TRY(be_.add_f32(x, o, T * c.dim));
+      // MLP block: x += W_down (silu(W_gate h) * W_up h), h = rmsnorm(x).
+      BASTION_TRY(be_.rmsnorm_f32(x, L.ffn_norm, h, T, c.dim, c.rms_eps));
+      BASTION_TRY(be_.matmul(h, L.w_gate, gate, T));
+      BASTION_TRY(be_.matmul(h, L.w_up, up, T));
+      BASTION_TRY(be_.silu_mul_f32(gate, up, gate, T * c.ffn_dim));
+      BASTION_TRY(be_.matmul(gate, L.w_down, o, T));
+      if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));
+      BASTION_TRY(be_.add_f32(x, o, T * c.dim));
+    }
+
+    // Gather the rows that get logits: embed_rows over x viewed as an F32 table is a row gather.
+    const weight_view x_rows{tensor_type::f32, x, T, c.dim};
+    BASTION_TRY(be_.embed_rows(x_rows, dtab + rows_at, rows, hf));
+    BASTION_TRY(be_.rmsnorm_f32(hf, w.output_norm, hf, rows, c.dim, c.rms_eps));
     BASTION_TRY(be_.matmul(hf, w.output, logits, rows));
+    if (want_greedy) BASTION_TRY(be_.argmax_rows_f32(logits, rows, c.vocab, greedy));
+    return status::ok();
+  };
+
+  if (!host && recordings_ && decode_only && !collective_ && T <= recorded_step_tokens_max) {
+    // Everything the recorded operations depend on that is not in device memory: the shapes
+    // and every pointer they use (the weights', the KV pool's, the scratch's).
+    const auto at = [](const void* p) {
+      return static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(p));
+    };
+    const backend::recording_key key{T,
+                                     n_seqs,
+                                     rows,
+                                     want_greedy ? 1 : 0,
+                                     c.n_layers,
+                                     c.dim,
+                                     c.vocab,
+                                     at(act),
+                                     at(dtab),
+                                     at(w.token_embd.data),
+                                     at(w.output.data),
+                                     at(c.n_layers > 0 ? kv_.layer_view(0).k : nullptr)};
+    BASTION_TRY(be_.run_recorded(key, enqueue));
+  } else {
+    BASTION_TRY(enqueue());
+  }
+  if (!host && want_logits)
     BASTION_TRY(be_.download(out.logits.data(), logits,
                              static_cast<std::size_t>(rows * c.vocab) * sizeof(float)));
-  }
+  if (!host && want_greedy)
+    BASTION_TRY(be_.download(out.greedy_tokens.data(), greedy,
+                             static_cast<std::size_t>(rows) * sizeof(std::int32_t)));
 #undef BASTION_TRY
   return status::ok();
 }

@@ -22,9 +22,16 @@ struct step_entry {
   bool all_logits = false;           // logits for every token, not only the last
 };
 
+/// What a step brings back to the host. A device backend computes the greedy tokens on the
+/// device, so greedy_tokens alone downloads one int per row instead of a row of logits.
+enum class step_results { logits, greedy_tokens, logits_and_greedy_tokens };
+
 struct step_output {
   std::int64_t vocab = 0;
-  std::vector<float> logits;  // [rows x vocab]
+  std::vector<float>
+      logits;  // [rows x vocab]; empty (device backends) when only greedy tokens were asked for
+  /// Per row: the lowest id of the largest logit (backend::argmax_rows_f32), when asked for.
+  std::vector<std::int32_t> greedy_tokens;
   /// Entry i owns rows row_begin[i] .. row_begin[i+1]; its last token's row is row_begin[i+1]-1.
   std::vector<std::int64_t> row_begin;
 
@@ -41,6 +48,10 @@ class decoder {
   /// REQUIRES: `kv` was made for this model (n_layers, kv_dim), in `be`'s memory when `be` is a
   /// device backend (kv_cache::create with the backend); all three outlive the decoder.
   decoder(const model& m, backend& be, kv_cache& kv, std::int64_t step_tokens_max = 4096);
+  decoder(const decoder&) = delete;
+  decoder& operator=(const decoder&) = delete;
+  /// Drops the backend's recordings, which point into this decoder's memory.
+  ~decoder();
 
   /// Makes the weights resident on the backend (the first step does it otherwise). Idempotent.
   status prepare();
@@ -52,28 +63,38 @@ class decoder {
   /// add. REQUIRES: every rank steps with the same batch. Null (the default) for one rank.
   void use_collective(collective* c) noexcept { collective_ = c; }
 
+  /// Decode steps (one token per entry, at most recorded_step_tokens_max tokens, no
+  /// collective) on a device backend run as one recorded replay per batch shape
+  /// (backend::run_recorded: a CUDA graph) instead of one launch per operation. On by default;
+  /// off runs every operation by itself (the benchmark's baseline).
+  void use_recordings(bool on) noexcept { recordings_ = on; }
+  static constexpr std::int64_t recorded_step_tokens_max = 8;
+
   /// Runs one step. All or nothing: on failure no sequence has grown. Errors: an entry naming
   /// an unknown or repeated sequence, no tokens, a token id outside the vocabulary, a sequence
   /// growing past the model's context, more than step_tokens_max tokens (invalid_argument);
   /// a KV cache without room (resource_exhausted); a backend failure (its status).
-  status step(const std::vector<step_entry>& batch, step_output& out);
+  status step(const std::vector<step_entry>& batch, step_output& out,
+              step_results want = step_results::logits);
 
   const model& model_ref() const noexcept { return model_; }
   kv_cache& cache() noexcept { return kv_; }
 
  private:
   status check(const std::vector<step_entry>& batch) const;
-  status forward(const std::vector<step_entry>& batch, step_output& out);
+  status forward(const std::vector<step_entry>& batch, step_output& out, step_results want);
 
   const model& model_;
   backend& be_;
   kv_cache& kv_;
   std::int64_t step_tokens_max_;
   collective* collective_ = nullptr;
+  bool recordings_ = true;
   resident_weights weights_;
   bool ready_ = false;
   // Per-step tables built on the host, then uploaded in one piece: ids, positions, entry of
-  // each token, KV slots, block table ranges, block table, rows that get logits.
+  // each token, KV slots, block table ranges, rows that get logits, block table (last: the
+  // only part whose length changes between decode steps of one batch shape).
   std::vector<std::int32_t> tables_;
   // Scratch in backend memory, reused across steps: the tables and the activations.
   backend_buffer tables_dev_, activations_;

@@ -3,6 +3,8 @@
 // measured near-tie. Models: tiny random llama/qwen2 models written by our GGUF writer in
 // F32, F16, BF16 and Q8_0, and the cut of SmolLM2 (Q4_1 layers, Q8_0 embeddings) that
 // bench/gpu-check carries, when present (argv[1], default .cache/cut/smollm2-cut.gguf).
+// Each model also runs with the decode steps unrecorded (bit-identical logits expected) and
+// with greedy tokens taken on the device (identical tokens expected).
 
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/kernels/cuda_greedy.hpp"
@@ -19,14 +21,24 @@ namespace {
 void compare(kernels::backend& gpu, kernels::backend& cpu, const kernels::model& m,
              const std::vector<std::vector<std::int32_t>>& prompts, int steps,
              const std::string& what, cuda_checks& c) {
-  greedy_run ref, got;
+  greedy_run ref, got, unrecorded, on_device;
   auto s = run_greedy(m, cpu, prompts, steps, ref);
   if (s) s = run_greedy(m, gpu, prompts, steps, got);
+  if (s) s = run_greedy(m, gpu, prompts, steps, unrecorded, {false, false});
+  if (s) s = run_greedy(m, gpu, prompts, steps, on_device, {true, true});
   if (!s) {
     c.check(false, what + ": " + s.message());
     return;
   }
   c.check(compare_greedy(what, ref, got), what + " greedy tokens");
+  // The recorded replay (a CUDA graph per decode shape) runs the same kernels in the same
+  // order as operation by operation, so every logit must match bit for bit.
+  c.check(unrecorded.logits == got.logits && unrecorded.tokens == got.tokens,
+          what + ": recorded decode steps give bit-identical logits to unrecorded ones");
+  c.check(on_device.tokens == got.tokens,
+          what +
+              ": greedy tokens taken on the device (no logits downloaded) equal the host's "
+              "argmax of the device's logits");
 }
 
 }  // namespace

@@ -26,13 +26,22 @@ inline std::int32_t argmax(const std::vector<float>& v) {
 
 /// Prefills every prompt in one step, then decodes `steps` tokens for all of them, one step
 /// per token, taking the argmax. REQUIRES: the KV cache of `be`'s kind has room.
+/// How a run steps: with the decoder's recorded replays or not, and with the greedy token
+/// taken on the host from downloaded logits or by the backend (then no logits come back and
+/// out.logits stays empty).
+struct greedy_options {
+  bool recordings = true;
+  bool backend_greedy = false;
+};
+
 inline kernels::status run_greedy(const kernels::model& m, kernels::backend& be,
                                   const std::vector<std::vector<std::int32_t>>& prompts, int steps,
-                                  greedy_run& out) {
+                                  greedy_run& out, greedy_options opt = {}) {
   std::unique_ptr<kernels::kv_cache> kv;
   const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 256, 16};
   if (auto s = kernels::kv_cache::create(cfg, be, kv); !s) return s;
   kernels::decoder dec{m, be, *kv};
+  dec.use_recordings(opt.recordings);
   if (auto s = dec.prepare(); !s) return s;
   out = {};
   out.tokens.resize(prompts.size());
@@ -44,6 +53,18 @@ inline kernels::status run_greedy(const kernels::model& m, kernels::backend& be,
   }
   kernels::step_output o;
   for (int step = 0; step <= steps; ++step) {
+    if (opt.backend_greedy) {
+      if (auto s = dec.step(batch, o, kernels::step_results::greedy_tokens); !s) return s;
+      if (!o.logits.empty() || o.greedy_tokens.size() != batch.size())
+        return {kernels::status_code::device_error,
+                "a greedy-tokens step brought back logits or the wrong number of tokens"};
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto t = o.greedy_tokens[static_cast<std::size_t>(o.row_begin[i + 1] - 1)];
+        out.tokens[i].push_back(t);
+        batch[i].tokens = {t};
+      }
+      continue;
+    }
     if (auto s = dec.step(batch, o); !s) return s;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       std::vector<float> l(o.last_logits(i), o.last_logits(i) + o.vocab);
