@@ -191,11 +191,16 @@ TEST_CASE("a bad config or a missing model is refused at start with the reason")
 
 TEST_CASE("listen opens the config's listeners on the ports it asks for") {
   bastion::node_options o;
-  o.config_file = write_file("listen.toml", config_text(bastion::test::smollm2_path()));
+  // Port 0 in a config means "off", so the test asks for fixed ports derived from its pid.
+  const int base = 20000 + static_cast<int>(::getpid() % 20000);
+  std::string text = config_text(bastion::test::smollm2_path());
+  text.replace(text.find("127.0.0.1:0"), 11, "127.0.0.1:" + std::to_string(base));
+  text.replace(text.find("127.0.0.1:0"), 11, "127.0.0.1:" + std::to_string(base + 1));
+  o.config_file = write_file("listen.toml", text);
   o.listen = true;
   auto node = bastion::node::start(o);
-  CHECK(node->http_port() != 0);
-  CHECK(node->rpc_port() != 0);
+  CHECK(node->http_port() == base);
+  CHECK(node->rpc_port() == base + 1);
   node->stop();
   CHECK(node->http_port() == 0);
 }
