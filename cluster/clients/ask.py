@@ -75,9 +75,10 @@ async def ask_rpc_async(args, capnp):
     s = sink()
     t0 = time.monotonic()
     await inference.inferenceStream(
-        modelId=args.model, inputData={"prompt": args.question}, params=params, sink=s)
+        modelId=args.model, inputData={"chat": [{"role": "user", "content": args.question}]},
+        params=params, sink=s)
     dt = time.monotonic() - t0
-    print(f"[rpc stream    {dt:5.2f} s] raw prompt, {len(s.pieces)} pieces: {''.join(s.pieces)!r}")
+    print(f"[rpc stream    {dt:5.2f} s] {len(s.pieces)} pieces: {''.join(s.pieces)!r}")
     return 0
 
 
