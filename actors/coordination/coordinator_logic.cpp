@@ -52,7 +52,7 @@ std::optional<action_kind> action_of(coordinator_phase p) {
     case coordinator_phase::applying_config: return action_kind::apply_config;
     case coordinator_phase::checking_models: return action_kind::check_models;
     case coordinator_phase::running_canaries: return action_kind::run_canaries;
-    case coordinator_phase::ready: return action_kind::open_gate;
+    case coordinator_phase::ready: return action_kind::open_gate;  // see enter()
     case coordinator_phase::follower: return std::nullopt;
   }
   return std::nullopt;
@@ -85,6 +85,7 @@ coordinator_logic::coordinator_logic(coordinator_settings s) : settings_(s) {}
 std::vector<coordinator_action> coordinator_logic::enter(coordinator_phase p, time_point) {
   phase_ = p;
   retry_at_.reset();
+  if (p == coordinator_phase::ready) opened_epoch_ = term_;
   std::vector<coordinator_action> out;
   if (auto a = action_of(p)) out.push_back({*a, term_, 0, {}, to_string(p)});
   return out;
@@ -116,6 +117,9 @@ std::vector<coordinator_action> coordinator_logic::on_role(bool leader, std::uin
     return out;
   }
   if (phase_ != coordinator_phase::follower && term == term_) return {};  // no change
+  // Raft never elects a server twice in one term; a report that says so must not reopen an
+  // epoch whose gate was already opened (and closed): epochs only grow.
+  if (term <= opened_epoch_) return {};
   std::vector<coordinator_action> out;
   if (phase_ != coordinator_phase::follower)  // leader again in a newer term: a new epoch
     out = step_away("new term " + std::to_string(term));

@@ -115,6 +115,7 @@ class coordinator_logic {
   coordinator_settings settings_;
   coordinator_phase phase_ = coordinator_phase::follower;
   std::uint64_t term_ = 0;
+  std::uint64_t opened_epoch_ = 0;  // the newest epoch whose gate was opened
   std::string leader_address_;
   int failures_ = 0;
   std::optional<time_point> retry_at_;
