@@ -179,13 +179,8 @@ scheduler_actor::behavior_type scheduler_actor_impl(
           case phase::queued:
             st.policy->cancel(ticket);
             e.request->request_stop(stop_reason::cancelled);
-            e.request->complete(gateway::final_result{e.request->text,
-                                                      gateway::finish_reason::cancelled,
-                                                      {},
-                                                      e.request->request().model,
-                                                      e.request->site(),
-                                                      0},
-                                request_outcome::cancelled);
+            e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
+                              request_outcome::cancelled);
             forget(st, ticket);
             schedule(self);
             return;
@@ -214,13 +209,8 @@ scheduler_actor::behavior_type scheduler_actor_impl(
         if (e.request->completed() || e.request->stop_requested() != stop_reason::none) {
           // Cancelled or expired while it was being preempted: it ends here.
           if (!e.request->completed())
-            e.request->complete(gateway::final_result{e.request->text,
-                                                      gateway::finish_reason::cancelled,
-                                                      {},
-                                                      e.request->request().model,
-                                                      e.request->site(),
-                                                      0},
-                                request_outcome::cancelled);
+            e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
+                              request_outcome::cancelled);
           release(self, ticket, {});
           schedule(self);
           return;

@@ -45,6 +45,18 @@ bool served_request::complete(gateway::completion outcome, request_outcome count
   return true;
 }
 
+bool served_request::finish(gateway::finish_reason why, const std::string& model,
+                            request_outcome counted_as) {
+  gateway::final_result out;
+  out.text = text;
+  out.reason = why;
+  out.usage.prompt_tokens = static_cast<std::uint32_t>(prompt_ids.size());
+  out.usage.completion_tokens = static_cast<std::uint32_t>(generated.size());
+  out.served_model = model;
+  out.site = site_;
+  return complete(std::move(out), counted_as);
+}
+
 bool served_request::fail(gateway::error_code code, std::string message, request_outcome counted_as,
                           std::uint32_t retry_after_ms) {
   gateway::inference_error e;

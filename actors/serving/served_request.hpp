@@ -50,7 +50,9 @@ class served_request {
   /// Ends the request: the first call delivers `outcome` and returns true, later calls do
   /// nothing and return false. Thread-safe.
   bool complete(gateway::completion outcome, request_outcome counted_as);
-  /// Helpers for the common endings.
+  /// Helpers for the common endings. finish(): an answer built from the request's own progress
+  /// (its text so far, usage from prompt_ids and generated, its site), served by `model`.
+  bool finish(gateway::finish_reason why, const std::string& model, request_outcome counted_as);
   bool fail(gateway::error_code code, std::string message, request_outcome counted_as,
             std::uint32_t retry_after_ms = 0);
   bool completed() const noexcept { return completed_.load(std::memory_order_acquire); }

@@ -45,19 +45,6 @@ gateway::finish_reason to_gateway(kernels::finish_reason r) {
   return gateway::finish_reason::length;
 }
 
-gateway::final_result result_of(const serving::served_request& r, const std::string& model,
-                                gateway::finish_reason why) {
-  gateway::final_result out;
-  out.text = r.text;
-  out.reason = why;
-  out.usage.prompt_tokens = static_cast<std::uint32_t>(r.prompt_ids.size());
-  out.usage.completion_tokens = static_cast<std::uint32_t>(r.generated.size());
-  out.served_model = model;
-  out.site = r.site();
-  out.epoch = 0;
-  return out;
-}
-
 }  // namespace
 
 std::unique_ptr<worker_step_loop> worker_step_loop::create(
@@ -165,8 +152,7 @@ void worker_step_loop::end_stopped(const served_request_ptr& r, stop_reason why,
   const std::string model = m ? m->id : r->request().model;
   switch (why) {
     case stop_reason::deadline:
-      r->complete(result_of(*r, model, gateway::finish_reason::deadline),
-                  request_outcome::deadline);
+      r->finish(gateway::finish_reason::deadline, model, request_outcome::deadline);
       break;
     case stop_reason::draining:
       r->fail(gateway::error_code::cancelled,
@@ -175,8 +161,7 @@ void worker_step_loop::end_stopped(const served_request_ptr& r, stop_reason why,
       break;
     case stop_reason::cancelled:
     case stop_reason::none:
-      r->complete(result_of(*r, model, gateway::finish_reason::cancelled),
-                  request_outcome::cancelled);
+      r->finish(gateway::finish_reason::cancelled, model, request_outcome::cancelled);
       break;
   }
 }
@@ -221,7 +206,7 @@ void worker_step_loop::take(inbox_item item) {
   if (remaining <= 0) {  // preempted right at its last token
     r->text += r->carry_text;
     r->carry_text.clear();
-    r->complete(result_of(*r, m.id, gateway::finish_reason::length), request_outcome::completed);
+    r->finish(gateway::finish_reason::length, m.id, request_outcome::completed);
     return finished(r, {});
   }
   kernels::runner_request rr;
@@ -238,7 +223,7 @@ void worker_step_loop::take(inbox_item item) {
   if (static_cast<std::int64_t>(rr.prompt.size()) >= m.context_tokens_max) {
     r->text += r->carry_text;
     r->carry_text.clear();
-    r->complete(result_of(*r, m.id, gateway::finish_reason::length), request_outcome::completed);
+    r->finish(gateway::finish_reason::length, m.id, request_outcome::completed);
     return finished(r, {});
   }
   if (auto st = m.runner->add(std::move(rr)); !st) {
@@ -347,7 +332,7 @@ void worker_step_loop::step_model(loaded_model& m) {
             r->generated.empty() ? 0u : static_cast<std::uint32_t>(r->generated.back());
         r->emit_token({tail, last});
       }
-      r->complete(result_of(*r, m.id, to_gateway(e.reason)), request_outcome::completed);
+      r->finish(to_gateway(e.reason), m.id, request_outcome::completed);
     }
     finished(r, it->second.started);
     live_.erase(it);
