@@ -102,9 +102,9 @@ void propose_epoch_start(coordinator_actor_t* self, std::uint64_t epoch) {
   self->request(st.replicator, caf::infinite, actors::propose_atom::value, std::move(bytes))
       .then([](std::uint64_t) { /* the commit arrives through the subscription */ },
             [self, epoch](const caf::error& err) {
-              run(self, self->state.logic->on_step_result(
-                            action_kind::propose_epoch_start, epoch, false,
-                            self->system().render(err), self->state.now()));
+              run(self,
+                  self->state.logic->on_step_result(action_kind::propose_epoch_start, epoch, false,
+                                                    self->system().render(err), self->state.now()));
             });
 }
 
@@ -182,11 +182,9 @@ void poll_peers(coordinator_actor_t* self) {
 void on_committed(coordinator_actor_t* self, const actors::committed_entry& e) {
   auto& st = self->state;
   auto decoded = decode_record(e.payload);
-  if (auto* why = std::get_if<std::string>(&decoded)) {
-    // Not ours to judge beyond saying so: every replica applies the same entry.
-    (void)why;
-    return;
-  }
+  // An entry that is not a JournalRecord carries nothing a coordinator acts on; every replica
+  // applies the same entries, so there is no one to tell.
+  if (std::holds_alternative<std::string>(decoded)) return;
   const auto& rec = std::get<committed_record>(decoded);
   if (auto* es = std::get_if<committed_epoch_start>(&rec)) {
     run(self, st.logic->on_epoch_committed(es->record.epoch, st.now()));
@@ -225,13 +223,13 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
                 caf::actor_cast<actors::role_observer>(self))
       .then([self](const actors::replicator_status& s) {
         run(self, self->state.logic->on_role(s.role == actors::replica_role::leader, s.term,
-                                             s.leader_id, s.leader_address, self->state.now()));
+                                             s.leader_id, s.leader_address));
       });
   // A replicator that dies takes this site out of the cluster: close the gate at once.
   self->monitor(replicator);
   self->set_down_handler([self](const caf::down_msg&) {
     auto& s = self->state;
-    run(self, s.logic->on_role(false, s.logic->term(), 0, {}, s.now()));
+    run(self, s.logic->on_role(false, s.logic->term(), 0, {}));
     self->quit(caf::exit_reason::normal);
   });
   self->send(self, tick_atom::value);
@@ -246,22 +244,26 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
                 id, std::vector<std::uint8_t>(r.outcome.begin(), r.outcome.end()));
             return;
           case begin_code::not_primary:
-            s.sink->release_done(id, gateway::inference_error{
-                                         gateway::error_code::not_primary,
-                                         "site '" + s.cfg.site + "' is not the ready primary",
-                                         id, 0, s.leader_address});
+            s.sink->release_done(
+                id, gateway::inference_error{gateway::error_code::not_primary,
+                                             "site '" + s.cfg.site + "' is not the ready primary",
+                                             id, 0, s.leader_address});
             return;
           case begin_code::duplicate_in_flight:
-            s.sink->release_done(id, gateway::inference_error{
-                                         gateway::error_code::invalid_argument,
-                                         "request id '" + id + "' is already running here",
-                                         id, 0, {}});
+            s.sink->release_done(
+                id, gateway::inference_error{gateway::error_code::invalid_argument,
+                                             "request id '" + id + "' is already running here",
+                                             id,
+                                             0,
+                                             {}});
             return;
           case begin_code::overloaded:
-            s.sink->release_done(id, gateway::inference_error{
-                                         gateway::error_code::overloaded,
-                                         "too many requests in flight at this site", id, 100,
-                                         {}});
+            s.sink->release_done(
+                id, gateway::inference_error{gateway::error_code::overloaded,
+                                             "too many requests in flight at this site",
+                                             id,
+                                             100,
+                                             {}});
             return;
           case begin_code::started:
             break;
@@ -273,7 +275,7 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
                     if (!s2.gate.forget(id)) return;  // already ended (leadership lost)
                     s2.fail(id,
                             is_not_leader(err) ? gateway::error_code::not_primary
-                                : gateway::error_code::outcome_unknown,
+                                               : gateway::error_code::outcome_unknown,
                             "admission record not committed: " + self->system().render(err));
                   });
         s.sink->start_inner(id);
@@ -296,7 +298,7 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
           drive_handover(self);
           return;
         }
-        if (!s.gate.finish(id, {})) return;  // ended already (leadership lost)
+        if (!s.gate.finish(id)) return;  // ended already (leadership lost)
         self->request(s.replicator, caf::infinite, actors::propose_atom::value, completion)
             .then([](std::uint64_t) {},
                   [self, id](const caf::error& err) {
@@ -309,8 +311,8 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
       },
       [self](peer_atom, std::uint64_t peer, std::uint8_t rank, bool caught_up) {
         auto& s = self->state;
-        run(self, s.logic->on_peer_progress(peer, static_cast<site_rank>(rank), caught_up,
-                                            s.now()));
+        run(self,
+            s.logic->on_peer_progress(peer, static_cast<site_rank>(rank), caught_up, s.now()));
       },
       [self](step_atom, std::uint8_t step, std::uint64_t epoch, bool ok, const std::string& why) {
         auto& s = self->state;
@@ -327,7 +329,7 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
       [self](actors::role_changed_atom, const actors::replicator_status& status) {
         auto& s = self->state;
         run(self, s.logic->on_role(status.role == actors::replica_role::leader, status.term,
-                                   status.leader_id, status.leader_address, s.now()));
+                                   status.leader_id, status.leader_address));
       },
       [self](actors::committed_atom, const actors::committed_entry& e) { on_committed(self, e); },
   };
@@ -339,8 +341,8 @@ caf::actor spawn_coordinator(caf::actor_system& sys, coordinator_config cfg,
                              actors::replicator_actor replicator, release_sink& sink,
                              coordinator_hooks hooks, const clock_source& clock,
                              coordinator_view& view) {
-  return sys.spawn(coordinator_impl, std::move(cfg), std::move(replicator), &sink,
-                   std::move(hooks), &clock, &view);
+  return sys.spawn(coordinator_impl, std::move(cfg), std::move(replicator), &sink, std::move(hooks),
+                   &clock, &view);
 }
 
 }  // namespace bastion::coordination

@@ -11,34 +11,50 @@ std::optional<site_rank> parse_site(const std::string& s) noexcept {
 
 const char* to_string(site_rank s) noexcept {
   switch (s) {
-    case site_rank::prod: return "prod";
-    case site_rank::dr_local: return "dr-local";
-    case site_rank::dr_remote: return "dr-remote";
+    case site_rank::prod:
+      return "prod";
+    case site_rank::dr_local:
+      return "dr-local";
+    case site_rank::dr_remote:
+      return "dr-remote";
   }
   return "unknown";
 }
 
 const char* to_string(coordinator_phase p) noexcept {
   switch (p) {
-    case coordinator_phase::follower: return "follower";
-    case coordinator_phase::committing_epoch: return "committing_epoch";
-    case coordinator_phase::applying_config: return "applying_config";
-    case coordinator_phase::checking_models: return "checking_models";
-    case coordinator_phase::running_canaries: return "running_canaries";
-    case coordinator_phase::ready: return "ready";
+    case coordinator_phase::follower:
+      return "follower";
+    case coordinator_phase::committing_epoch:
+      return "committing_epoch";
+    case coordinator_phase::applying_config:
+      return "applying_config";
+    case coordinator_phase::checking_models:
+      return "checking_models";
+    case coordinator_phase::running_canaries:
+      return "running_canaries";
+    case coordinator_phase::ready:
+      return "ready";
   }
   return "unknown";
 }
 
 const char* to_string(action_kind k) noexcept {
   switch (k) {
-    case action_kind::propose_epoch_start: return "propose_epoch_start";
-    case action_kind::apply_config: return "apply_config";
-    case action_kind::check_models: return "check_models";
-    case action_kind::run_canaries: return "run_canaries";
-    case action_kind::open_gate: return "open_gate";
-    case action_kind::close_gate: return "close_gate";
-    case action_kind::drain_and_transfer: return "drain_and_transfer";
+    case action_kind::propose_epoch_start:
+      return "propose_epoch_start";
+    case action_kind::apply_config:
+      return "apply_config";
+    case action_kind::check_models:
+      return "check_models";
+    case action_kind::run_canaries:
+      return "run_canaries";
+    case action_kind::open_gate:
+      return "open_gate";
+    case action_kind::close_gate:
+      return "close_gate";
+    case action_kind::drain_and_transfer:
+      return "drain_and_transfer";
   }
   return "unknown";
 }
@@ -48,12 +64,18 @@ namespace {
 /// The action that starts phase `p`, or nothing for phases that start none.
 std::optional<action_kind> action_of(coordinator_phase p) {
   switch (p) {
-    case coordinator_phase::committing_epoch: return action_kind::propose_epoch_start;
-    case coordinator_phase::applying_config: return action_kind::apply_config;
-    case coordinator_phase::checking_models: return action_kind::check_models;
-    case coordinator_phase::running_canaries: return action_kind::run_canaries;
-    case coordinator_phase::ready: return action_kind::open_gate;  // see enter()
-    case coordinator_phase::follower: return std::nullopt;
+    case coordinator_phase::committing_epoch:
+      return action_kind::propose_epoch_start;
+    case coordinator_phase::applying_config:
+      return action_kind::apply_config;
+    case coordinator_phase::checking_models:
+      return action_kind::check_models;
+    case coordinator_phase::running_canaries:
+      return action_kind::run_canaries;
+    case coordinator_phase::ready:
+      return action_kind::open_gate;  // see enter()
+    case coordinator_phase::follower:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -61,20 +83,29 @@ std::optional<action_kind> action_of(coordinator_phase p) {
 /// The phase whose action reports `step`.
 std::optional<coordinator_phase> phase_of(action_kind step) {
   switch (step) {
-    case action_kind::propose_epoch_start: return coordinator_phase::committing_epoch;
-    case action_kind::apply_config: return coordinator_phase::applying_config;
-    case action_kind::check_models: return coordinator_phase::checking_models;
-    case action_kind::run_canaries: return coordinator_phase::running_canaries;
-    default: return std::nullopt;
+    case action_kind::propose_epoch_start:
+      return coordinator_phase::committing_epoch;
+    case action_kind::apply_config:
+      return coordinator_phase::applying_config;
+    case action_kind::check_models:
+      return coordinator_phase::checking_models;
+    case action_kind::run_canaries:
+      return coordinator_phase::running_canaries;
+    default:
+      return std::nullopt;
   }
 }
 
 coordinator_phase next_of(coordinator_phase p) {
   switch (p) {
-    case coordinator_phase::committing_epoch: return coordinator_phase::applying_config;
-    case coordinator_phase::applying_config: return coordinator_phase::checking_models;
-    case coordinator_phase::checking_models: return coordinator_phase::running_canaries;
-    default: return coordinator_phase::ready;
+    case coordinator_phase::committing_epoch:
+      return coordinator_phase::applying_config;
+    case coordinator_phase::applying_config:
+      return coordinator_phase::checking_models;
+    case coordinator_phase::checking_models:
+      return coordinator_phase::running_canaries;
+    default:
+      return coordinator_phase::ready;
   }
 }
 
@@ -82,7 +113,7 @@ coordinator_phase next_of(coordinator_phase p) {
 
 coordinator_logic::coordinator_logic(coordinator_settings s) : settings_(s) {}
 
-std::vector<coordinator_action> coordinator_logic::enter(coordinator_phase p, time_point) {
+std::vector<coordinator_action> coordinator_logic::enter(coordinator_phase p) {
   phase_ = p;
   retry_at_.reset();
   if (p == coordinator_phase::ready) opened_epoch_ = term_;
@@ -103,8 +134,7 @@ std::vector<coordinator_action> coordinator_logic::step_away(const std::string& 
 
 std::vector<coordinator_action> coordinator_logic::on_role(bool leader, std::uint64_t term,
                                                            std::uint64_t leader_id,
-                                                           const std::string& leader_address,
-                                                           time_point now) {
+                                                           const std::string& leader_address) {
   if (term < term_) return {};  // a stale report
   if (!leader) {
     const bool moved = leader_address != leader_address_;
@@ -127,7 +157,7 @@ std::vector<coordinator_action> coordinator_logic::on_role(bool leader, std::uin
   leader_address_.clear();
   failures_ = 0;
   last_failure_.clear();
-  auto started = enter(coordinator_phase::committing_epoch, now);
+  auto started = enter(coordinator_phase::committing_epoch);
   out.insert(out.end(), started.begin(), started.end());
   return out;
 }
@@ -145,14 +175,17 @@ std::vector<coordinator_action> coordinator_logic::on_step_result(action_kind st
   if (!phase || *phase != phase_ || epoch != term_) return {};  // stale or out of order
   if (ok) {
     failures_ = 0;
-    return enter(next_of(phase_), now);
+    return enter(next_of(phase_));
   }
   ++failures_;
   last_failure_ = std::string{to_string(step)} + " failed: " + why;
   if (failures_ >= settings_.attempts_max && !transfer_since_) {
     if (auto target = best_peer(false, now)) {
       transfer_since_ = now;
-      return {{action_kind::drain_and_transfer, term_, *target, {},
+      return {{action_kind::drain_and_transfer,
+               term_,
+               *target,
+               {},
                "cannot serve after " + std::to_string(failures_) + " attempts: " + last_failure_}};
     }
   }
@@ -161,8 +194,7 @@ std::vector<coordinator_action> coordinator_logic::on_step_result(action_kind st
 }
 
 std::vector<coordinator_action> coordinator_logic::on_peer_progress(std::uint64_t peer_id,
-                                                                    site_rank rank,
-                                                                    bool caught_up,
+                                                                    site_rank rank, bool caught_up,
                                                                     time_point now) {
   auto& p = peers_[peer_id];
   p.rank = rank;
@@ -183,7 +215,10 @@ std::vector<coordinator_action> coordinator_logic::on_tick(time_point now) {
   if (phase_ == coordinator_phase::ready && !transfer_since_) {
     if (auto target = best_peer(true, now)) {
       transfer_since_ = now;
-      return {{action_kind::drain_and_transfer, term_, *target, {},
+      return {{action_kind::drain_and_transfer,
+               term_,
+               *target,
+               {},
                "handing leadership to a more preferred site that has caught up"}};
     }
   }

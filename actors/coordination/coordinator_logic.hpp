@@ -34,12 +34,12 @@ std::optional<site_rank> parse_site(const std::string& s) noexcept;
 const char* to_string(site_rank s) noexcept;
 
 enum class coordinator_phase : std::uint8_t {
-  follower,           // or candidate: the gate is closed, requests are redirected
-  committing_epoch,   // leader: the epoch-start record is proposed
+  follower,          // or candidate: the gate is closed, requests are redirected
+  committing_epoch,  // leader: the epoch-start record is proposed
   applying_config,
   checking_models,
   running_canaries,
-  ready,              // the gate is open
+  ready,  // the gate is open
 };
 const char* to_string(coordinator_phase p) noexcept;
 
@@ -56,8 +56,8 @@ enum class action_kind : std::uint8_t {
   apply_config,
   check_models,
   run_canaries,
-  open_gate,            // epoch
-  close_gate,           // leader_address: where to redirect (may be empty: unknown)
+  open_gate,   // epoch
+  close_gate,  // leader_address: where to redirect (may be empty: unknown)
   /// Stop admitting (redirect new requests to `target`), let admitted work finish for at most
   /// the drain time, then transfer leadership to replica `target`. Nothing acknowledged is lost.
   drain_and_transfer,
@@ -79,7 +79,7 @@ class coordinator_logic {
 
   /// The replicator's role, term and known leader changed (or were reported again).
   std::vector<coordinator_action> on_role(bool leader, std::uint64_t term, std::uint64_t leader_id,
-                                          const std::string& leader_address, time_point now);
+                                          const std::string& leader_address);
 
   /// The epoch-start record of `epoch` committed (ignored unless it is the pending one).
   std::vector<coordinator_action> on_epoch_committed(std::uint64_t epoch, time_point now);
@@ -108,7 +108,7 @@ class coordinator_logic {
     bool caught_up = false;
     time_point since{};
   };
-  std::vector<coordinator_action> enter(coordinator_phase p, time_point now);
+  std::vector<coordinator_action> enter(coordinator_phase p);
   std::vector<coordinator_action> step_away(const std::string& why);
   std::optional<std::uint64_t> best_peer(bool more_preferred_only, time_point now) const;
 

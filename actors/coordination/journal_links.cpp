@@ -2,9 +2,9 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/typed_event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace bastion::coordination {
 

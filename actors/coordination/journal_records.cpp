@@ -8,8 +8,8 @@
 #include <openssl/evp.h>
 
 #include <cstring>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 
 namespace bastion::coordination {
 
@@ -149,8 +149,8 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
     switch (rec.which()) {
       case j::JournalRecord::EPOCH_START: {
         auto e = rec.getEpochStart();
-        out = committed_epoch_start{
-            {e.getEpoch(), e.getSite().cStr(), e.getLeaderId(), e.getTerm()}};
+        out =
+            committed_epoch_start{{e.getEpoch(), e.getSite().cStr(), e.getLeaderId(), e.getTerm()}};
         break;
       }
       case j::JournalRecord::ADMISSION:
@@ -163,7 +163,9 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
         break;
     }
   });
-  KJ_IF_MAYBE (e, caught) { failure = e->getDescription().cStr(); }
+  KJ_IF_MAYBE (e, caught) {
+    failure = e->getDescription().cStr();
+  }
   if (!failure.empty()) return "journal entry is not a valid JournalRecord: " + failure;
   return out;
 }
@@ -172,7 +174,10 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
   kj::Array<capnp::word> words;
   auto reader = reader_for(bytes, words);
   gateway::inference_error bad{gateway::error_code::internal,
-                               "the journaled outcome of this request cannot be read", {}, 0, {}};
+                               "the journaled outcome of this request cannot be read",
+                               {},
+                               0,
+                               {}};
   if (!reader) return bad;
   gateway::completion out = bad;
   auto caught = kj::runCatchingExceptions([&] {
@@ -180,8 +185,10 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
     if (c.hasError()) {
       auto e = c.getError();
       out = gateway::inference_error{static_cast<gateway::error_code>(e.getCode()),
-                                     e.getMessage().cStr(), c.getRequestId().cStr(),
-                                     e.getRetryAfterMs(), {}};
+                                     e.getMessage().cStr(),
+                                     c.getRequestId().cStr(),
+                                     e.getRetryAfterMs(),
+                                     {}};
       return;
     }
     if (!c.hasOutputText() && c.getUsage().getCompletionTokens() > 0) {
@@ -190,7 +197,9 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
           "request '" + std::string{c.getRequestId().cStr()} +
               "' already completed; its level keeps only the output digest, so the answer "
               "cannot be sent again",
-          c.getRequestId().cStr(), 0, {}};
+          c.getRequestId().cStr(),
+          0,
+          {}};
       return;
     }
     gateway::final_result f;

@@ -52,8 +52,8 @@ struct committed_completion {
   std::string request_id;
 };
 struct committed_other {};  // configuration changes and kinds this build does not know
-using committed_record = std::variant<committed_epoch_start, committed_admission,
-                                      committed_completion, committed_other>;
+using committed_record =
+    std::variant<committed_epoch_start, committed_admission, committed_completion, committed_other>;
 
 /// Reads a committed entry; an entry that is not a valid JournalRecord is an error message.
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes);

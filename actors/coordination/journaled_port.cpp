@@ -8,7 +8,11 @@ namespace bastion::coordination {
 
 journaled_port::journaled_port(gateway::inference_port& inner, const coordinator_view& view,
                                const clock_source& clock, std::string site, bool retain_text)
-    : inner_(inner), view_(view), clock_(clock), site_(std::move(site)), retain_text_(retain_text) {}
+    : inner_(inner),
+      view_(view),
+      clock_(clock),
+      site_(std::move(site)),
+      retain_text_(retain_text) {}
 
 void journaled_port::set_coordinator(caf::actor coordinator) {
   std::lock_guard<std::mutex> lock{mutex_};
@@ -28,7 +32,10 @@ void journaled_port::submit(gateway::inference_request request, gateway::token_c
   // Callbacks are never called with the lock held: they may re-enter the port.
   if (!coordinator) {
     on_done(gateway::inference_error{gateway::error_code::not_primary,
-                                     "site '" + site_ + "' has no coordinator yet", id, 0, {}});
+                                     "site '" + site_ + "' has no coordinator yet",
+                                     id,
+                                     0,
+                                     {}});
     return;
   }
   {
@@ -36,7 +43,9 @@ void journaled_port::submit(gateway::inference_request request, gateway::token_c
     if (pending_.count(id) != 0) {
       lock.unlock();
       on_done(gateway::inference_error{gateway::error_code::invalid_argument,
-                                       "request id '" + id + "' is already running here", id, 0,
+                                       "request id '" + id + "' is already running here",
+                                       id,
+                                       0,
                                        {}});
       return;
     }
@@ -97,8 +106,7 @@ void journaled_port::start_inner(const std::string& request_id) {
 
 void journaled_port::cancel_inner(const std::string& request_id) { inner_.cancel(request_id); }
 
-void journaled_port::release_tokens(const std::string& request_id,
-                                    std::vector<held_token> tokens) {
+void journaled_port::release_tokens(const std::string& request_id, std::vector<held_token> tokens) {
   gateway::token_callback cb;
   {
     std::lock_guard<std::mutex> lock{mutex_};

@@ -7,9 +7,12 @@ namespace bastion::coordination {
 
 const char* to_string(failure_code c) noexcept {
   switch (c) {
-    case failure_code::not_primary: return "not_primary";
-    case failure_code::outcome_unknown: return "outcome_unknown";
-    case failure_code::overloaded: return "overloaded";
+    case failure_code::not_primary:
+      return "not_primary";
+    case failure_code::outcome_unknown:
+      return "outcome_unknown";
+    case failure_code::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }
@@ -60,24 +63,22 @@ std::vector<held_token> release_gate::admission_committed(const std::string& req
   return out;
 }
 
-bool release_gate::finish(const std::string& request_id, std::string outcome) {
+bool release_gate::finish(const std::string& request_id) {
   auto it = requests_.find(request_id);
   if (it == requests_.end() || it->second.at == phase::completing) return false;
   // A request may finish before its admission commits (a short answer): its completion is
   // proposed behind the admission, and Raft commits them in that order.
   // Held tokens stay: they leave when the admission commits, before the final answer.
   it->second.at = phase::completing;
-  it->second.outcome = std::move(outcome);
   return true;
 }
 
-std::optional<std::string> release_gate::completion_committed(const std::string& request_id,
-                                                              const std::string& outcome) {
+bool release_gate::completion_committed(const std::string& request_id, const std::string& outcome) {
   remember(request_id, outcome);
   auto it = requests_.find(request_id);
-  if (it == requests_.end() || it->second.at != phase::completing) return std::nullopt;
+  if (it == requests_.end() || it->second.at != phase::completing) return false;
   requests_.erase(it);
-  return outcome;
+  return true;
 }
 
 bool release_gate::abandon(const std::string& request_id) {

@@ -23,16 +23,15 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace bastion::coordination {
 
 struct release_gate_limits {
-  std::size_t requests_max = 4096;       // in flight at once
-  std::size_t held_tokens_max = 4096;    // per request, while its admission commits
-  std::size_t outcomes_max = 1 << 16;    // committed outcomes remembered for retries
+  std::size_t requests_max = 4096;     // in flight at once
+  std::size_t held_tokens_max = 4096;  // per request, while its admission commits
+  std::size_t outcomes_max = 1 << 16;  // committed outcomes remembered for retries
 };
 
 /// One piece of streamed output, opaque to the gate.
@@ -42,11 +41,11 @@ struct held_token {
 };
 
 enum class begin_code : std::uint8_t {
-  started,             // propose the admission record now
-  replay,              // already completed: answer with `outcome`, run nothing
+  started,              // propose the admission record now
+  replay,               // already completed: answer with `outcome`, run nothing
   duplicate_in_flight,  // the same id is running here: the client must wait or use another id
-  not_primary,         // the gate is closed (not the ready leader)
-  overloaded,          // requests_max in flight
+  not_primary,          // the gate is closed (not the ready leader)
+  overloaded,           // requests_max in flight
 };
 
 struct begin_result {
@@ -83,15 +82,14 @@ class release_gate {
   /// request has finished meanwhile: they go before its final answer).
   std::vector<held_token> admission_committed(const std::string& request_id);
 
-  /// The request finished with `outcome` (answer or failure, serialised by the owner). Returns
-  /// true when its completion record must be proposed now: always, for a request in flight.
-  bool finish(const std::string& request_id, std::string outcome);
+  /// The request finished (an answer or a failure). Returns true when its completion record
+  /// must be proposed now: always, for a request in flight that had not finished.
+  bool finish(const std::string& request_id);
 
-  /// Its completion record committed: returns the outcome to release (once), and remembers it
-  /// for retries. Unknown ids (completions of other sites, replayed from the journal) are only
-  /// remembered.
-  std::optional<std::string> completion_committed(const std::string& request_id,
-                                                  const std::string& outcome);
+  /// Its completion record, holding `outcome`, committed: remembers the outcome for retries and
+  /// returns true when the request's answer is to be released now (once). Unknown ids
+  /// (completions of other sites, replayed from the journal) are only remembered.
+  bool completion_committed(const std::string& request_id, const std::string& outcome);
 
   /// The request ended before anything about it was journaled (cancelled or refused by the
   /// scheduler before its admission committed); forgets it. Returns false if its admission
@@ -124,7 +122,6 @@ class release_gate {
     phase at = phase::admitting;
     bool admitted = false;  // its admission record committed
     std::vector<held_token> held;
-    std::string outcome;  // completing
   };
   void remember(const std::string& request_id, const std::string& outcome);
 

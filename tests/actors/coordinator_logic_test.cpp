@@ -36,7 +36,7 @@ bool has(const std::vector<coordinator_action>& a, action_kind k) {
 
 /// Walks a fresh leader of `term` to ready; returns the open_gate action.
 coordinator_action make_ready(coordinator_logic& c, std::uint64_t term, clock_type::time_point t) {
-  auto a = c.on_role(true, term, 1, "self", t);
+  auto a = c.on_role(true, term, 1, "self");
   REQUIRE(has(a, action_kind::propose_epoch_start));
   REQUIRE(c.on_epoch_committed(term, t).at(0).kind == action_kind::apply_config);
   REQUIRE(c.on_step_result(action_kind::apply_config, term, true, {}, t).at(0).kind ==
@@ -52,7 +52,9 @@ coordinator_action make_ready(coordinator_logic& c, std::uint64_t term, clock_ty
 }  // namespace
 
 TEST_CASE("the gate opens only for the current term after every readiness step, on random events") {
-  const int runs = (std::getenv("BASTION_LONG") && std::string{std::getenv("BASTION_LONG")} == "1") ? 20000 : 2000;
+  const int runs = (std::getenv("BASTION_LONG") && std::string{std::getenv("BASTION_LONG")} == "1")
+                       ? 20000
+                       : 2000;
   int opened = 0;
   for (int seed = 1; seed <= runs; ++seed) {
     std::mt19937_64 rng(static_cast<std::uint64_t>(seed));
@@ -77,7 +79,7 @@ TEST_CASE("the gate opens only for the current term after every readiness step, 
           // The same report again (leader, same term) changes nothing; anything else restarts.
           if (!(was_leader && raft_leader && raft_term == old_term))
             epoch_committed = applied = models = canaries = false;
-          acts = c.on_role(raft_leader, raft_term, raft_leader ? 1 : 2, "addr", t);
+          acts = c.on_role(raft_leader, raft_term, raft_leader ? 1 : 2, "addr");
           break;
         }
         case 1:
@@ -101,8 +103,8 @@ TEST_CASE("the gate opens only for the current term after every readiness step, 
           break;
         }
         case 5:
-          acts = c.on_peer_progress(2 + rng() % 2, rng() % 2 ? site_rank::prod : site_rank::dr_remote,
-                                    rng() % 2, t);
+          acts = c.on_peer_progress(
+              2 + rng() % 2, rng() % 2 ? site_rank::prod : site_rank::dr_remote, rng() % 2, t);
           break;
         default:
           acts = c.on_tick(t);
@@ -134,7 +136,7 @@ TEST_CASE("the gate opens only for the current term after every readiness step, 
 
 TEST_CASE("a new leader becomes ready in order and its epoch is its term") {
   coordinator_logic c(settings(site_rank::prod));
-  CHECK(c.on_role(true, 7, 1, "self", t0).at(0).epoch == 7);
+  CHECK(c.on_role(true, 7, 1, "self").at(0).epoch == 7);
   CHECK(c.phase() == coordinator_phase::committing_epoch);
   CHECK(c.on_epoch_committed(6, t0).empty());  // an older epoch-start: not ours
   CHECK(c.on_step_result(action_kind::check_models, 7, true, {}, t0).empty());  // out of order
@@ -148,18 +150,18 @@ TEST_CASE("a new leader becomes ready in order and its epoch is its term") {
 TEST_CASE("losing leadership closes the gate at once and names the new leader") {
   coordinator_logic c(settings(site_rank::prod));
   make_ready(c, 3, t0);
-  auto a = c.on_role(false, 4, 2, "dr-local:9000", t0 + 1s);
+  auto a = c.on_role(false, 4, 2, "dr-local:9000");
   REQUIRE(a.size() == 1);
   CHECK(a[0].kind == action_kind::close_gate);
   CHECK(a[0].leader_address == "dr-local:9000");
   CHECK(c.phase() == coordinator_phase::follower);
-  CHECK(c.on_role(true, 3, 1, "self", t0 + 2s).empty());  // a stale report changes nothing
+  CHECK(c.on_role(true, 3, 1, "self").empty());  // a stale report changes nothing
   CHECK_FALSE(c.ready());
 }
 
 TEST_CASE("a failing step is retried after the pause, then handed to the best caught-up peer") {
   coordinator_logic c(settings(site_rank::prod));
-  c.on_role(true, 2, 1, "self", t0);
+  c.on_role(true, 2, 1, "self");
   c.on_epoch_committed(2, t0);
   c.on_step_result(action_kind::apply_config, 2, true, {}, t0);
   c.on_peer_progress(3, site_rank::dr_remote, true, t0);
