@@ -10,6 +10,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <set>
 
@@ -79,6 +80,14 @@ coordination::coordinator_hooks cluster_member::make_hooks() {
   h.apply_config = nullptr;
   h.check_models = [this](std::uint64_t, coordination::step_done done) {
     std::lock_guard<std::mutex> lock{checks_mutex_};
+    // One check per epoch: drop the finished ones so the list stays as short as the checks
+    // still running.
+    checks_.erase(std::remove_if(checks_.begin(), checks_.end(),
+                                 [](std::future<void>& f) {
+                                   return f.wait_for(std::chrono::seconds{0}) ==
+                                          std::future_status::ready;
+                                 }),
+                  checks_.end());
     checks_.push_back(std::async(std::launch::async, [this, done] {
       const auto snap = serving_.snapshot(std::chrono::seconds{5});
       std::set<std::string> served;

@@ -4,6 +4,7 @@
 
 #include <bastion/node.hpp>
 
+#include "actors/gateway/gateway_settings.hpp"
 #include "actors/gateway/request_id.hpp"
 #include "embed/node_impl.hpp"
 
@@ -48,7 +49,8 @@ static_assert(static_cast<int>(finish_reason::deadline) ==
 static_assert(static_cast<int>(priority::training) ==
               static_cast<int>(gateway::priority_class::training));
 
-constexpr std::size_t stop_strings_max = 4;  // as the gateway and OpenAI
+// The gateway's bound (as OpenAI's), so in-process and network callers meet the same limit.
+const std::size_t stop_strings_max = gateway::gateway_settings{}.stop_strings_max;
 
 /// A reason to refuse `r` before it reaches the scheduler, or empty.
 std::string refusal(const request& r) {

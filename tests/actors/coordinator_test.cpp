@@ -125,6 +125,18 @@ struct fixture : test_coordinator_fixture<sim_config> {
     return ready_site();
   }
 
+  /// Waits for a site other than `old` to become the ready primary; returns it.
+  std::uint64_t wait_ready_other_than(std::uint64_t old) {
+    std::uint64_t next = 0;
+    CAF_REQUIRE(cluster->advance_until(
+        [&] {
+          next = ready_site();
+          return next != 0 && next != old;
+        },
+        15000));
+    return next;
+  }
+
   void submit(std::uint64_t at, const std::string& id, const std::string& prompt,
               bool stream = false) {
     gateway::inference_request req;
@@ -230,13 +242,7 @@ CAF_TEST(a retry with a committed request id is answered from the journal even a
   cluster->crash(leader);
   sched.run();
   CAF_CHECK(!sites[leader]->view.get().ready);  // a dead replicator closes its site at once
-  std::uint64_t next = 0;
-  CAF_REQUIRE(cluster->advance_until(
-      [&] {
-        next = ready_site();
-        return next != 0 && next != leader;
-      },
-      15000));
+  const auto next = wait_ready_other_than(leader);
   CAF_CHECK(sites[next]->view.get().epoch > first_epoch);
   submit(next, "req-r", "once");
   CAF_REQUIRE(settle("req-r"));
@@ -260,13 +266,7 @@ CAF_TEST(a leader that loses its quorum fails its running work with a retryable 
   CAF_CHECK(sites[leader]->inner.held.empty());  // its work was cancelled
   CAF_CHECK(!sites[leader]->view.get().ready);
   // The rest of the cluster elects a new leader and serves.
-  std::uint64_t next = 0;
-  CAF_REQUIRE(cluster->advance_until(
-      [&] {
-        next = ready_site();
-        return next != 0 && next != leader;
-      },
-      15000));
+  const auto next = wait_ready_other_than(leader);
   submit(next, "req-after", "again");
   CAF_REQUIRE(settle("req-after"));
   CAF_CHECK_EQUAL(answer("req-after").text, "echo: again");
@@ -285,7 +285,7 @@ CAF_TEST(leadership returns to prod once its replica has caught up) {
   if (first == 1) {
     cluster->crash(1);
     sched.run();
-    CAF_REQUIRE(cluster->advance_until([&] { return ready_site() > 1; }, 15000));
+    wait_ready_other_than(1);
     cluster->restart(1);
     start_site(1, "prod");
   }
