@@ -2,6 +2,7 @@
 // double-precision loops here.
 
 #include "kernels/backend.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,26 +10,10 @@
 #include <random>
 #include <vector>
 
-namespace {
+using bastion::test::normalised_error;
+using bastion::test::random_vector;
 
-std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> dist{0.0f, 1.0f};
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// max |a-b| / max(max|b|, tiny): the normalised error used across backends.
-double normalised_error(const std::vector<float>& a, const std::vector<double>& b) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::abs(b[i]));
-  }
-  return num / den;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("cpu matmul_f32 matches a double-precision reference") {
   auto be = bastion::kernels::make_cpu_backend();

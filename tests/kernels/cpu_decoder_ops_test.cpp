@@ -3,6 +3,7 @@
 // operation's definition, plus the arguments each must refuse.
 
 #include "kernels/backend.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -15,23 +16,10 @@
 
 using namespace bastion::kernels;
 
+using bastion::test::normalised_error;
+using bastion::test::random_vector;
+
 namespace {
-
-std::vector<float> random_vector(std::size_t n, std::mt19937& rng, float sd = 1.0f) {
-  std::normal_distribution<float> dist{0.0f, sd};
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-double normalised_error(const float* a, const std::vector<double>& b) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::abs(b[i]));
-  }
-  return num / den;
-}
 
 void put_u16(std::vector<std::uint8_t>& out, std::uint16_t v) {
   out.push_back(static_cast<std::uint8_t>(v & 0xff));

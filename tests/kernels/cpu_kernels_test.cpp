@@ -3,6 +3,7 @@
 // CPU without AVX2/FMA/F16C.
 
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,6 +14,9 @@
 
 using namespace bastion::kernels;
 using bastion::kernels::cpu::q8_block;
+
+using bastion::test::normalised_error;
+using bastion::test::random_vector;
 
 namespace {
 
@@ -54,15 +58,6 @@ std::vector<float> dequantized(tensor_type type, const std::vector<std::uint8_t>
   std::vector<float> f(static_cast<std::size_t>(n));
   dequantize_row(type, bytes.data(), f.data(), n);
   return f;
-}
-
-double normalised_error(const std::vector<float>& a, const std::vector<double>& b) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::abs(b[i]));
-  }
-  return num / den;
 }
 
 // y = x w^T in double from F32 x [m x k] and F32 w [n x k].

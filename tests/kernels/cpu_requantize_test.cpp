@@ -14,6 +14,7 @@
 #include "kernels/engine/decoder.hpp"
 #include "kernels/model/hf/hf_loader.hpp"
 #include "kernels/model/requantize.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,9 @@
 
 using namespace bastion::kernels;
 using json = nlohmann::json;
+
+using bastion::test::normalised_error;
+using bastion::test::random_vector;
 
 namespace {
 
@@ -55,15 +59,6 @@ prompt_result run_prompt(const model& m, cpu_matmul_numerics numerics,
     REQUIRE(dec.step({{1, {next}, false}}, out));
   }
   return r;
-}
-
-double normalised_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-    den = std::max(den, std::abs(static_cast<double>(b[i])));
-  }
-  return num / den;
 }
 
 std::int64_t argmax(const std::vector<float>& v) {

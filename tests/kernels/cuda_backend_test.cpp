@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/backend.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <cuda_runtime.h>
 
@@ -14,6 +15,9 @@
 #include <string>
 #include <vector>
 
+using bastion::test::normalised_error;
+using bastion::test::random_vector;
+
 namespace {
 
 int passed = 0, failed = 0;
@@ -21,15 +25,6 @@ int passed = 0, failed = 0;
 void check(bool ok, const std::string& what, double err = 0.0) {
   std::printf("%s %s (normalised error %.3g)\n", ok ? "PASS" : "FAIL", what.c_str(), err);
   (ok ? passed : failed)++;
-}
-
-double normalised_error(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double{a[i]} - double{ref[i]}));
-    den = std::max(den, std::abs(double{ref[i]}));
-  }
-  return num / den;
 }
 
 struct device_buffer {
@@ -45,13 +40,6 @@ struct device_buffer {
     return out;
   }
 };
-
-std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> dist{0.0f, 1.0f};
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 }  // namespace
 

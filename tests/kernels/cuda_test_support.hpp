@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/engine/backend_buffer.hpp"
 #include "kernels/quant/tensor_type.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -73,22 +74,6 @@ struct dev {
     return out;
   }
 };
-
-inline std::vector<float> random_vector(std::size_t n, std::mt19937& rng, float sd = 1.0f) {
-  std::normal_distribution<float> dist{0.0f, sd};
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-inline double normalised_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    num = std::max(num, std::abs(double{got[i]} - double{want[i]}));
-    den = std::max(den, std::abs(double{want[i]}));
-  }
-  return num / den;
-}
 
 inline void put_u16(std::vector<std::uint8_t>& out, std::uint16_t v) {
   out.push_back(static_cast<std::uint8_t>(v & 0xff));

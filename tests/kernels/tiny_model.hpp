@@ -5,6 +5,7 @@
 // forward pass in double precision written straight from the architecture's definition.
 
 #include "kernels/model/gguf_writer.hpp"
+#include "tests/support/numeric.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -337,15 +338,6 @@ inline std::vector<double> reference_logits(const tiny_spec& s, const std::vecto
   }
   x = rmsnorm(x, W("model.norm.weight"));
   return linear(x, W(s.tied ? "model.embed_tokens.weight" : "lm_head.weight"), s.vocab, s.dim);
-}
-
-inline double normalised_error(const float* got, const std::vector<double>& want) {
-  double num = 0.0, den = 1e-30;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    num = std::max(num, std::abs(static_cast<double>(got[i]) - want[i]));
-    den = std::max(den, std::abs(want[i]));
-  }
-  return num / den;
 }
 
 }  // namespace bastion::test
