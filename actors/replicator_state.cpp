@@ -50,6 +50,8 @@ std::string subject_of(schema_journal::ConfigurationChange::Reader c) {
       return "principal:" + std::string{c.getPrincipal().getPrincipal().cStr()};
     case schema_journal::ConfigurationChange::APPROVAL:
       return "approval:" + std::string{c.getTicket().cStr()};
+    case schema_journal::ConfigurationChange::LEADERSHIP:
+      return "leadership";
   }
   return "unknown:";
 }

@@ -83,7 +83,16 @@ struct ConfigurationChange {
     policy @3 :PolicyChange;
     principal @4 :PrincipalChange;
     approval @5 :Approval;
+    leadership @6 :LeadershipPreference;
   }
+}
+
+# Switchover (DESIGN.md §5): the site that should lead whenever its replica has caught up,
+# ahead of the default order prod > dr-local > dr-remote. The leader writes it when an
+# operator asks (`bastion switchover`); every coordinator applies it when it commits, so the
+# new leader does not hand leadership straight back to a site the operator moved it from.
+struct LeadershipPreference {
+  preferredSite @0 :Text;      # "prod", "dr-local" or "dr-remote"
 }
 
 struct ModelDeployed {
@@ -143,7 +152,7 @@ struct JournalSummary {
 
 struct ConfigurationInForce {
   subject @0 :Text;            # "model:<id>", "policy:<name>", "principal:<name>",
-                               # "approval:<ticket>"
+                               # "approval:<ticket>", "leadership"
   index @1 :UInt64;            # log index of the change
   change @2 :ConfigurationChange;
 }

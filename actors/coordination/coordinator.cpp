@@ -40,6 +40,7 @@ struct coordinator_state {
     s.leader_address = leader_address;
     s.last_failure = logic->last_failure();
     s.in_flight = gate.in_flight();
+    if (auto p = logic->preferred()) s.preferred_site = to_string(*p);
     view->set(std::move(s));
   }
 
@@ -196,6 +197,9 @@ void on_committed(coordinator_actor_t* self, const actors::committed_entry& e) {
     if (st.gate.completion_committed(c->request_id, bytes))
       st.sink->release_committed(c->request_id, e.payload);
     drive_handover(self);
+  } else if (auto* l = std::get_if<committed_leadership>(&rec)) {
+    // A site name this build does not know restores the default order rather than guessing.
+    run(self, st.logic->on_preference(parse_site(l->preferred_site), st.now()));
   }
 }
 
@@ -332,6 +336,35 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
                                    status.leader_id, status.leader_address));
       },
       [self](actors::committed_atom, const actors::committed_entry& e) { on_committed(self, e); },
+      [self](switchover_atom, const std::string& site,
+             const std::string& changed_by) -> caf::result<std::string> {
+        auto& s = self->state;
+        if (!parse_site(site))
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "unknown site '" + site + "' (prod, dr-local or dr-remote)");
+        if (!s.logic->ready())
+          return caf::make_error(
+              caf::sec::invalid_argument,
+              "site '" + s.cfg.site + "' is not the ready primary (" + to_string(s.logic->phase()) +
+                  "); ask the leader at " +
+                  (s.leader_address.empty() ? "an unknown address" : s.leader_address));
+        auto rp = self->make_response_promise<std::string>();
+        auto bytes = encode_leadership_preference(site, changed_by, s.wall_ns());
+        self->request(s.replicator, caf::infinite, actors::propose_atom::value, std::move(bytes))
+            .then(
+                [rp, site, here = s.cfg.site](std::uint64_t index) mutable {
+                  rp.deliver("leadership preference for " + site + " committed at index " +
+                             std::to_string(index) +
+                             (site == here ? "; this site keeps leading"
+                                           : "; leadership moves once it has caught up"));
+                },
+                [self, rp](const caf::error& err) mutable {
+                  rp.deliver(caf::make_error(
+                      caf::sec::invalid_argument,
+                      "the preference did not commit: " + self->system().render(err)));
+                });
+        return rp;
+      },
   };
 }
 

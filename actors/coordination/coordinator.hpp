@@ -13,6 +13,11 @@
 //   (peer_atom, peer replica id, site rank, caught_up) a peer's replica progress
 //   (step_atom, step, epoch, ok, why)                  a readiness hook finished
 //   (tick_atom)                                        its own timer
+//   (switchover_atom, site, changed_by) -> std::string  an operator's switchover: the ready
+//        leader journals a leadership preference for `site`; once it commits every coordinator
+//        puts `site` first, and the leader drains and hands over when `site` has caught up.
+//        The reply (after the commit) says so; an error names why not (not the ready primary,
+//        unknown site, the record did not commit).
 //   the replicator's role_changed_atom and committed_atom messages
 
 #include "actors/coordination/coordinator_logic.hpp"
@@ -42,6 +47,7 @@ using done_atom = caf::atom_constant<caf::atom("cdone")>;
 using peer_atom = caf::atom_constant<caf::atom("cpeer")>;
 using step_atom = caf::atom_constant<caf::atom("cstep")>;
 using tick_atom = caf::atom_constant<caf::atom("ctick")>;
+using switchover_atom = caf::atom_constant<caf::atom("cswitch")>;
 
 /// Where the coordinator sends its verdicts. Called on the coordinator's thread; must not
 /// block (hand the work on, as the gateway's callbacks do).
@@ -99,6 +105,7 @@ class coordinator_view {
     std::string leader_address;  // where to redirect when not ready (may be empty)
     std::string last_failure;
     std::size_t in_flight = 0;
+    std::string preferred_site;  // the committed switchover preference; empty: default order
   };
   state get() const {
     std::lock_guard<std::mutex> lock{mutex_};

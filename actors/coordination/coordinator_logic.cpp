@@ -203,6 +203,18 @@ std::vector<coordinator_action> coordinator_logic::on_peer_progress(std::uint64_
   return on_tick(now);
 }
 
+std::vector<coordinator_action> coordinator_logic::on_preference(std::optional<site_rank> site,
+                                                                 time_point now) {
+  preferred_ = site;
+  // A handover begun under the old order may aim at the wrong site: let the new order decide.
+  if (phase_ == coordinator_phase::ready) transfer_since_.reset();
+  return on_tick(now);
+}
+
+int coordinator_logic::order_of(site_rank r) const noexcept {
+  return preferred_ && r == *preferred_ ? -1 : static_cast<int>(r);
+}
+
 std::vector<coordinator_action> coordinator_logic::on_tick(time_point now) {
   if (phase_ == coordinator_phase::follower) return {};
   // A handover that did not happen (the target fell behind or died): allow another later.
@@ -228,15 +240,15 @@ std::vector<coordinator_action> coordinator_logic::on_tick(time_point now) {
 std::optional<std::uint64_t> coordinator_logic::best_peer(bool more_preferred_only,
                                                           time_point now) const {
   std::optional<std::uint64_t> best;
-  site_rank best_rank = site_rank::dr_remote;
+  int best_order = 0;
   for (const auto& [id, p] : peers_) {
     if (!p.caught_up || id == settings_.self_id) continue;
     if (more_preferred_only &&
-        (p.rank >= settings_.self || now - p.since < settings_.preferred_hold))
+        (order_of(p.rank) >= order_of(settings_.self) || now - p.since < settings_.preferred_hold))
       continue;
-    if (!best || p.rank < best_rank) {
+    if (!best || order_of(p.rank) < best_order) {
       best = id;
-      best_rank = p.rank;
+      best_order = order_of(p.rank);
     }
   }
   return best;

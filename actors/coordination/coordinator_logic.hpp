@@ -12,7 +12,8 @@
 //   leader that cannot serve.
 //   A ready leader hands leadership to a MORE preferred site (prod > dr-local > dr-remote)
 //   once that site's replica has been caught up for `preferred_hold`, so the city sites lead
-//   whenever they can.
+//   whenever they can. A committed leadership preference (an operator's switchover) puts one
+//   site ahead of that order until the next preference.
 //
 // Epoch = the Raft term in which the leader committed its epoch-start record: it only grows,
 // and a leader of term T never releases anything under an older epoch.
@@ -93,6 +94,11 @@ class coordinator_logic {
   std::vector<coordinator_action> on_peer_progress(std::uint64_t peer_id, site_rank rank,
                                                    bool caught_up, time_point now);
 
+  /// A leadership preference committed (switchover): `site` now comes first, the default
+  /// order after it; nullopt restores the default order. A ready leader that is not `site`
+  /// hands over once `site` is a caught-up peer (at once when it already is).
+  std::vector<coordinator_action> on_preference(std::optional<site_rank> site, time_point now);
+
   /// Retries and the preferred-site handover run from here; call it every few hundred ms.
   std::vector<coordinator_action> on_tick(time_point now);
 
@@ -101,6 +107,7 @@ class coordinator_logic {
   std::uint64_t epoch() const noexcept { return phase_ == coordinator_phase::ready ? term_ : 0; }
   bool ready() const noexcept { return phase_ == coordinator_phase::ready; }
   const std::string& last_failure() const noexcept { return last_failure_; }
+  std::optional<site_rank> preferred() const noexcept { return preferred_; }
 
  private:
   struct peer {
@@ -111,6 +118,7 @@ class coordinator_logic {
   std::vector<coordinator_action> enter(coordinator_phase p);
   std::vector<coordinator_action> step_away(const std::string& why);
   std::optional<std::uint64_t> best_peer(bool more_preferred_only, time_point now) const;
+  int order_of(site_rank r) const noexcept;  // lower leads first; the preference is -1
 
   coordinator_settings settings_;
   coordinator_phase phase_ = coordinator_phase::follower;
@@ -122,6 +130,7 @@ class coordinator_logic {
   std::optional<time_point> transfer_since_;  // a handover is under way
   std::map<std::uint64_t, peer> peers_;
   std::string last_failure_;
+  std::optional<site_rank> preferred_;
 };
 
 }  // namespace bastion::coordination

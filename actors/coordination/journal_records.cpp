@@ -136,6 +136,17 @@ record_bytes encode_completion(const std::string& request_id, const gateway::com
   return to_bytes(msg);
 }
 
+record_bytes encode_leadership_preference(const std::string& site, const std::string& changed_by,
+                                          std::uint64_t now_unix_ns) {
+  capnp::MallocMessageBuilder msg;
+  auto rec = msg.initRoot<j::JournalRecord>();
+  rec.setProposedAtNs(now_unix_ns);
+  auto c = rec.initConfigurationChange();
+  c.setChangedBy(changed_by);
+  c.initLeadership().setPreferredSite(site);
+  return to_bytes(msg);
+}
+
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes) {
   kj::Array<capnp::word> words;
   auto reader = reader_for(bytes, words);
@@ -159,6 +170,12 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
       case j::JournalRecord::COMPLETION:
         out = committed_completion{rec.getCompletion().getRequestId().cStr()};
         break;
+      case j::JournalRecord::CONFIGURATION_CHANGE: {
+        auto c = rec.getConfigurationChange();
+        if (c.isLeadership())
+          out = committed_leadership{c.getLeadership().getPreferredSite().cStr()};
+        break;
+      }
       default:
         break;
     }

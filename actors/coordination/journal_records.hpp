@@ -41,6 +41,10 @@ struct completion_options {
 record_bytes encode_completion(const std::string& request_id, const gateway::completion& outcome,
                                const completion_options& opt, std::uint64_t now_unix_ns);
 
+/// The switchover record: `site` leads whenever it has caught up, until another preference.
+record_bytes encode_leadership_preference(const std::string& site, const std::string& changed_by,
+                                          std::uint64_t now_unix_ns);
+
 /// What a committed entry says, as far as the coordinator cares.
 struct committed_epoch_start {
   epoch_start_record record;
@@ -51,9 +55,12 @@ struct committed_admission {
 struct committed_completion {
   std::string request_id;
 };
+struct committed_leadership {
+  std::string preferred_site;
+};
 struct committed_other {};  // configuration changes and kinds this build does not know
-using committed_record =
-    std::variant<committed_epoch_start, committed_admission, committed_completion, committed_other>;
+using committed_record = std::variant<committed_epoch_start, committed_admission,
+                                      committed_completion, committed_leadership, committed_other>;
 
 /// Reads a committed entry; an entry that is not a valid JournalRecord is an error message.
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes);

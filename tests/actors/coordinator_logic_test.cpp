@@ -204,3 +204,45 @@ TEST_CASE("a ready leader hands leadership to a more preferred site once it has 
   CHECK(flap.on_tick(t0 + 2500ms).empty());  // the hold restarts when it catches up again
   CHECK(flap.on_tick(t0 + 3500ms).size() == 1);
 }
+
+TEST_CASE("a committed switchover preference puts one site first until the next preference") {
+  // prod leads; the operator moves leadership to dr-local.
+  coordinator_logic prod(settings(site_rank::prod));
+  make_ready(prod, 5, t0);
+  prod.on_peer_progress(2, site_rank::dr_local, true, t0);
+  prod.on_peer_progress(3, site_rank::dr_remote, true, t0);
+  CHECK(prod.on_tick(t0 + 10s).empty());
+  auto a = prod.on_preference(site_rank::dr_local, t0 + 10s);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].kind == action_kind::drain_and_transfer);
+  CHECK(a[0].target == 2);  // the preferred site, not merely any caught-up peer
+
+  // dr-local, now leading with the same preference, does not hand back to prod...
+  coordinator_logic local(settings(site_rank::dr_local));
+  local.on_preference(site_rank::dr_local, t0);
+  make_ready(local, 6, t0);
+  local.on_peer_progress(2, site_rank::prod, true, t0);
+  CHECK(local.on_tick(t0 + 10s).empty());
+  CHECK(local.preferred() == site_rank::dr_local);
+  // ...until the operator switches back: then prod is first again.
+  auto back = local.on_preference(site_rank::prod, t0 + 11s);
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].target == 2);
+
+  // A preference for a site that is not caught up moves nothing; the default order applies to
+  // the rest (dr-remote, preferred but behind, does not stop prod from staying).
+  coordinator_logic p2(settings(site_rank::prod));
+  make_ready(p2, 7, t0);
+  p2.on_peer_progress(3, site_rank::dr_remote, false, t0);
+  CHECK(p2.on_preference(site_rank::dr_remote, t0 + 1s).empty());
+  auto later = p2.on_peer_progress(3, site_rank::dr_remote, true, t0 + 2s);
+  CHECK(later.empty());  // caught up only now: the hold applies
+  auto moved = p2.on_tick(t0 + 4s);
+  REQUIRE(moved.size() == 1);
+  CHECK(moved[0].target == 3);
+
+  // A follower only records the preference.
+  coordinator_logic f(settings(site_rank::dr_remote));
+  CHECK(f.on_preference(site_rank::prod, t0).empty());
+  CHECK(f.preferred() == site_rank::prod);
+}

@@ -48,8 +48,8 @@ struct echo_port final : gateway::inference_port {
       held[req.request_id] = std::move(on_done);
       return;
     }
-    on_done(gateway::final_result{"echo: " + text, gateway::finish_reason::stop, {3, 1}, "echo",
-                                  {}, 0});
+    on_done(gateway::final_result{
+        "echo: " + text, gateway::finish_reason::stop, {3, 1}, "echo", {}, 0});
   }
   void cancel(const std::string& id) override {
     auto it = held.find(id);
@@ -106,8 +106,8 @@ struct fixture : test_coordinator_fixture<sim_config> {
     if (with_preference)
       for (auto peer : cluster->ids())
         if (peer != id) ccfg.peer_sites[peer] = site_names[peer - 1];
-    s->coordinator = spawn_coordinator(sys, ccfg, cluster->node(id).handle, *s->port, {}, *clock,
-                                       s->view);
+    s->coordinator =
+        spawn_coordinator(sys, ccfg, cluster->node(id).handle, *s->port, {}, *clock, s->view);
     s->port->set_coordinator(s->coordinator);
     sites[id] = std::move(s);
     sched.run();
@@ -146,9 +146,8 @@ struct fixture : test_coordinator_fixture<sim_config> {
     req.stream = stream;
     outcomes[id] = {};
     gateway::token_callback on_token;
-    if (stream) on_token = [this, id](gateway::token_event ev) {
-      outcomes[id].tokens.push_back(ev.text);
-    };
+    if (stream)
+      on_token = [this, id](gateway::token_event ev) { outcomes[id].tokens.push_back(ev.text); };
     sites.at(at)->port->submit(std::move(req), std::move(on_token),
                                [this, id](gateway::completion c) { outcomes[id].done = c; });
   }
@@ -160,8 +159,9 @@ struct fixture : test_coordinator_fixture<sim_config> {
   const gateway::final_result& answer(const std::string& id) {
     CAF_REQUIRE(outcomes[id].done);
     auto* f = std::get_if<gateway::final_result>(&*outcomes[id].done);
-    if (!f) CAF_FAIL("request " << id << " failed: "
-                                << std::get<gateway::inference_error>(*outcomes[id].done).message);
+    if (!f)
+      CAF_FAIL("request " << id << " failed: "
+                          << std::get<gateway::inference_error>(*outcomes[id].done).message);
     return *f;
   }
 
@@ -305,6 +305,61 @@ CAF_TEST(leadership returns to prod once its replica has caught up) {
   submit(1, "req-before", "before");
   CAF_REQUIRE(settle("req-before"));
   CAF_CHECK_EQUAL(answer("req-before").site, sites[interim]->name);
+}
+
+CAF_TEST(a switchover moves leadership to the named site and keeps it there until switched back) {
+  for (auto& [id, s] : sites) caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
+  sched.run();
+  sites.clear();
+  with_preference = true;
+  const char* names[] = {"prod", "dr-local", "dr-remote"};
+  for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  wait_ready();
+  CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 1; }, 20000));
+
+  std::string reply;
+  std::string refusal;
+  auto ask = [&](std::uint64_t at, const std::string& to) {
+    reply.clear();
+    refusal.clear();
+    sys.spawn([&, coordinator = sites.at(at)->coordinator, to](caf::event_based_actor* a) {
+      a->request(coordinator, caf::infinite, switchover_atom::value, to, std::string{"operator"})
+          .then([&](const std::string& r) { reply = r; },
+                [&](const caf::error& e) { refusal = sys.render(e); });
+    });
+    sched.run();
+    cluster->advance_until([&] { return !reply.empty() || !refusal.empty(); }, 5000);
+  };
+
+  // Only the ready primary takes a switchover, and only to a known site.
+  ask(2, "dr-local");
+  CAF_CHECK(refusal.find("not the ready primary") != std::string::npos);
+  ask(1, "moon");
+  CAF_CHECK(refusal.find("unknown site 'moon'") != std::string::npos);
+
+  submit(1, "req-at-prod", "before");
+  CAF_REQUIRE(settle("req-at-prod"));
+  ask(1, "dr-local");
+  if (reply.empty()) CAF_FAIL("switchover refused: " << refusal);
+  CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 2; }, 20000));
+  CAF_CHECK_EQUAL(sites[2]->view.get().preferred_site, "dr-local");
+  // prod is caught up and normally preferred, yet dr-local keeps leading past the hold.
+  cluster->advance_until([] { return false; }, 6000);
+  CAF_CHECK_EQUAL(ready_site(), 2u);
+  submit(2, "req-at-local", "during");
+  CAF_REQUIRE(settle("req-at-local"));
+  CAF_CHECK_EQUAL(answer("req-at-local").site, "dr-local");
+
+  // Switching back returns leadership to prod; nothing released before is lost.
+  ask(2, "prod");
+  if (reply.empty()) CAF_FAIL("switchover refused: " << refusal);
+  CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 1; }, 20000));
+  for (const char* id : {"req-at-prod", "req-at-local"}) {
+    submit(1, id, "again");
+    CAF_REQUIRE(settle(id));
+  }
+  CAF_CHECK_EQUAL(answer("req-at-prod").site, "prod");
+  CAF_CHECK_EQUAL(answer("req-at-local").site, "dr-local");
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
