@@ -50,6 +50,7 @@ std::optional<api_key_table> api_key_table::build(const std::vector<config::api_
       return std::nullopt;
     }
     e.who.name = key.name;
+    e.who.admin = key.admin;
     for (const auto& cls : key.classes) {
       const auto p = parse_priority(cls);
       if (!p) {

@@ -23,6 +23,7 @@ const char* priority_name(priority_class p);
 struct principal {
   std::string name;
   std::uint8_t allowed_classes_mask = 0;  // bit i = priority_class i
+  bool admin = false;  // may use /admin/v1 (the operator's CLI)
   bool may_use(priority_class p) const {
     return (allowed_classes_mask >> static_cast<unsigned>(p)) & 1U;
   }

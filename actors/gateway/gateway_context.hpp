@@ -3,6 +3,7 @@
 // clocks and the owner's readiness check. Built by gateway_server; every member outlives every
 // request. REQUIRES: used only on the gateway's loop thread (the metrics are thread-safe anyway).
 
+#include "actors/gateway/admin_port.hpp"
 #include "actors/gateway/api_keys.hpp"
 #include "actors/gateway/gateway_settings.hpp"
 #include "actors/gateway/inference_port.hpp"
@@ -53,6 +54,7 @@ struct gateway_context {
   id_source mint_id;
   kj::Timer& timer;
   std::size_t in_flight = 0;
+  admin_port* admin = nullptr;  // /admin/v1 answers 404 without one
 
   std::int64_t unix_now_s() const;
   std::string metrics_text() const { return registry.render_prometheus(); }

@@ -85,6 +85,8 @@ class gateway_loop final : private kj::TaskSet::ErrorHandler {
         tasks_(*this) {}
 
   /// Binds the enabled listeners. Throws kj::Exception when a bind fails.
+  void set_admin(admin_port* admin) { ctx_.admin = admin; }
+
   void listen() {
     auto& network = io_.provider->getNetwork();
     const auto& s = ctx_.settings;
@@ -240,6 +242,7 @@ struct gateway_server::impl {
   const clock_source& clock;
   std::function<bool()> ready;
   id_source mint_id;
+  admin_port* admin = nullptr;
 
   std::thread thread;
   std::mutex mutex;
@@ -269,6 +272,7 @@ struct gateway_server::impl {
       }
       {
         gateway_loop loop(settings, port, registry, clock, ready, mint_id, *keys, io);
+        loop.set_admin(admin);
         KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { loop.listen(); })) {
           report("gateway: cannot listen: " + std::string(e->getDescription().cStr()));
         } else {
@@ -300,6 +304,11 @@ gateway_server::gateway_server(gateway_settings settings, inference_port& port,
                                    std::move(mint_id))) {}
 
 gateway_server::~gateway_server() { stop(); }
+
+void gateway_server::set_admin(admin_port* admin) {
+  KJ_REQUIRE(!impl_->started, "gateway_server::set_admin() after start()");
+  impl_->admin = admin;
+}
 
 std::optional<std::string> gateway_server::start() {
   KJ_REQUIRE(!impl_->started, "gateway_server::start() called twice");

@@ -11,6 +11,7 @@
 // The port, registry and clock must outlive the server. start() and stop() may be called from
 // any thread except the gateway's own.
 
+#include "actors/gateway/admin_port.hpp"
 #include "actors/gateway/gateway_settings.hpp"
 #include "actors/gateway/inference_port.hpp"
 #include "actors/gateway/request_id.hpp"
@@ -35,6 +36,10 @@ class gateway_server {
   ~gateway_server();  // stop()
   gateway_server(const gateway_server&) = delete;
   gateway_server& operator=(const gateway_server&) = delete;
+
+  /// Serves /admin/v1 through `admin` (to admin keys only). REQUIRES: before start(); `admin`
+  /// outlives the server.
+  void set_admin(admin_port* admin);
 
   /// Binds both listeners and starts serving; returns once they accept connections. A bad key
   /// table or a failed bind is returned as a message (nothing keeps running then).

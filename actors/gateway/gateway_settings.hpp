@@ -27,6 +27,7 @@ struct gateway_settings {
   std::size_t stream_tokens_max = 4096;     // tokens buffered per request; more: cancel
   std::uint32_t disconnect_check_ms = 250;  // how often a waiting request looks for a gone client
   std::uint32_t drain_timeout_ms = 10000;   // stop(): in-flight requests get this long
+  std::uint32_t admin_timeout_ms = 15000;   // an admin request unanswered this long: 504
 
   // Untrusted Cap'n Proto bytes (DESIGN.md §3): explicit limits, well under capnp's defaults.
   std::uint64_t rpc_traversal_words_max = (std::uint64_t{1} << 20) / 8 * 2;

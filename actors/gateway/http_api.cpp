@@ -13,6 +13,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -24,7 +26,7 @@ namespace {
 
 constexpr std::uint32_t deadline_header_ms_max = 3600 * 1000;
 
-enum class route_id { healthz, readyz, metrics, models, model, completions, chat, unknown };
+enum class route_id { healthz, readyz, metrics, models, model, completions, chat, admin, unknown };
 
 struct route {
   route_id id = route_id::unknown;
@@ -44,6 +46,9 @@ route route_for(std::string_view path) {
     return {route_id::completions, "completions", kj::HttpMethod::POST};
   if (path == "/v1/chat/completions")
     return {route_id::chat, "chat_completions", kj::HttpMethod::POST};
+  // Any method: the admin port decides what each path accepts.
+  if (path.size() > 10 && path.substr(0, 10) == "/admin/v1/")
+    return {route_id::admin, "admin", kj::HttpMethod::GET};
   return {};
 }
 
@@ -129,6 +134,8 @@ class http_exchange {
   kj::Promise<void> serve_models(bool one, std::string_view path);
   kj::Promise<void> serve_inference(const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                                     api_kind kind);
+  kj::Promise<void> serve_admin(kj::HttpMethod method, std::string_view path,
+                                kj::AsyncInputStream& body);
   kj::Promise<std::optional<std::string>> read_body(kj::AsyncInputStream& body,
                                                     std::optional<std::uint64_t> content_length);
   kj::Promise<void> read_more(kj::AsyncInputStream& body, std::string& into);
@@ -245,7 +252,7 @@ kj::Promise<void> http_exchange::run(kj::HttpMethod method, kj::StringPtr url,
                                   "invalid_request_error", "", "unknown_url"),
                 "application/json");
   }
-  if (method != r.method) {
+  if (method != r.method && r.id != route_id::admin) {
     ctx_.metrics.http_rejected("method_not_allowed");
     return send(405, "Method Not Allowed",
                 render_error_body(std::string("Method ") + kj::str(method).cStr() +
@@ -322,6 +329,8 @@ kj::Promise<void> http_exchange::run(kj::HttpMethod method, kj::StringPtr url,
       return serve_inference(headers, body, api_kind::completions);
     case route_id::chat:
       return serve_inference(headers, body, api_kind::chat);
+    case route_id::admin:
+      return serve_admin(method, path.substr(10), body);
     default:
       break;
   }
@@ -374,6 +383,61 @@ kj::Promise<void> http_exchange::serve_inference(const kj::HttpHeaders& headers,
                       "application/json");
         }
         return run_request(std::move(*text), kind);
+      });
+}
+
+kj::Promise<void> http_exchange::serve_admin(kj::HttpMethod method, std::string_view path,
+                                             kj::AsyncInputStream& body) {
+  if (ctx_.admin == nullptr) {
+    ctx_.metrics.http_rejected("unknown_path");
+    return send(404, "Not Found",
+                render_error_body("this node has no admin endpoints (no cluster section)",
+                                  "invalid_request_error", "", "unknown_url"),
+                "application/json");
+  }
+  if (!who_->admin) {
+    ctx_.metrics.http_rejected("permission_denied");
+    return send_error(error_code::permission_denied,
+                      "API key '" + who_->name + "' is not an admin key (admin = true)");
+  }
+  std::string method_name = kj::str(method).cStr();
+  std::string sub_path(path);
+  // Admin bodies are small JSON; the gateway's body limit and idle timeout bound them.
+  return read_body(body, std::nullopt)
+      .then([this, method_name = std::move(method_name),
+             sub_path = std::move(sub_path)](std::optional<std::string> text) -> kj::Promise<void> {
+        if (!text) {
+          ctx_.metrics.http_rejected("body_too_large");
+          return send_error(error_code::invalid_argument, "admin request body too large");
+        }
+        // The port answers from another thread, possibly after this exchange gave up on it:
+        // the slot is emptied on timeout so a late answer goes nowhere.
+        struct slot {
+          std::mutex mutex;
+          kj::Own<kj::CrossThreadPromiseFulfiller<admin_reply>> fulfiller;
+        };
+        auto paf = kj::newPromiseAndCrossThreadFulfiller<admin_reply>();
+        auto shared = std::make_shared<slot>();
+        shared->fulfiller = kj::mv(paf.fulfiller);
+        ctx_.admin->handle(method_name, sub_path, *text, who_->name, [shared](admin_reply r) {
+          std::lock_guard<std::mutex> lock(shared->mutex);
+          if (shared->fulfiller.get() != nullptr) shared->fulfiller->fulfill(kj::mv(r));
+          shared->fulfiller = nullptr;
+        });
+        auto timeout =
+            ctx_.timer.afterDelay(ctx_.settings.admin_timeout_ms * kj::MILLISECONDS)
+                .then([shared]() {
+                  std::lock_guard<std::mutex> lock(shared->mutex);
+                  shared->fulfiller = nullptr;
+                  return admin_reply{504, render_error_body("the node did not answer in time",
+                                                            "server_error", "", "timeout")};
+                });
+        return paf.promise.exclusiveJoin(kj::mv(timeout)).then([this](admin_reply r) {
+          const char* reason = r.status < 300   ? "OK"
+                               : r.status < 500 ? "Bad Request"
+                                                : "Server Error";
+          return send(r.status, reason, std::move(r.json), "application/json");
+        });
       });
 }
 

@@ -93,6 +93,14 @@ class section {
         out = *v;
     }
   }
+  void get_bool(const std::string& k, bool& out) {
+    if (const auto* n = node(k)) {
+      if (auto v = n->value<bool>())
+        out = *v;
+      else
+        refuse(k, quote(*n), "must be true or false");
+    }
+  }
   void get_strings(const std::string& k, std::vector<std::string>& out) {
     if (const auto* a = array(k)) {
       out.clear();
@@ -403,13 +411,12 @@ void read_api_keys(section& root, std::vector<std::string>& errors, node_config&
     for (const auto& c : k.classes)
       if (class_index(c) < 0)
         s.refuse("classes", "'" + c + "'", "must be production, interactive, batch or training");
+    s.get_bool("admin", k.admin);
     cfg.api_keys.push_back(std::move(k));
   }
 }
 
-bool valid_site(const std::string& s) {
-  return s == "prod" || s == "dr-local" || s == "dr-remote";
-}
+bool valid_site(const std::string& s) { return s == "prod" || s == "dr-local" || s == "dr-remote"; }
 
 void read_cluster(section& root, std::vector<std::string>& errors, node_config& cfg) {
   const auto* t = root.table("cluster");

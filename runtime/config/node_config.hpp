@@ -72,6 +72,7 @@ struct api_key_section {
   std::string name;
   std::string key_sha256;            // hex SHA-256 of the key; the key itself is never stored
   std::vector<std::string> classes;  // priority classes this key may use
+  bool admin = false;  // may use the operator's /admin/v1 endpoints (bastion CLI)
 };
 
 /// Another site's node in the replicated cluster (DESIGN.md §1, §5).
