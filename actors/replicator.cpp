@@ -21,6 +21,7 @@ extern "C" {
 #include <limits>
 #include <map>
 #include <memory>
+#include <random>
 
 namespace bastion::actors {
 
@@ -69,6 +70,8 @@ struct replicator_metrics {
   metrics::counter* frames_received;
   metrics::counter* append_frames_split;
   metrics::counter* storage_errors;
+  metrics::counter* fault_outgoing_dropped;
+  metrics::counter* fault_delayed;
   metrics::registry* reg;
   metrics::labels labels;
 
@@ -104,6 +107,12 @@ struct replicator_metrics {
                        "AppendEntries cut to append_frame_bytes_max before sending", labels);
     storage_errors = &r.get_counter("bastion_replicator_storage_errors_total",
                                     "Storage or transport failures libraft reported", labels);
+    fault_outgoing_dropped =
+        &r.get_counter("bastion_replicator_frames_fault_outgoing_dropped_total",
+                       "Outgoing Raft frames lost to an injected link fault (cut or drop)", labels);
+    fault_delayed =
+        &r.get_counter("bastion_replicator_frames_fault_delayed_total",
+                       "Outgoing Raft frames held back by an injected link delay", labels);
   }
 
   metrics::counter& dropped(const char* reason) {
@@ -158,6 +167,10 @@ struct replicator_state {
   std::uint64_t split_seen = 0;  // append_frames_split already published
   std::string last_error;
   std::uint64_t last_delivered = 0;  // index of the last entry given to subscribers
+  // The fault switch's state here: its own RNG (seeded from cfg.rng_seed, so a test replays
+  // its drops) and the per-link delivery order of delayed frames.
+  std::mt19937_64 fault_rng;
+  link_delay_order delay_order;
   // What observers were last told.
   int seen_role = -1;
   std::uint64_t seen_term = 0;
@@ -208,10 +221,11 @@ struct replicator_state {
     engine = std::make_unique<raft_engine>();
     caf::weak_actor_ptr weak{self->ctrl()};
     caf_raft_io::hooks hooks;
+    fault_rng.seed(cfg.rng_seed ^ 0x6c696e6b5f666c74ULL);  // a stream apart from libraft's
     hooks.send_frame = [this](raft_id to, wire::frame f) {
       auto it = peers.find(to);
       if (it == peers.end() || !it->second.link) return false;
-      self->send(it->second.link, std::move(f));
+      send_to_peer(to, it->second.link, std::move(f));
       return true;
     };
     hooks.post_completion = [weak](std::uint64_t token, int status) {
@@ -269,6 +283,39 @@ struct replicator_state {
     engine->started = true;
     note_changes();
     return caf::none;
+  }
+
+  // Sends `f` on `link` through the fault switch. A frame a fault loses counts as sent: libraft
+  // sees what a real network fault would show it, silence.
+  void send_to_peer(std::uint64_t to, const raft_link& link, wire::frame f) {
+    if (!cfg.faults) {
+      self->send(link, std::move(f));
+      return;
+    }
+    const auto fault = cfg.faults->get(to);
+    if (fault.cut_outgoing || fault_drops(fault.drop_ratio)) {
+      ++counts.frames_fault_outgoing_dropped;
+      if (metrics) metrics->fault_outgoing_dropped->inc();
+      return;
+    }
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock->monotonic()).count();
+    auto hold_ms = delay_order.delay_for(to, now_ms, fault.delay_ms);
+    if (!hold_ms) {
+      self->send(link, std::move(f));
+      return;
+    }
+    ++counts.frames_fault_delayed;
+    if (metrics) metrics->fault_delayed->inc();
+    self->delayed_send(link, std::chrono::milliseconds{*hold_ms}, std::move(f));
+  }
+
+  bool fault_drops(double ratio) {
+    if (ratio <= 0) return false;
+    if (ratio >= 1) return true;
+    // 53 random bits as a double in [0, 1): the same sequence on every platform.
+    const double draw = static_cast<double>(fault_rng() >> 11) * 0x1.0p-53;
+    return draw < ratio;
   }
 
   void close() {
@@ -489,7 +536,7 @@ struct replicator_state {
 
   // --- Incoming frames ---------------------------------------------------------------------
 
-  enum class drop_reason { malformed, oversize, unsealed, misaddressed, shutdown };
+  enum class drop_reason { malformed, oversize, unsealed, misaddressed, shutdown, fault };
 
   void receive(const wire::frame& f) {
     ++counts.frames_received;
@@ -530,6 +577,12 @@ struct replicator_state {
            "frame addressed to server " + std::to_string(msg.receiver_id()));
       return;
     }
+    const auto sender = msg.message().server_id;
+    if (cfg.faults && cfg.faults->get(sender).cut_incoming) {
+      drop(drop_reason::fault, "frame from server " + std::to_string(sender) +
+                                   " dropped: a link fault cuts that peer's incoming frames");
+      return;
+    }
     engine->io->receive(msg.message());
     msg.release();  // libraft owns the entries / snapshot buffers now
     note_changes();
@@ -557,6 +610,10 @@ struct replicator_state {
       case drop_reason::shutdown:
         ++counts.frames_dropped_shutdown;
         label = "after_shutdown";
+        break;
+      case drop_reason::fault:
+        ++counts.frames_dropped_fault;
+        label = "fault_cut_incoming";
         break;
     }
     if (metrics) metrics->dropped(label).inc();

@@ -23,6 +23,7 @@
 // - transfer(target id) -> the new leader's id once the target leads, or bad_target /
 //   transfer_failed / not_leader.
 
+#include "actors/link_faults.hpp"
 #include "actors/replicator_state.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/journal/log_store.hpp"
@@ -85,6 +86,11 @@ struct replicator_status {
   std::uint64_t frames_dropped_unsealed = 0;      // seal does not verify, stale epoch
   std::uint64_t frames_dropped_misaddressed = 0;  // meant for another replica
   std::uint64_t frames_dropped_shutdown = 0;      // arrived after the replicator stopped
+  std::uint64_t frames_dropped_fault = 0;         // from a peer whose incoming link a fault cut
+  // Outgoing frames the fault switch (replicator_config::faults) acted on; not in
+  // frames_dropped, which counts what arrived.
+  std::uint64_t frames_fault_outgoing_dropped = 0;  // cut_outgoing or drop_ratio: never sent
+  std::uint64_t frames_fault_delayed = 0;           // held back by delay_ms (or behind one)
   std::uint64_t storage_errors = 0;
   std::uint64_t snapshot_index = 0;       // last index covered by the latest snapshot here
   std::uint64_t snapshots_taken = 0;      // by this incarnation, compacting its own log
@@ -104,7 +110,8 @@ typename Inspector::result_type inspect(Inspector& f, replicator_status& x) {
            x.leader_id, x.leader_address, x.commit_index, x.last_applied, x.last_index,
            x.frames_received, x.frames_dropped, x.frames_dropped_malformed,
            x.frames_dropped_oversize, x.frames_dropped_unsealed, x.frames_dropped_misaddressed,
-           x.frames_dropped_shutdown, x.storage_errors, x.snapshot_index, x.snapshots_taken,
+           x.frames_dropped_shutdown, x.frames_dropped_fault, x.frames_fault_outgoing_dropped,
+           x.frames_fault_delayed, x.storage_errors, x.snapshot_index, x.snapshots_taken,
            x.snapshots_installed, x.append_frames_split, x.last_error, x.peer_ids,
            x.peer_match_index);
 }
@@ -170,6 +177,9 @@ struct replicator_config {
   /// replicator.cpp's replicator_metrics), labelled replica="<id>"; null: nowhere.
   /// REQUIRES: outlives the actor.
   metrics::registry* metrics = nullptr;
+  /// The inter-site fault switch (link_faults.hpp), read for every frame sent and received;
+  /// the node's admin endpoint changes it while the replicator runs. Null: no faults.
+  std::shared_ptr<link_faults> faults;
 };
 
 /// Spawns a replicator. It loads `store` and starts libraft at once; a store that cannot be

@@ -29,6 +29,10 @@ const char* to_string(replicator_errc code) noexcept {
       return "bad_snapshot";
     case replicator_errc::frame_too_large:
       return "frame_too_large";
+    case replicator_errc::bad_link_fault:
+      return "bad_link_fault";
+    case replicator_errc::recovery_refused:
+      return "recovery_refused";
   }
   return "unknown_journal_error";
 }

@@ -26,6 +26,8 @@ enum class replicator_errc : std::uint8_t {
   raft_failed,       // libraft refused the operation for another reason (detail says which)
   bad_snapshot,      // snapshot data the journal_state cannot restore (from a peer or a disk)
   frame_too_large,   // a Raft frame over replicator_config::frame_limits (dropped and counted)
+  bad_link_fault,    // a link fault setting out of range (link_faults::set names field and value)
+  recovery_refused,  // forced promotion refused: the store or the new configuration is unfit
 };
 
 /// The atom naming the category, registered by announce_replicator_types.

@@ -2,7 +2,9 @@
 
 #include "actors/replicator_codec.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -206,6 +208,7 @@ void caf_raft_io::run_callback(const pending& p, int status) {
     }
     case pending_kind::truncate:
     case pending_kind::bootstrap:
+    case pending_kind::recover:
       // libraft's truncate has no callback (later appends are ordered after it by the
       // store); a failure is counted by complete().
       break;
@@ -280,6 +283,7 @@ int caf_raft_io::do_load(raft_io* io, raft_term* term, raft_id* voted_for, raft_
   }
   s.next_index_ = rec.start_index + rec.entries.size();
   rec = journal::recovered_log{};  // libraft has its own copy now
+  s.load_done_ = true;
   return 0;
 }
 
@@ -329,10 +333,63 @@ int caf_raft_io::do_bootstrap(raft_io* io, const raft_configuration* conf) {
   return 0;
 }
 
-int caf_raft_io::do_recover(raft_io* io, const raft_configuration*) {
-  // Forced promotion (DESIGN.md §5) is an operator procedure that is not built yet.
-  self(io).set_error("raft_io.recover is not supported by the replicator yet");
-  return RAFT_INVALID;
+int caf_raft_io::do_recover(raft_io* io, const raft_configuration* conf) {
+  auto& s = self(io);
+  auto& rec = s.recovered_;
+  // libraft's contract (raft.h, raft_recover): before raft_start, append `conf` as a
+  // RAFT_CHANGE entry at the end of the stored log; on start libraft adopts the latest
+  // configuration in its log, committed or not. Forced promotion (DESIGN.md §5) runs it
+  // offline, on the one surviving replica, once the operator attests the others are fenced
+  // (actors/replicator_recovery.hpp).
+  if (s.load_done_) {
+    s.set_error("recover: libraft already loaded the log; recover runs before raft_start");
+    return RAFT_BUSY;
+  }
+  if (rec.entries.empty() && !rec.snap) {
+    s.set_error("recover: the log is empty (a pristine store): there is nothing to recover");
+    return RAFT_INVALID;
+  }
+  // The entry's term: one past the larger of the last stored entry's term and the durable
+  // current term, made the current term (with our own vote) before the entry is written.
+  // - Log terms never decrease: Raft stores no entry above the current term, so the new
+  //   term is above every term in the log (libraft's own uv backend writes term 1 here,
+  //   which would put a lower term after higher ones).
+  // - No two leaders share a term: libraft makes a lone voter leader at start without a new
+  //   election, in its current term. Reusing the current term (or the last entry's) would
+  //   make this replica a second leader of a term another site may already have led, and
+  //   anything keyed on the term (the coordinator's epochs) would see two leaders for one
+  //   term. A term nobody here has seen, voted for by us, is the one a real election in a
+  //   one-voter cluster would have produced.
+  // - The new leader can commit at once: the entry is of its own term, and it is a majority
+  //   of one.
+  // Its limit: a lost site may have gone to that term too and written other entries at this
+  // index; Raft's log matching then no longer holds between this log and that site's, which
+  // is why fenced sites rejoin with an empty store, never their old one.
+  const std::uint64_t last_term = rec.entries.empty() ? rec.snap->term : rec.entries.back().term;
+  const std::uint64_t term = std::max(last_term, rec.hard.term) + 1;
+  raft_buffer buf{};
+  if (int rv = raft_configuration_encode(conf, &buf); rv != 0) return rv;
+  journal::log_entry entry;
+  entry.term = term;
+  entry.type = RAFT_CHANGE;
+  const auto* bytes = static_cast<const std::uint8_t*>(buf.base);
+  entry.payload.assign(bytes, bytes + buf.len);
+  raft_free(buf.base);
+  const journal::hard_state hs{term, s.id_};
+  if (auto err = s.store_.save_hard_state(hs)) {
+    s.set_error("recover: saving term " + std::to_string(term) + " failed");
+    return RAFT_IOERR;
+  }
+  s.hard_ = hs;
+  rec.hard = hs;
+  const std::uint64_t index = rec.start_index + rec.entries.size();
+  if (index != s.next_index_) std::abort();  // next_index_ tracks the recovered log: a bug
+  rec.entries.push_back(entry);              // load() hands it to libraft with the rest
+  s.next_index_ = index + 1;
+  const auto token = s.add_pending(pending{pending_kind::recover});
+  s.recovered_conf_ = {index, term, token};
+  s.store_.append(index, {std::move(entry)}, s.completion_for(token));
+  return 0;
 }
 
 int caf_raft_io::do_set_term(raft_io* io, raft_term term) {

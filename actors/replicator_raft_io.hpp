@@ -53,6 +53,16 @@ class caf_raft_io {
 
   /// How many AppendEntries results were corrected before sending (see do_send).
   std::uint64_t clamped_results() const noexcept { return clamped_results_; }
+  /// What do_recover wrote: the forced configuration entry's index and term (0 until then).
+  /// Its append completes through post_completion like any other; `recover_token` is the
+  /// token it will carry, so an offline caller (replicator_recovery) can wait for it.
+  struct recovered_configuration {
+    std::uint64_t index = 0;
+    std::uint64_t term = 0;
+    std::uint64_t token = 0;
+  };
+  const recovered_configuration& recovered() const noexcept { return recovered_conf_; }
+
   /// How many received AppendEntries had leader_commit lowered (see receive).
   std::uint64_t clamped_commits() const noexcept { return clamped_commits_; }
 
@@ -69,7 +79,15 @@ class caf_raft_io {
   void complete(std::uint64_t token, int status);
 
  private:
-  enum class pending_kind { append, send, truncate, snapshot_put, snapshot_get, bootstrap };
+  enum class pending_kind {
+    append,
+    send,
+    truncate,
+    snapshot_put,
+    snapshot_get,
+    bootstrap,
+    recover
+  };
   struct pending {
     pending_kind kind = pending_kind::append;
     void* req = nullptr;  // libraft's request object of that kind
@@ -123,6 +141,7 @@ class caf_raft_io {
   raft_io_tick_cb tick_cb_ = nullptr;
   raft_io_recv_cb recv_cb_ = nullptr;
   bool closing_ = false;
+  bool load_done_ = false;  // do_load handed the log to libraft
   // The AppendEntries being handled inside recv_cb_, if any: its sender and the last index
   // it proves matched (see do_send).
   struct {
@@ -133,6 +152,8 @@ class caf_raft_io {
   std::uint64_t clamped_commits_ = 0;
   std::size_t append_frame_bytes_max_ = 0;
   std::uint64_t append_frames_split_ = 0;
+
+  recovered_configuration recovered_conf_;
 
   std::uint64_t next_token_ = 1;
   std::map<std::uint64_t, pending> pending_;

@@ -177,6 +177,7 @@ cluster::cluster(caf::actor_system& sys, caf::scheduler::test_coordinator& sched
     n.id = i + 1;
     n.address = "replica-" + std::to_string(n.id);
     n.store = std::make_unique<journal::memory_store>();
+    n.faults = std::make_shared<link_faults>();
     for (std::size_t j = 0; j < nodes_.size(); ++j) {
       auto link =
           j == i ? raft_link{} : sys_.spawn(link_proxy, network_, n.id, std::uint64_t{j + 1});
@@ -221,6 +222,7 @@ void cluster::spawn_node(sim_node& n) {
     cfg.record_bytes_max = std::min(cfg.record_bytes_max, opt_.append_frame_bytes_max);
   }
   cfg.metrics = opt_.metrics;
+  cfg.faults = n.faults;
   n.handle = spawn_replicator(sys_, std::move(cfg), *n.store, clock_);
   n.role = replica_role::follower;
 }

@@ -109,6 +109,9 @@ struct sim_node {
   std::uint64_t id = 0;
   std::string address;
   std::unique_ptr<journal::memory_store> store;
+  // This replica's inter-site fault switch (replicator_config::faults); the same one across
+  // restarts, as the node's admin endpoint would keep it. Empty unless a test sets faults.
+  std::shared_ptr<actors::link_faults> faults;
   actors::replicator_actor handle;       // null while crashed
   std::vector<actors::raft_link> links;  // this node's outgoing links, one per peer
   // What each incarnation's subscriber received, in arrival order; the last is current.
