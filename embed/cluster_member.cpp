@@ -41,10 +41,11 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   rc.election_timeout_ms = c.election_timeout_ms;
   rc.heartbeat_timeout_ms = c.heartbeat_ms;
   rc.rng_seed = c.replica_id * 7919 + static_cast<std::uint64_t>(clock.wall().count());
+  rc.faults = faults_;
   replicator_ = actors::spawn_replicator(sys, rc, *store_, clock);
 
-  auto published = coordination::publish_journal_link(sys, replicator_, c.raft_listen.host,
-                                                      c.raft_listen.port);
+  auto published =
+      coordination::publish_journal_link(sys, replicator_, c.raft_listen.host, c.raft_listen.port);
   if (!published) {
     caf::anon_send_exit(replicator_, caf::exit_reason::user_shutdown);
     caf::scoped_actor self{sys};
@@ -55,8 +56,8 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   forwarder_ = published->forwarder;
   journal_port_ = published->port;
   for (const auto& p : c.peers)
-    linkers_.push_back(coordination::spawn_peer_linker(sys, replicator_, p.replica_id, p.raft.host,
-                                                       p.raft.port, std::chrono::milliseconds{300}));
+    linkers_.push_back(coordination::spawn_peer_linker(
+        sys, replicator_, p.replica_id, p.raft.host, p.raft.port, std::chrono::milliseconds{300}));
 
   port_ = std::make_unique<coordination::journaled_port>(serving.port(), view_, clock,
                                                          cfg.node.site, c.retain_output_text);
@@ -66,9 +67,10 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   cc.retain_text = c.retain_output_text;
   cc.drain_timeout = std::chrono::milliseconds{c.drain_timeout_ms};
   for (const auto& p : c.peers) cc.peer_sites[p.replica_id] = p.site;
-  coordinator_ = coordination::spawn_coordinator(sys, cc, replicator_, *port_, make_hooks(), clock,
-                                                 view_);
+  coordinator_ =
+      coordination::spawn_coordinator(sys, cc, replicator_, *port_, make_hooks(), clock, view_);
   port_->set_coordinator(coordinator_);
+  admin_ = std::make_unique<cluster_admin>(sys, cfg, replicator_, coordinator_, view_, faults_);
   // Peers' progress for the preferred-site handover comes from the replicator's status; the
   // sites learn each other's rank from the config.
 }

@@ -7,8 +7,10 @@
 
 #include "actors/coordination/coordinator.hpp"
 #include "actors/coordination/journaled_port.hpp"
+#include "actors/link_faults.hpp"
 #include "actors/replicator.hpp"
 #include "actors/serving/local_serving.hpp"
+#include "embed/cluster_admin.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/journal/file_store.hpp"
@@ -39,6 +41,8 @@ class cluster_member {
   std::uint16_t journal_port() const { return journal_port_; }
   actors::replicator_actor replicator() const { return replicator_; }
   caf::actor coordinator() const { return coordinator_; }
+  /// The operator's endpoints (status, switchover, link faults) the gateway serves.
+  gateway::admin_port& admin() { return *admin_; }
 
  private:
   coordination::coordinator_hooks make_hooks();
@@ -48,6 +52,7 @@ class cluster_member {
   serving::local_serving& serving_;
   const clock_source& clock_;
   std::unique_ptr<journal::file_store> store_;
+  std::shared_ptr<actors::link_faults> faults_ = std::make_shared<actors::link_faults>();
   actors::replicator_actor replicator_;
   actors::raft_link forwarder_;
   std::uint16_t journal_port_ = 0;
@@ -55,6 +60,7 @@ class cluster_member {
   coordination::coordinator_view view_;
   std::unique_ptr<coordination::journaled_port> port_;
   caf::actor coordinator_;
+  std::unique_ptr<cluster_admin> admin_;
   std::mutex checks_mutex_;
   std::vector<std::future<void>> checks_;  // model checks in flight; joined at teardown
 };

@@ -3,8 +3,8 @@
 
 #include <bastion/node.hpp>
 
-#include "embed/node_impl.hpp"
 #include "actors/replicator.hpp"
+#include "embed/node_impl.hpp"
 #include "runtime/wire/announce.hpp"
 
 #include <caf/io/middleman.hpp>
@@ -58,11 +58,22 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
   wire::announce_wire_types(system_config);
   actors::announce_replicator_types(system_config);
   system_config.load<caf::io::middleman>();
+  if (cfg && cfg->cluster.enabled) {
+    // CAF's own link failure detection backs up Raft's (docs/decisions/0008): with 0.17's
+    // defaults a peer that vanishes without a FIN (power loss, SIGSTOP, a cut cable) keeps its
+    // dead connection for minutes, and the journal link is not re-made until the middleman
+    // gives it up. Heartbeats every 5 Raft heartbeats and a connection given up after 3
+    // election timeouts notice it within seconds, yet never before Raft itself has.
+    const auto& cl = cfg->cluster;
+    system_config.set("middleman.heartbeat-interval",
+                      caf::timespan{std::chrono::milliseconds{5 * cl.heartbeat_ms}});
+    system_config.set("middleman.connection-timeout",
+                      caf::timespan{std::chrono::milliseconds{3 * cl.election_timeout_ms}});
+  }
   if (o.worker_threads > 0) system_config.set("scheduler.max-threads", o.worker_threads);
   system_config.set("logger.console-verbosity", caf::atom("quiet"));
   system.emplace(system_config);
-  health =
-      system->spawn(actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock);
+  health = system->spawn(actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock);
   if (!cfg) return;
   auto started = serving::local_serving::start(*system, *cfg, registry);
   if (!started) {
@@ -85,6 +96,7 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
   if (member) ready = [this] { return !stopped && member->state().ready; };
   gateway = std::make_unique<gateway::gateway_server>(gateway::settings_from_config(*cfg), *port(),
                                                       registry, clock, std::move(ready));
+  if (member) gateway->set_admin(&member->admin());
   if (auto err = gateway->start()) {
     stop();
     throw start_error("node '" + o.name + "' could not open its listeners: " + *err);
@@ -97,7 +109,7 @@ void node::impl::stop() {
   if (stopped.exchange(true)) return;
   if (gateway) gateway->stop();  // drains its in-flight requests first
   gateway.reset();
-  member.reset();  // the coordinator and the replicator stop before the serving they call
+  member.reset();   // the coordinator and the replicator stop before the serving they call
   serving.reset();  // drains with a zero timeout, stops workers and their step threads
   if (health) caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
   health = nullptr;

@@ -95,8 +95,10 @@ def one_request(rt, request_id, prompt, max_tokens, give_up_s):
             j = json.loads(data)
             fp = (j.get("system_fingerprint") or "bastion:?:0").split(":")
             text = j["choices"][0]["text"]
+            # sm3: what the journal's completion record holds (SM3 of the output text).
             return {"id": request_id, "site": fp[1], "epoch": int(fp[2]), "sent": sent,
                     "done": time.time(), "digest": hashlib.sha256(text.encode()).hexdigest(),
+                    "sm3": hashlib.new("sm3", text.encode()).hexdigest(),
                     "attempts": attempts, "via": f"{host}:{port}"}, None
         code = ""
         try:

@@ -1,0 +1,202 @@
+#include "embed/cluster_admin.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+namespace bastion {
+
+namespace {
+
+using json = nlohmann::json;
+using gateway::admin_reply;
+
+constexpr std::chrono::seconds ask_timeout{5};
+
+admin_reply error_reply(unsigned status, const std::string& message) {
+  return {status, json{{"error", {{"message", message}}}}.dump()};
+}
+
+/// The body as a JSON object; an empty body is an empty object.
+std::optional<json> parse_object(const std::string& body, std::string& why) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    why = "the body must be a JSON object";
+    return std::nullopt;
+  }
+  return j;
+}
+
+json fault_json(const std::string& site, std::uint64_t id, const actors::link_fault& f) {
+  return {{"peer", site},
+          {"replica_id", id},
+          {"cut_outgoing", f.cut_outgoing},
+          {"cut_incoming", f.cut_incoming},
+          {"drop_ratio", f.drop_ratio},
+          {"delay_ms", f.delay_ms}};
+}
+
+}  // namespace
+
+cluster_admin::cluster_admin(caf::actor_system& sys, const config::node_config& cfg,
+                             actors::replicator_actor replicator, caf::actor coordinator,
+                             const coordination::coordinator_view& view,
+                             std::shared_ptr<actors::link_faults> faults)
+    : sys_(sys),
+      cfg_(cfg),
+      replicator_(std::move(replicator)),
+      coordinator_(std::move(coordinator)),
+      view_(view),
+      faults_(std::move(faults)) {}
+
+std::string cluster_admin::site_of(std::uint64_t replica_id) const {
+  if (replica_id == cfg_.cluster.replica_id) return cfg_.node.site;
+  for (const auto& p : cfg_.cluster.peers)
+    if (p.replica_id == replica_id) return p.site;
+  return {};
+}
+
+std::uint64_t cluster_admin::replica_of(const std::string& site) const {
+  for (const auto& p : cfg_.cluster.peers)
+    if (p.site == site) return p.replica_id;
+  return 0;
+}
+
+void cluster_admin::handle(const std::string& method, const std::string& path,
+                           const std::string& body, const std::string& principal,
+                           std::function<void(admin_reply)> done) {
+  if (path == "status") {
+    if (method != "GET") return done(error_reply(400, "status takes GET"));
+    return status(std::move(done));
+  }
+  if (path == "switchover") {
+    if (method != "POST") return done(error_reply(400, "switchover takes POST"));
+    return switchover(body, principal, std::move(done));
+  }
+  if (path == "faults") return done(faults(method, body));
+  done(error_reply(404, "no admin endpoint '" + path + "' (status, switchover, faults)"));
+}
+
+void cluster_admin::status(std::function<void(admin_reply)> done) {
+  auto view = view_.get();
+  json out = {{"node", cfg_.node.name},
+              {"site", cfg_.node.site},
+              {"replica_id", cfg_.cluster.replica_id},
+              {"phase", view.phase},
+              {"ready", view.ready},
+              {"epoch", view.epoch},
+              {"term", view.term},
+              {"leader_address", view.leader_address},
+              {"preferred_site", view.preferred_site},
+              {"last_failure", view.last_failure},
+              {"in_flight", view.in_flight}};
+  json faults = json::array();
+  for (const auto& [id, f] : faults_->all()) faults.push_back(fault_json(site_of(id), id, f));
+  out["faults"] = std::move(faults);
+  // Asked from a short-lived actor so the gateway's loop never blocks on the replicator.
+  sys_.spawn([this, out = std::move(out), done](caf::event_based_actor* self) mutable {
+    self->request(replicator_, ask_timeout, actors::status_atom::value)
+        .then(
+            [this, out, done](const actors::replicator_status& s) mutable {
+              json peers = json::array();
+              for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size(); ++i) {
+                const auto match = s.peer_match_index[i];
+                peers.push_back({{"replica_id", s.peer_ids[i]},
+                                 {"site", site_of(s.peer_ids[i])},
+                                 {"match_index", match},
+                                 {"lag", s.last_index > match ? s.last_index - match : 0}});
+              }
+              out["journal"] = {{"role", actors::to_string(s.role)},
+                                {"term", s.term},
+                                {"leader_id", s.leader_id},
+                                {"leader_site", site_of(s.leader_id)},
+                                {"commit_index", s.commit_index},
+                                {"last_applied", s.last_applied},
+                                {"last_index", s.last_index},
+                                {"snapshot_index", s.snapshot_index},
+                                {"frames_received", s.frames_received},
+                                {"frames_dropped", s.frames_dropped},
+                                {"storage_errors", s.storage_errors},
+                                {"last_error", s.last_error},
+                                {"peers", std::move(peers)}};
+              done({200, out.dump()});
+            },
+            [done](const caf::error& e) {
+              done(error_reply(503, "the journal replica did not answer: " + to_string(e)));
+            });
+  });
+}
+
+void cluster_admin::switchover(const std::string& body, const std::string& principal,
+                               std::function<void(admin_reply)> done) {
+  std::string why;
+  auto j = parse_object(body, why);
+  if (!j) return done(error_reply(400, why));
+  if (!j->contains("to") || !(*j)["to"].is_string())
+    return done(error_reply(400, "switchover needs {\"to\": \"<site>\"}"));
+  const std::string to = (*j)["to"].get<std::string>();
+  if (to != cfg_.node.site && replica_of(to) == 0)
+    return done(error_reply(400, "'" + to + "' is not a site of this cluster"));
+  sys_.spawn([this, to, principal, done](caf::event_based_actor* self) {
+    self->request(coordinator_, ask_timeout, coordination::switchover_atom::value, to, principal)
+        .then(
+            [done](const std::string& said) {
+              done({200, json{{"result", said}}.dump()});
+            },
+            [this, done](const caf::error& e) { done(error_reply(409, sys_.render(e))); });
+  });
+}
+
+admin_reply cluster_admin::faults(const std::string& method, const std::string& body) {
+  auto list = [this] {
+    json all = json::array();
+    for (const auto& [id, f] : faults_->all()) all.push_back(fault_json(site_of(id), id, f));
+    return admin_reply{200, json{{"faults", std::move(all)}}.dump()};
+  };
+  if (method == "GET") return list();
+  std::string why;
+  auto j = parse_object(body, why);
+  if (!j) return error_reply(400, why);
+  std::uint64_t peer = 0;
+  if (j->contains("peer")) {
+    const auto& p = (*j)["peer"];
+    if (!p.is_string()) return error_reply(400, "peer must be a site name");
+    peer = replica_of(p.get<std::string>());
+    if (peer == 0)
+      return error_reply(400, "'" + p.get<std::string>() + "' is not another site of this cluster");
+  }
+  if (method == "DELETE") {
+    if (peer == 0)
+      faults_->clear_all();
+    else
+      faults_->clear(peer);
+    return list();
+  }
+  if (method != "POST") return error_reply(400, "faults takes GET, POST or DELETE");
+  if (peer == 0) return error_reply(400, "POST faults needs {\"peer\": \"<site>\", ...}");
+  actors::link_fault f;
+  // Typed field by field (each wrong type named), never by exceptions.
+  for (const char* name : {"cut_outgoing", "cut_incoming"}) {
+    const auto it = j->find(name);
+    if (it == j->end()) continue;
+    if (!it->is_boolean()) return error_reply(400, std::string{name} + " must be true or false");
+    (std::string{name} == "cut_outgoing" ? f.cut_outgoing : f.cut_incoming) = it->get<bool>();
+  }
+  if (const auto it = j->find("drop_ratio"); it != j->end()) {
+    if (!it->is_number()) return error_reply(400, "drop_ratio must be a number in [0, 1]");
+    f.drop_ratio = it->get<double>();
+  }
+  if (const auto it = j->find("delay_ms"); it != j->end()) {
+    if (!it->is_number_unsigned())
+      return error_reply(400, "delay_ms must be a whole number of milliseconds");
+    f.delay_ms = static_cast<unsigned>(std::min<std::uint64_t>(it->get<std::uint64_t>(), 1U << 30));
+  }
+  if (auto err = faults_->set(peer, f)) return error_reply(400, to_string(err));
+  return list();
+}
+
+}  // namespace bastion

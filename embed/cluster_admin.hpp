@@ -1,0 +1,59 @@
+#pragma once
+// The node's admin endpoints (gateway /admin/v1/...), for the `bastion` CLI. Private to embed/.
+//
+//   GET  status      this site: coordinator phase, epoch, leader, preference; its journal
+//                    replica: role, term, commit/applied/last index, and (at the leader) each
+//                    peer's match index and lag; the link faults in force.
+//   POST switchover  {"to": "dr-local"}: the ready primary journals a leadership preference
+//                    and hands over once that site has caught up (answer after the commit).
+//   GET  faults      the link faults in force.
+//   POST faults      {"peer": "dr-remote", "cut_outgoing": bool, "cut_incoming": bool,
+//                    "drop_ratio": 0..1, "delay_ms": n}: replaces the fault on that link
+//                    (fields left out are off).
+//   DELETE faults    {"peer": "..."} clears one link; an empty body clears all.
+//
+// Answers are JSON; errors are {"error": {"message": ...}} with 400 (bad request), 404 (no
+// such path), 409 (refused in this state) or 503 (the node did not answer).
+
+#include "actors/coordination/coordinator.hpp"
+#include "actors/gateway/admin_port.hpp"
+#include "actors/link_faults.hpp"
+#include "actors/replicator.hpp"
+#include "runtime/config/node_config.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include <memory>
+
+namespace bastion {
+
+class cluster_admin final : public gateway::admin_port {
+ public:
+  /// REQUIRES: every reference outlives this object.
+  cluster_admin(caf::actor_system& sys, const config::node_config& cfg,
+                actors::replicator_actor replicator, caf::actor coordinator,
+                const coordination::coordinator_view& view,
+                std::shared_ptr<actors::link_faults> faults);
+
+  void handle(const std::string& method, const std::string& path, const std::string& body,
+              const std::string& principal,
+              std::function<void(gateway::admin_reply)> done) override;
+
+ private:
+  void status(std::function<void(gateway::admin_reply)> done);
+  void switchover(const std::string& body, const std::string& principal,
+                  std::function<void(gateway::admin_reply)> done);
+  gateway::admin_reply faults(const std::string& method, const std::string& body);
+  std::string site_of(std::uint64_t replica_id) const;
+  std::uint64_t replica_of(const std::string& site) const;  // 0: not a peer
+
+  caf::actor_system& sys_;
+  const config::node_config& cfg_;
+  actors::replicator_actor replicator_;
+  caf::actor coordinator_;
+  const coordination::coordinator_view& view_;
+  std::shared_ptr<actors::link_faults> faults_;
+};
+
+}  // namespace bastion

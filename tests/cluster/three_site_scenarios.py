@@ -1,0 +1,234 @@
+"""Three real bastion-node processes (prod, dr-local, dr-remote) under a client load that records
+every outcome it saw, then a Jepsen-style check of those outcomes against the final journals
+(issue 7). One scenario per run:
+
+  kill9       kill -9 of prod; the survivors take over; prod restarts (failback) and gets
+              leadership back by the preference rule; then a switchover to dr-local and one back
+              to prod with the bastion CLI
+  sigstop     SIGSTOP of prod past the election timeout, then SIGCONT: the deposed prod must not
+              release anything it cannot prove committed
+  cut         prod <-> dr-local cut: prod stays leader through dr-remote, dr-local falls behind
+              (the lag the operator sees), nothing is lost; healed, dr-local catches up
+  delay       the remote links delayed by 50 ms each way: commits go on through dr-local
+  promote     both city sites killed: no majority, no service; forced promotion of dr-remote
+              (bastion promote), which then serves alone and has every acknowledged answer
+
+  three_site_scenarios.py SCENARIO --build BUILD_DIR [--base-port N] [--keep]
+
+The check (check_history): every acknowledged answer has a committed completion record with the
+same SM3 digest, site and epoch; no request id has two committed completions with different
+digests; every acknowledged answer's admission record committed; no two sites were ever ready
+in the same epoch, and every answer came from a site in an epoch that site had opened.
+Committed = present in a majority of the final journals (a snapshot covers only committed
+entries). Skips (77) when the model or the venv is missing.
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "cluster", "clients"))
+from three_sites import (SITES, check_history, cluster, failure, finish_load,  # noqa: E402
+                         read_records, require)
+
+MODEL = os.path.expanduser(os.environ.get(
+    "BASTION_MODEL", "~/.cache/bastion/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def kill_ms(c, action, site):
+    t = int(time.time() * 1000)
+    c.sh(action, c.dir, site)
+    return t
+
+
+def first_answer_after(records, t_ms, exclude_site=None):
+    after = [r for r in records if "digest" in r and r["done"] * 1000 > t_ms
+             and r["site"] != exclude_site]
+    return min(after, key=lambda r: r["done"]) if after else None
+
+
+def scenario_kill9(c):
+    proc, out = c.load(30)
+    time.sleep(8)
+    t_kill = kill_ms(c, "kill", "prod")
+    new = c.wait_ready({"dr-local", "dr-remote"}, 30)
+    records = finish_load(proc, out)
+    first = first_answer_after(records, t_kill, "prod")
+    require(first is not None, "no answer after the kill")
+    print(f"kill9: {new} took over; RTO {first['done'] * 1000 - t_kill:.0f} ms "
+          f"(first answer by {first['site']} epoch {first['epoch']})")
+    # Failback: prod returns as a follower, catches up and leadership comes back to it.
+    c.sh("start", c.dir, "prod")
+    t0 = time.time()
+    c.wait_ready({"prod"}, 90)
+    print(f"failback: prod is the ready primary again {time.time() - t0:.1f} s after restarting")
+    proc, out2 = c.load(25, prefix="switch")
+    time.sleep(4)
+    r = c.cli("switchover", "--to", "dr-local", "--wait-s", "40", timeout=60)
+    print("switchover:", r.stdout.strip().replace("\n", " | "))
+    time.sleep(5)  # past the preferred-site hold: prod, caught up, must not take it back
+    require(c.ready_sites() == {"dr-local"}, f"dr-local did not keep leadership: {c.status()}")
+    r = c.cli("switchover", "--to", "prod", "--wait-s", "40", timeout=60)
+    print("switchover back:", r.stdout.strip().replace("\n", " | "))
+    records += finish_load(proc, out2)
+    sites = {x["site"] for x in records if "digest" in x and x["id"].startswith("switch")}
+    require({"prod", "dr-local"} <= sites, f"switch load answered only by {sites}")
+    return records, SITES
+
+
+def scenario_sigstop(c):
+    proc, out = c.load(30)
+    time.sleep(8)
+    t_stop = kill_ms(c, "stop", "prod")
+    new = c.wait_ready({"dr-local", "dr-remote"}, 30)
+    time.sleep(3)
+    t_cont = kill_ms(c, "cont", "prod")
+    records = finish_load(proc, out)
+    # The deposed prod may finish what it had committed; anything it released after SIGCONT
+    # must carry an epoch it still led in and be committed (check_history proves the latter).
+    old_epochs = {e for p, e, _, ms in c.site_lines("prod") if p == "ready" and ms < t_stop}
+    late = [r for r in records if "digest" in r and r["site"] == "prod"
+            and r["done"] * 1000 > t_cont + 2000]
+    for r in late:
+        require(r["epoch"] not in old_epochs,
+                f"{r['id']}: released by prod in its old epoch {r['epoch']} 2 s after SIGCONT")
+    first = first_answer_after(records, t_stop, "prod")
+    require(first is not None, "no answer after prod stopped")
+    print(f"sigstop: {new} took over; first answer {first['done'] * 1000 - t_stop:.0f} ms "
+          f"after SIGSTOP; {len(late)} answers from prod after it resumed, none in an old epoch")
+    return records, SITES
+
+
+def scenario_cut(c):
+    proc, out = c.load(25)
+    time.sleep(5)
+    c.cli("fault", "--link", "prod,dr-local", "--cut")
+    t_cut = time.time()
+    time.sleep(8)
+    st = c.status()
+    require(st["prod"].get("ready"), f"prod lost leadership over a cut to dr-local: {st}")
+    prod_peers = {p["site"]: p for p in st["prod"]["journal"]["peers"]}
+    behind = prod_peers["dr-local"]["lag"]
+    require(behind > 0, f"dr-local shows no lag while cut off: {prod_peers}")
+    require(prod_peers["dr-remote"]["lag"] < behind,
+            f"dr-remote is not the one keeping up: {prod_peers}")
+    print(f"cut: prod still leads; dr-local is {behind} entries behind (the alert: lag), "
+          f"dr-remote {prod_peers['dr-remote']['lag']}")
+    during = [r for r in read_records(out) if "digest" in r and r["done"] > t_cut + 1]
+    require(len(during) > 0, "nothing was answered while the link was cut")
+    c.cli("fault", "--link", "prod,dr-local", "--heal")
+    records = finish_load(proc, out)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        peers = {p["site"]: p for p in c.status()["prod"]["journal"]["peers"]}
+        if peers["dr-local"]["lag"] == 0:
+            break
+        time.sleep(0.5)
+    require(peers["dr-local"]["lag"] == 0, f"dr-local did not catch up after the heal: {peers}")
+    print(f"cut: healed, dr-local caught up; {len(during)} answers while cut")
+    return records, SITES
+
+
+def scenario_delay(c):
+    # Baseline and delayed load back to back on the same cluster.
+    proc, out = c.load(10, prefix="base")
+    base = finish_load(proc, out)
+    c.cli("fault", "--link", "prod,dr-remote", "--delay-ms", "50")
+    c.cli("fault", "--link", "dr-local,dr-remote", "--delay-ms", "50")
+    st = c.status()
+    require(any(f["delay_ms"] == 50 for f in st["prod"]["faults"]), f"no delay in force: {st}")
+    proc, out = c.load(15, prefix="delayed")
+    delayed = finish_load(proc, out)
+    require(c.ready_sites() == {"prod"}, "leadership moved under a 50 ms remote delay")
+
+    def p50(rs):
+        xs = sorted(r["done"] - r["sent"] for r in rs if "digest" in r)
+        return 1000 * xs[len(xs) // 2] if xs else float("nan")
+
+    print(f"delay: latency p50 {p50(base):.0f} ms without, {p50(delayed):.0f} ms with the 50 ms "
+          f"remote links (commits go through dr-local); "
+          f"{sum(1 for r in delayed if 'digest' in r)} answered, "
+          f"{sum(1 for r in delayed if 'digest' not in r)} failed")
+    require(all("digest" in r for r in delayed), "requests failed under the remote delay")
+    return base + delayed, SITES
+
+
+def scenario_promote(c):
+    proc, out = c.load(10)
+    records = finish_load(proc, out)
+    time.sleep(1)  # the last commits reach dr-remote (what it lacks at the kill is the loss)
+    before = c.status()
+    t_kill = kill_ms(c, "kill", "prod")
+    c.sh("kill", c.dir, "dr-local")
+    time.sleep(3)
+    require(not c.ready_sites(), "a site is ready without a majority")
+    # The operator: stop dr-remote, attest prod and dr-local are fenced, promote, start.
+    c.sh("kill", c.dir, "dr-remote")  # a hung survivor can only be killed
+    time.sleep(0.5)
+    r = c.cli("promote", "--fenced", "prod,dr-local", "--yes", site="dr-remote")
+    require("Possible loss window" in r.stdout, f"promote printed no loss window: {r.stdout}")
+    print("promote:", r.stdout.strip().splitlines()[-2])
+    c.sh("start", c.dir, "dr-remote")
+    c.wait_ready({"dr-remote"}, 60)
+    t_ready = time.time() * 1000
+    print(f"promote: dr-remote serves alone {t_ready - t_kill:.0f} ms after the city sites "
+          f"died (including the operator's steps)")
+    proc, out = c.load(6, sites=["dr-remote"], prefix="after")
+    after = finish_load(proc, out)
+    require(any("digest" in r for r in after), "dr-remote answered nothing after promotion")
+    lagging = before.get("dr-remote", {}).get("journal", {})
+    print(f"promote: dr-remote had applied {lagging.get('last_applied')} of "
+          f"{before['prod']['journal']['commit_index']} before the kill")
+    return records + after, ["dr-remote"]
+
+
+SCENARIOS = {"kill9": scenario_kill9, "sigstop": scenario_sigstop, "cut": scenario_cut,
+             "delay": scenario_delay, "promote": scenario_promote}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--build", required=True)
+    p.add_argument("--base-port", type=int, default=0)
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = p.parse_args()
+    if not os.path.exists(MODEL):
+        print(f"SKIP: the model {MODEL} is not fetched (scripts/fetch-model)")
+        return 77
+    base = args.base_port or 21000 + 400 * sorted(SCENARIOS).index(args.scenario)
+    work = tempfile.mkdtemp(prefix=f"bastion-{args.scenario}-")
+    c = cluster(os.path.abspath(args.build), base, work)
+    ok = False
+    try:
+        c.up()
+        records, survivors = SCENARIOS[args.scenario](c)
+        c.down()
+        print(check_history(c, records, [c.journal(s) for s in survivors]))
+        ok = True
+        print(f"{args.scenario}: PASS")
+        return 0
+    except failure as e:
+        print(f"{args.scenario}: FAIL: {e}")
+        return 1
+    finally:
+        c.down()
+        if not ok:
+            for s in SITES:
+                log = os.path.join(work, f"{s}.log")
+                if os.path.exists(log):
+                    print(f"--- {s}.log (last 15 lines)")
+                    print("".join(open(log, errors="replace").readlines()[-15:]))
+        if ok and not args.keep:
+            subprocess.run(["rm", "-rf", work])
+        else:
+            print(f"work directory kept: {work}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(main())
