@@ -111,7 +111,7 @@ class real_node:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                return False
+                return self._stopped()
             with open(self.log_path) as f:
                 text = f.read()
             if re.search(r"^  serving$", text, re.M):
@@ -123,6 +123,10 @@ class real_node:
             time.sleep(0.1)
         self.proc.kill()
         self.proc.wait()
+        return self._stopped()
+
+    def _stopped(self):
+        self.log.close()
         return False
 
     def alive(self):
