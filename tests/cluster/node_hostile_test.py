@@ -125,10 +125,11 @@ def check_invalid_requests(port):
         status, _, body = post_json(port, "/v1/completions", {**base, **change})
         err = openai_error(body, status, 400, param=param)
         assert err["type"] == "invalid_request_error", (change, err)
-    status, _, body = post_json(port, "/v1/chat/completions",
-                                {"model": MODEL_ID, "max_tokens": 4,
-                                 "messages": [{"role": "user", "content": long_text}]})
-    openai_error(body, status, 400, param="messages")
+    for stream in (False, True):  # a stream refused before its first event is a plain 400
+        status, _, body = post_json(port, "/v1/chat/completions",
+                                    {"model": MODEL_ID, "max_tokens": 4, "stream": stream,
+                                     "messages": [{"role": "user", "content": long_text}]})
+        openai_error(body, status, 400, param="messages")
 
 
 class slow_clients:
