@@ -109,8 +109,11 @@ class http_exchange {
       : api_(api), ctx_(api.ctx_), response_(response), connection_(connection) {}
   ~http_exchange() {
     // A request dropped before its answer was complete (KJ noticed the client leave, or our
-    // own watcher did) is counted once here; port_call's destructor cancels it at the port.
-    if (call_ != nullptr && !done_ && !abort_counted_) ctx_.metrics.http_rejected("client_gone");
+    // own watcher did, or its body ended short of its length) is counted once here;
+    // port_call's destructor cancels it at the port.
+    if ((call_ != nullptr || reading_body_) && !done_ && !abort_counted_) {
+      ctx_.metrics.http_rejected("client_gone");
+    }
   }
 
   kj::Promise<void> run(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
@@ -127,7 +130,13 @@ class http_exchange {
   kj::Promise<void> send_error(error_code code, std::string message, std::string param = {},
                                std::uint32_t retry_after_ms = 0, std::string leader = {});
   kj::Promise<void> send_error(const inference_error& e) {
-    return send_error(e.code, e.message, {}, e.retry_after_ms, e.leader_address);
+    return send_error(e.code, e.message, param_name(e), e.retry_after_ms, e.leader_address);
+  }
+  // The port's name for the field at fault in OpenAI's terms: the input is the completion's
+  // "prompt" or the chat's "messages".
+  std::string param_name(const inference_error& e) const {
+    if (e.param == "input") return kind_ == api_kind::chat ? "messages" : "prompt";
+    return e.param;
   }
   kj::Promise<void> write_bounded(kj::AsyncOutputStream& out, std::string data);
 
@@ -160,6 +169,7 @@ class http_exchange {
   bool answered_ = false;
   bool done_ = false;           // the whole answer was written
   bool abort_counted_ = false;  // a specific abort reason was already counted
+  bool reading_body_ = false;   // between the request's headers and the end of its body
 
   // Set once the request reaches the port.
   openai_request request_;
@@ -371,8 +381,10 @@ kj::Promise<void> http_exchange::serve_inference(const kj::HttpHeaders& headers,
                                   "invalid_request_error", "", "body_too_large"),
                 "application/json");
   }
+  reading_body_ = true;
   return read_body(body, content_length)
       .then([this, kind](std::optional<std::string> text) -> kj::Promise<void> {
+        reading_body_ = false;
         if (!text) {
           if (answered_) return kj::READY_NOW;
           ctx_.metrics.http_rejected("body_too_large");
@@ -473,6 +485,7 @@ kj::Promise<void> http_exchange::read_more(kj::AsyncInputStream& body, std::stri
         if (s == step::more) return read_more(body, into);
         if (s == step::done) return kj::READY_NOW;
         ctx_.metrics.http_rejected("body_timeout");
+        abort_counted_ = true;
         return send(408, "Request Timeout",
                     render_error_body("The request body did not arrive within " +
                                           std::to_string(ctx_.settings.idle_timeout_ms) + " ms",
@@ -571,9 +584,10 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
     data += sse_event(render_text_chunk(kind_, meta_, t.text, !role_sent_));
     role_sent_ = true;
   }
-  auto error_event = [&](error_code code, const std::string& message) {
+  auto error_event = [&](error_code code, const std::string& message,
+                         const std::string& param = {}) {
     const auto shape = http_shape_for(code);
-    data += sse_event(render_error_body(message, shape.type, "", shape.code));
+    data += sse_event(render_error_body(message, shape.type, param, shape.code));
     ended = true;
   };
   if (batch.overflowed && !batch.done) {
@@ -587,7 +601,7 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
   if (!batch.done) return data;
   ended = true;
   if (auto* err = std::get_if<inference_error>(&*batch.done)) {
-    error_event(err->code, err->message);
+    error_event(err->code, err->message, param_name(*err));
     return data;
   }
   auto& result = std::get<final_result>(*batch.done);
@@ -644,6 +658,17 @@ kj::Promise<void> http_exchange::stream_more(kj::AsyncOutputStream& out) {
     if (ended) return written;
     return written.then([this, &out]() { return stream_more(out); });
   });
+}
+
+http_connection_service::http_connection_service(http_api& api, kj::AsyncIoStream& connection)
+    : api_(api), connection_(connection), opened_(api.context().timer.now()) {}
+
+http_connection_service::~http_connection_service() {
+  auto& ctx = api_.context();
+  if (requests_ == 0 &&
+      ctx.timer.now() - opened_ >= ctx.settings.idle_timeout_ms * kj::MILLISECONDS) {
+    ctx.metrics.http_rejected("header_timeout");
+  }
 }
 
 http_api::http_api(gateway_context& ctx, kj::HttpHeaderTable::Builder& headers)

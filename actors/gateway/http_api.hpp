@@ -55,20 +55,31 @@ class http_api {
 // deletes through kj::Own's disposer), which -Wnon-virtual-dtor cannot tell apart from a bug.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-/// Per-connection adapter: KJ creates one per accepted connection.
+/// Per-connection adapter: KJ creates one per accepted connection and destroys it when the
+/// connection ends.
 class http_connection_service final : public kj::HttpService {
  public:
-  http_connection_service(http_api& api, kj::AsyncIoStream& connection)
-      : api_(api), connection_(connection) {}
+  http_connection_service(http_api& api, kj::AsyncIoStream& connection);
+  /// KJ closes a connection whose first request's headers do not arrive within the header
+  /// timeout without answering it or telling us. A connection that ends no earlier than that
+  /// with no request delivered was such a client (idle or trickling headers): counted here as
+  /// bastion_http_rejected_total{reason="header_timeout"}.
+  ~http_connection_service();
+  http_connection_service(const http_connection_service&) = delete;
+  http_connection_service& operator=(const http_connection_service&) = delete;
+
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                             Response& response) override {
+    ++requests_;
     return api_.handle(method, url, headers, body, response, connection_);
   }
 
  private:
   http_api& api_;
   kj::AsyncIoStream& connection_;
+  kj::TimePoint opened_;
+  std::size_t requests_ = 0;
 };
 
 /// Routes KJ's own error paths (unparsable requests, exceptions) through http_api.

@@ -20,6 +20,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -97,11 +98,25 @@ struct final_result {
 };
 
 struct inference_error {
+  inference_error() = default;
+  inference_error(error_code c, std::string msg, std::string id, std::uint32_t retry_ms,
+                  std::string leader, std::string field = {})
+      : code(c),
+        message(std::move(msg)),
+        request_id(std::move(id)),
+        retry_after_ms(retry_ms),
+        leader_address(std::move(leader)),
+        param(std::move(field)) {}
+
   error_code code = error_code::internal;
   std::string message;
   std::string request_id;
   std::uint32_t retry_after_ms = 0;  // overloaded
   std::string leader_address;        // not_primary
+  // The request field at fault, when the port knows it (invalid_argument). "input" means the
+  // prompt or chat as a whole (e.g. longer than the context): each front end names it in its
+  // own protocol's terms. Empty: not about one field.
+  std::string param;
 };
 
 using completion = std::variant<final_result, inference_error>;

@@ -193,7 +193,8 @@ void fill_result(schema::Result::Builder out, const completion& done, const std:
   if (auto* err = std::get_if<inference_error>(&done)) {
     auto e = out.initError();
     e.setCode(static_cast<schema::ErrorCode>(err->code));
-    e.setMessage(err->message);
+    // The schema's Error has no field slot; an input refusal names inputData in its message.
+    e.setMessage(err->param == "input" ? "inputData: " + err->message : err->message);
     e.setRequestId(err->request_id.empty() ? request_id : err->request_id);
     e.setRetryAfterMs(err->retry_after_ms);
     e.setLeaderAddress(err->leader_address);
@@ -324,6 +325,19 @@ std::variant<inference_request, inference_error> admit_rpc_request(gateway_conte
     return refuse(error_code::invalid_argument,
                   std::string("The request could not be read: ") + e->getDescription().cStr());
   }
+  return result;
+}
+
+capnp::Capability::Server::DispatchCallResult inference_rpc_service::dispatchCall(
+    std::uint64_t interface_id, std::uint16_t method_id,
+    capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
+  // capnp reports an unknown interface or method as a broken promise, not a throw.
+  auto result = schema::Inference::Server::dispatchCall(interface_id, method_id, context);
+  result.promise = result.promise.catch_([this](kj::Exception&& e) -> kj::Promise<void> {
+    if (e.getType() == kj::Exception::Type::UNIMPLEMENTED)
+      ctx_.metrics.rpc_rejected("unimplemented");
+    return kj::mv(e);
+  });
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include "actors/gateway/gateway_context.hpp"
 #include "schemas/inference.capnp.h"
 
+#include <cstdint>
 #include <string>
 #include <variant>
 
@@ -33,6 +34,12 @@ std::variant<inference_request, inference_error> admit_rpc_request(gateway_conte
 class inference_rpc_service final : public schema::Inference::Server {
  public:
   explicit inference_rpc_service(gateway_context& ctx) : ctx_(ctx) {}
+
+  /// capnp answers a call to an interface or method we do not implement with an
+  /// "unimplemented" exception; counted as bastion_rpc_rejected_total{reason="unimplemented"}.
+  DispatchCallResult dispatchCall(
+      std::uint64_t interface_id, std::uint16_t method_id,
+      capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override;
 
  protected:
   kj::Promise<void> inference(InferenceContext context) override;

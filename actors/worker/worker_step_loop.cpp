@@ -197,8 +197,15 @@ void worker_step_loop::take(inbox_item item) {
                 request_outcome::failed);
   loaded_model& m = **it;
   if (r->prompt_ids.empty()) {
-    if (auto err = encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids))
-      return fail(gateway::error_code::invalid_argument, *err, request_outcome::invalid);
+    if (auto err =
+            encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids)) {
+      // The input as a whole is at fault (too long, untokenizable); the front ends name it.
+      r->complete(
+          gateway::inference_error{
+              gateway::error_code::invalid_argument, *err, r->request().request_id, 0, {}, "input"},
+          request_outcome::invalid);
+      return finished(r, {});
+    }
   }
   const auto& p = r->request().params;
   const auto done = static_cast<std::int64_t>(r->generated.size());
