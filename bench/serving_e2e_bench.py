@@ -182,14 +182,21 @@ class llama_server:
                     "--n_ctx", str(args.ctx), "--n_batch", "512", "--logits_all", "False",
                     "--verbose", "False", "--interrupt_requests", "False"]
         self.headers = {}
+        # ggml built with OpenMP waits at its barriers as libgomp does: by default it spins,
+        # which on cores shared with other work costs whole scheduler slices per barrier.
+        self.omp_wait_policy = args.llama_omp_wait_policy
         self.settings = (f"llama-cpp-python server, n_threads {args.threads}, n_threads_batch "
-                         f"{args.threads}, n_ctx {args.ctx}, n_batch 512, logits_all False, "
+                         f"{args.threads}, OMP_WAIT_POLICY {self.omp_wait_policy or 'unset'}, n_ctx {args.ctx}, n_batch 512, logits_all False, "
                          f"interrupt_requests False; one sequence at a time (its server has no "
                          f"parallel slots: one lock around one Llama)")
 
     def __enter__(self):
         self.logf = open(self.log, "w")
-        self.proc = subprocess.Popen(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if self.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = self.omp_wait_policy
+        self.proc = subprocess.Popen(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=env)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
         def up():
@@ -461,6 +468,9 @@ def main():
     ap.add_argument("--llama-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--bastion-port", type=int, default=18640)
     ap.add_argument("--llama-port", type=int, default=18650)
+    ap.add_argument("--llama-omp-wait-policy", default="PASSIVE",
+                    help="OMP_WAIT_POLICY for llama.cpp's server: PASSIVE (default; its spinning default "
+                    "is many times slower on shared cores), ACTIVE, or \"\" for unset")
     ap.add_argument("--threads", type=int, default=2,
                     help="bastion's CPU worker threads = llama.cpp's n_threads (default 2)")
     ap.add_argument("--node-threads", type=int, default=2, help="bastion's actor threads")
