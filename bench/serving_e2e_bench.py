@@ -22,6 +22,10 @@ cluster/three-site writes for prod, without [cluster]) alone, then prod as the p
 cluster/three-site's three sites on this machine (the two followers replicate the journal on the
 same cores), at concurrency 1 and 4: TTFT p50/p99 with the journal and without, and their ratio.
 
+llama.cpp's server runs with OMP_WAIT_POLICY=PASSIVE (--llama-omp-wait-policy): its OpenMP build
+spins at barriers by default, ~15x slower per token when other work shares the cores. Ports:
+--bastion-port 18640, --llama-port 18650, --base-port 18700 (three-site: +80..+290).
+
 Both servers, and this client, share the machine's cores: the load average is printed with the
 results. The client is asyncio + httpx streaming, one connection per client.
 """
