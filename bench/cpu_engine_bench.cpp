@@ -9,7 +9,10 @@
 //
 // Measures: prefill of one prompt in one step (tokens/s), decode of one sequence after it
 // (tokens/s), aggregate decode of `batch` sequences stepping together (tokens/s over all of
-// them), and the weight bytes one decode step reads (every matrix once).
+// them), and the weight bytes one decode step reads (every matrix once). Each speed is also
+// given per second of process CPU time (*_cpu_tok_s): with --threads 1 on a shared machine,
+// the figure other processes disturb least (wall time counts the slices they take; with more
+// threads, CPU time counts the pool's spinning too).
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/engine/decoder.hpp"
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -34,6 +38,12 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 [[noreturn]] void die(const std::string& why) {
@@ -186,12 +196,16 @@ int main(int argc, char** argv) {
   std::vector<std::int32_t> prompt;
   for (std::int64_t i = 0; i < a.prompt_tokens; ++i) prompt.push_back(synthetic_token(i, c.vocab));
   auto t0 = clock_type::now();
+  double cpu0 = process_cpu_seconds();
   check(dec.step({{1, prompt, false}}, out), "prefill");
   const double prefill_s = seconds_since(t0);
+  const double prefill_cpu_s = process_cpu_seconds() - cpu0;
   t0 = clock_type::now();
+  cpu0 = process_cpu_seconds();
   for (std::int64_t s = 0; s < a.decode_steps; ++s)
     check(dec.step({{1, {synthetic_token(a.prompt_tokens + s, c.vocab)}, false}}, out), "decode");
   const double decode_s = seconds_since(t0);
+  const double decode_cpu_s = process_cpu_seconds() - cpu0;
   kv->release(1);
 
   // Batch B: B sequences with 16-token prompts (one step), then decode steps of B tokens.
@@ -205,6 +219,7 @@ int main(int argc, char** argv) {
   }
   check(dec.step(batch, out), "batch prefill");
   t0 = clock_type::now();
+  cpu0 = process_cpu_seconds();
   for (std::int64_t s = 0; s < a.decode_steps; ++s) {
     for (std::int64_t b = 0; b < a.batch; ++b)
       batch[static_cast<std::size_t>(b)].tokens = {
@@ -212,11 +227,13 @@ int main(int argc, char** argv) {
     check(dec.step(batch, out), "batch decode");
   }
   const double batch_s = seconds_since(t0);
+  const double batch_cpu_s = process_cpu_seconds() - cpu0;
 
   std::printf(
       "{\"kernels\": \"%s\", \"numerics\": \"%s\", \"threads\": %d, \"requantized_q8\": %s, "
       "\"prompt_tokens\": %lld, \"decode_steps\": %lld, \"batch\": %lld, "
       "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"batch_decode_tok_s\": %.3f, "
+      "\"prefill_cpu_tok_s\": %.3f, \"decode_cpu_tok_s\": %.3f, \"batch_decode_cpu_tok_s\": %.3f, "
       "\"weight_bytes_per_token\": %llu}\n",
       std::string{cpu_kernel_set_name(a.options.kernels)}.c_str(),
       a.options.numerics == cpu_matmul_numerics::exact_f32 ? "exact" : "int8", threads,
@@ -225,6 +242,9 @@ int main(int argc, char** argv) {
       static_cast<double>(a.prompt_tokens) / prefill_s,
       static_cast<double>(a.decode_steps) / decode_s,
       static_cast<double>(a.decode_steps * a.batch) / batch_s,
+      static_cast<double>(a.prompt_tokens) / prefill_cpu_s,
+      static_cast<double>(a.decode_steps) / decode_cpu_s,
+      static_cast<double>(a.decode_steps * a.batch) / batch_cpu_s,
       static_cast<unsigned long long>(weight_bytes));
   return 0;
 }

@@ -59,6 +59,12 @@ std::int64_t rows_per_task(std::int64_t n, int threads) {
   return std::max<std::int64_t>(align, (want + align - 1) / align * align);
 }
 
+// Element-wise operations go to the pool in pieces of this many floats: a decode step of one
+// sequence (a few thousand floats) stays on the caller's thread, where a hand-off would cost
+// more than the work; a batch's are shared. Each element is computed alone, so the split
+// changes no bit.
+constexpr std::int64_t elementwise_floats_per_task = 4096;
+
 // Scratch of one thread, sized before a parallel run so no task allocates.
 struct thread_scratch {
   std::vector<float> tile;          // exact matmul: dequantized weight rows
@@ -176,16 +182,20 @@ class cpu_backend final : public backend {
                      std::int64_t dim, float eps) override {
     if (auto s = check_shape(x, weight, y, rows, dim, 1, "rmsnorm_f32"); !s) return s;
     if (dim == 0) return invalid("rmsnorm_f32", "dim is 0");
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = y + r * dim;
-      double sum_sq = 0.0;  // double: long rows of large activations lose precision in float
-      for (std::int64_t i = 0; i < dim; ++i)
-        sum_sq += static_cast<double>(xr[i]) * static_cast<double>(xr[i]);
-      const float scale = static_cast<float>(
-          1.0 / std::sqrt(sum_sq / static_cast<double>(dim) + static_cast<double>(eps)));
-      for (std::int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * weight[i];
-    }
+    const std::int64_t rows_per_task = std::max<std::int64_t>(1, elementwise_floats_per_task / dim);
+    pool_.run((rows + rows_per_task - 1) / rows_per_task, [&](std::int64_t task, int) {
+      for (std::int64_t r = task * rows_per_task; r < std::min(rows, (task + 1) * rows_per_task);
+           ++r) {
+        const float* xr = x + r * dim;
+        float* yr = y + r * dim;
+        double sum_sq = 0.0;  // double: long rows of large activations lose precision in float
+        for (std::int64_t i = 0; i < dim; ++i)
+          sum_sq += static_cast<double>(xr[i]) * static_cast<double>(xr[i]);
+        const float scale = static_cast<float>(
+            1.0 / std::sqrt(sum_sq / static_cast<double>(dim) + static_cast<double>(eps)));
+        for (std::int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * weight[i];
+      }
+    });
     return status::ok();
   }
 
@@ -198,7 +208,9 @@ class cpu_backend final : public backend {
 
   status add_f32(float* y, const float* x, std::int64_t n) override {
     if (auto s = check_shape(y, x, y, n, 1, 1, "add_f32"); !s) return s;
-    for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
+    for_pieces(n, [&](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) y[i] += x[i];
+    });
     return status::ok();
   }
 
@@ -210,30 +222,58 @@ class cpu_backend final : public backend {
                      "rot_dim " + std::to_string(rope.rot_dim) +
                          " must be even and in (0, head_dim=" + std::to_string(head_dim) + "]");
     if (!(rope.base > 1.0f)) return invalid("rope_f32", "base must be > 1");
+    for (std::int64_t t = 0; t < tokens; ++t)
+      if (positions[t] < 0) return invalid("rope_f32", "negative position");
+    const std::int64_t half = rope.rot_dim / 2;
+    fill_rope_table(positions, tokens, rope);
+    const float* cos_sin = rope_table_.data();
+    const std::int64_t tokens_per_task =
+        std::max<std::int64_t>(1, elementwise_floats_per_task / (heads * head_dim));
+    pool_.run((tokens + tokens_per_task - 1) / tokens_per_task, [&](std::int64_t task, int) {
+      for (std::int64_t t = task * tokens_per_task;
+           t < std::min(tokens, (task + 1) * tokens_per_task); ++t)
+        for (std::int64_t i = 0; i < half; ++i) {
+          const float c = cos_sin[2 * (t * half + i)], s = cos_sin[2 * (t * half + i) + 1];
+          const std::int64_t a = rope.style == rope_style::adjacent_pairs ? 2 * i : i;
+          const std::int64_t b = rope.style == rope_style::adjacent_pairs ? 2 * i + 1 : i + half;
+          for (std::int64_t h = 0; h < heads; ++h) {
+            float* xh = x + (t * heads + h) * head_dim;
+            const float x0 = xh[a], x1 = xh[b];
+            xh[a] = x0 * c - x1 * s;
+            xh[b] = x0 * s + x1 * c;
+          }
+        }
+    });
+    return status::ok();
+  }
+
+  // rope_table_ = (cos, sin) of every token's angle for every pair, in double then rounded.
+  // A step rotates q and k of every layer at the same positions; the table of the previous
+  // call is kept when the positions and parameters are the same (compared by value).
+  void fill_rope_table(const std::int32_t* positions, std::int64_t tokens,
+                       const rope_params& rope) {
+    const bool same = rope_positions_.size() == static_cast<std::size_t>(tokens) &&
+                      std::equal(positions, positions + tokens, rope_positions_.begin()) &&
+                      rope_for_.rot_dim == rope.rot_dim && rope_for_.base == rope.base;
+    if (same) return;
     const std::int64_t half = rope.rot_dim / 2;
     inv_freq_.resize(static_cast<std::size_t>(half));
     for (std::int64_t i = 0; i < half; ++i)
       inv_freq_[static_cast<std::size_t>(i)] =
           std::pow(static_cast<double>(rope.base),
                    -2.0 * static_cast<double>(i) / static_cast<double>(rope.rot_dim));
-    for (std::int64_t t = 0; t < tokens; ++t) {
-      if (positions[t] < 0) return invalid("rope_f32", "negative position");
+    rope_table_.resize(static_cast<std::size_t>(2 * tokens * half));
+    for (std::int64_t t = 0; t < tokens; ++t)
       for (std::int64_t i = 0; i < half; ++i) {
         const double angle =
             static_cast<double>(positions[t]) * inv_freq_[static_cast<std::size_t>(i)];
-        const float c = static_cast<float>(std::cos(angle));
-        const float s = static_cast<float>(std::sin(angle));
-        const std::int64_t a = rope.style == rope_style::adjacent_pairs ? 2 * i : i;
-        const std::int64_t b = rope.style == rope_style::adjacent_pairs ? 2 * i + 1 : i + half;
-        for (std::int64_t h = 0; h < heads; ++h) {
-          float* xh = x + (t * heads + h) * head_dim;
-          const float x0 = xh[a], x1 = xh[b];
-          xh[a] = x0 * c - x1 * s;
-          xh[b] = x0 * s + x1 * c;
-        }
+        rope_table_[static_cast<std::size_t>(2 * (t * half + i))] =
+            static_cast<float>(std::cos(angle));
+        rope_table_[static_cast<std::size_t>(2 * (t * half + i) + 1)] =
+            static_cast<float>(std::sin(angle));
       }
-    }
-    return status::ok();
+    rope_positions_.assign(positions, positions + tokens);
+    rope_for_ = rope;
   }
 
   status kv_write_f32(const float* k, const float* v, const std::int32_t* slots,
@@ -326,7 +366,9 @@ class cpu_backend final : public backend {
 
   status silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) override {
     if (auto s = check_shape(gate, up, out, n, 1, 1, "silu_mul_f32"); !s) return s;
-    for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    for_pieces(n, [&](std::int64_t i0, std::int64_t i1) {
+      kern_.silu_mul_f32(gate + i0, up + i0, out + i0, i1 - i0);
+    });
     return status::ok();
   }
 
@@ -345,12 +387,23 @@ class cpu_backend final : public backend {
   }
 
  private:
+  // Calls body(i0, i1) over [0, n) in pieces of elementwise_floats_per_task, on the pool.
+  template <class Body>
+  void for_pieces(std::int64_t n, Body&& body) {
+    constexpr std::int64_t piece = elementwise_floats_per_task;
+    pool_.run((n + piece - 1) / piece,
+              [&](std::int64_t task, int) { body(task * piece, std::min(n, (task + 1) * piece)); });
+  }
+
   const cpu::cpu_kernels& kern_;
   const cpu_matmul_numerics numerics_;
-  std::vector<cpu::q8_block> xq_;        // matmul: quantized activations (grows, never shrinks)
-  std::vector<double> inv_freq_;         // rope: per-pair frequencies
-  std::vector<thread_scratch> scratch_;  // one per pool thread
-  cpu::thread_pool pool_;                // last: its workers stop before the scratch goes
+  std::vector<cpu::q8_block> xq_;  // matmul: quantized activations (grows, never shrinks)
+  std::vector<double> inv_freq_;   // rope: per-pair frequencies
+  std::vector<float> rope_table_;  // rope: (cos, sin) per token and pair
+  std::vector<std::int32_t> rope_positions_;  // rope: the positions rope_table_ is for
+  rope_params rope_for_{};                    // rope: the parameters rope_table_ is for
+  std::vector<thread_scratch> scratch_;       // one per pool thread
+  cpu::thread_pool pool_;                     // last: its workers stop before the scratch goes
 };
 
 }  // namespace

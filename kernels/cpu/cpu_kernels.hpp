@@ -69,6 +69,11 @@ struct cpu_kernels {
   /// output).
   void (*axpy_rows_f32)(const float* weights, const float* base, const std::int64_t* offsets,
                         std::int64_t rows, std::int64_t n, float* y);
+
+  /// out[i] = gate[i] * sigmoid(gate[i]) * up[i] over n floats (the MLP's SwiGLU product);
+  /// out may be gate or up. Within a few float ulps of the exact value (the AVX2 exponential
+  /// is a polynomial), element by element, so any split of the range gives the same bits.
+  void (*silu_mul_f32)(const float* gate, const float* up, float* out, std::int64_t n);
 };
 
 /// The portable implementation.

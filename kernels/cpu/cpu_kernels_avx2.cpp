@@ -6,9 +6,10 @@
 // which become floats scaled by d_weight * d_activation and accumulate with one FMA. Signed
 // weights (Q8_0, Q4_0) use the sign trick: |w| * (x * sign(w)) = w * x. No 16-bit lane can
 // overflow: |w| <= 128 and |x| <= 127 give pair sums of at most 32512.
-// Tiles of 4 weight rows x 2 activation rows share every block load: each weight block is
-// unpacked once per two activation rows and each activation block loaded once per four weight
-// rows; 64 activation rows at a time stay in L2 while the weight rows stream past.
+// Weight rows go eight at a time (tile8_q4, tile8_q8: the rows transposed in registers, one
+// row per 32-bit lane) against tiles of up to 16 activation rows, so each weight block is
+// unpacked once per 16 rows of a batch; a matrix's last rows (fewer than eight) take the
+// 4 x 2 tiles of tile_q8. 64 activation rows at a time stay in L2 while the weights stream.
 
 #include "kernels/cpu/cpu_kernels.hpp"
 
@@ -207,32 +208,35 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
       wg[k] = _mm256_and_si256(d[k], low4);
       wg[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), low4);
     }
-    // The eight rows' F16 scales (and minima) gathered into one vector each; built in
-    // registers, not through memory, which would stall on store forwarding every block.
-    auto halves = [&](std::size_t offset) {
-      return _mm256_cvtph_ps(
-          _mm_setr_epi16(static_cast<short>(load_u16(blk + offset)),
-                         static_cast<short>(load_u16(blk + stride + offset)),
-                         static_cast<short>(load_u16(blk + 2 * stride + offset)),
-                         static_cast<short>(load_u16(blk + 3 * stride + offset)),
-                         static_cast<short>(load_u16(blk + 4 * stride + offset)),
-                         static_cast<short>(load_u16(blk + 5 * stride + offset)),
-                         static_cast<short>(load_u16(blk + 6 * stride + offset)),
-                         static_cast<short>(load_u16(blk + 7 * stride + offset))));
-    };
-    const __m256 dw = halves(0);
+    // The eight rows' F16 scales (and Q4_1 minima) gathered into one vector each, in
+    // registers (through memory they would stall on store forwarding every block): one 32-bit
+    // load per row takes its scale and the next 16 bits (Q4_1's minimum; Q4_0's first bytes,
+    // unused), then byte shuffles split the scales from the rest.
+    __m128i sm[8];
+    for (int r = 0; r < 8; ++r) sm[r] = _mm_loadu_si32(blk + r * stride);
+    const __m128i q0123 =
+        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sm[0], sm[1]), _mm_unpacklo_epi32(sm[2], sm[3]));
+    const __m128i q4567 =
+        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sm[4], sm[5]), _mm_unpacklo_epi32(sm[6], sm[7]));
+    // Words d0 m0 d1 m1 d2 m2 d3 m3 -> d0 d1 d2 d3 m0 m1 m2 m3.
+    const __m128i split = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    const __m128i s0123 = _mm_shuffle_epi8(q0123, split), s4567 = _mm_shuffle_epi8(q4567, split);
+    const __m256 dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(s0123, s4567));
     __m256 mw;
     if constexpr (T == tensor_type::q4_1)
-      mw = halves(2);
+      mw = _mm256_cvtph_ps(_mm_unpackhi_epi64(s0123, s4567));
     else
       mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
     for (int c = 0; c < C; ++c) {
       const q8_block& xb = x[c * nb + b];
-      std::int32_t q4[8];
-      std::memcpy(q4, xb.q, sizeof q4);
-      __m256i s16 = _mm256_maddubs_epi16(wg[0], _mm256_set1_epi32(q4[0]));
-      for (int g = 1; g < 8; ++g)
-        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wg[g], _mm256_set1_epi32(q4[g])));
+      // The activation's four bytes of group g, in every 32-bit lane, straight from memory.
+      auto group = [&](int g) { return _mm256_broadcastd_epi32(_mm_loadu_si32(xb.q + 4 * g)); };
+      // A tree of sums (exact in 16 bits, so the order changes no bit), shorter than a chain.
+      __m256i p[8];
+      for (int g = 0; g < 8; ++g) p[g] = _mm256_maddubs_epi16(wg[g], group(g));
+      const __m256i s16 = _mm256_add_epi16(
+          _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
+          _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7])));
       const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
       acc[c] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d)), acc[c]);
       acc[c] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(&xb.d_sum), acc[c]);
@@ -241,13 +245,113 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
   for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
 }
 
+// Eight Q8_0 weight rows at once, the layout of tile8_q4: the rows' 32-bit words (four
+// elements each) transposed so that vector g holds elements 4g..4g+3 of the eight rows, one
+// row per 32-bit lane, against the activation's four bytes of group g broadcast. Signed
+// weights take the sign trick, |w| * (x * sign(w)); each group's pair sums go to 32 bits at
+// once (two groups of 128 x 127 products could overflow 16 bits). One conversion and one FMA
+// per block give the eight rows' results in one vector, with no horizontal sums.
+template <int C>
+void tile8_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
+              float* y, std::int64_t ldy, const std::uint8_t* next) noexcept {
+  constexpr std::size_t bb = block_bytes_of(tensor_type::q8_0);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
+    if (C == 1 && next)
+      for (int r = 0; r < 8; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + (blk - w)), _MM_HINT_T0);
+    // The scales first: one 32-bit load per row (the scale and two weight bytes), the scales'
+    // words picked out by byte shuffles.
+    __m128i sc[8];
+    for (int r = 0; r < 8; ++r) sc[r] = _mm_loadu_si32(blk + r * stride);
+    const __m128i lo4 = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i q0123 =
+        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sc[0], sc[1]), _mm_unpacklo_epi32(sc[2], sc[3]));
+    const __m128i q4567 =
+        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sc[4], sc[5]), _mm_unpacklo_epi32(sc[6], sc[7]));
+    const __m256 dw = _mm256_cvtph_ps(
+        _mm_unpacklo_epi64(_mm_shuffle_epi8(q0123, lo4), _mm_shuffle_epi8(q4567, lo4)));
+    __m256i v[8];
+    for (int r = 0; r < 8; ++r)
+      v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + r * stride + 2));
+    if constexpr (C == 1) {
+      // One activation row: no transpose. Each row's products in eight 32-bit lanes, then
+      // horizontal adds into one lane per row: the same integers as the transposed sums (integer
+      // addition is exact in any order), so the same bits as every other tile size.
+      __m256i rs[8];
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
+      for (int r = 0; r < 8; ++r)
+        rs[r] = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(v[r], v[r]), _mm256_sign_epi8(xq, v[r])), ones);
+      // [r0 r1 r2 r3 | r0 r1 r2 r3] and [r4..r7 | r4..r7] partial sums, then the halves added.
+      const __m256i h0123 =
+          _mm256_hadd_epi32(_mm256_hadd_epi32(rs[0], rs[1]), _mm256_hadd_epi32(rs[2], rs[3]));
+      const __m256i h4567 =
+          _mm256_hadd_epi32(_mm256_hadd_epi32(rs[4], rs[5]), _mm256_hadd_epi32(rs[6], rs[7]));
+      const __m256i s32 = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                           _mm256_permute2x128_si256(h0123, h4567, 0x31));
+      acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32),
+                               _mm256_mul_ps(dw, _mm256_broadcast_ss(&x[b].d)), acc[0]);
+      continue;
+    }
+    // 8 x 8 transpose of 32-bit words: pairs, then quads within each 128-bit half, then the
+    // halves. u[k] holds word k (low half) and word k + 4 (high half) of rows 0..3 (4..7).
+    __m256i u[8];
+    for (int h = 0; h < 2; ++h) {
+      const __m256i* q = v + 4 * h;
+      const __m256i t0 = _mm256_unpacklo_epi32(q[0], q[1]), t1 = _mm256_unpackhi_epi32(q[0], q[1]);
+      const __m256i t2 = _mm256_unpacklo_epi32(q[2], q[3]), t3 = _mm256_unpackhi_epi32(q[2], q[3]);
+      u[4 * h + 0] = _mm256_unpacklo_epi64(t0, t2);
+      u[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
+      u[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
+      u[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
+    }
+    __m256i wg[8], aw[8];
+    for (int k = 0; k < 4; ++k) {
+      wg[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+      wg[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+    }
+    for (int g = 0; g < 8; ++g) aw[g] = _mm256_sign_epi8(wg[g], wg[g]);
+    for (int c = 0; c < C; ++c) {
+      const q8_block& xb = x[c * nb + b];
+      __m256i p[8];
+      for (int g = 0; g < 8; ++g) {
+        const __m256i xg = _mm256_broadcastd_epi32(_mm_loadu_si32(xb.q + 4 * g));
+        p[g] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(xg, wg[g])), ones);
+      }
+      const __m256i s32 = _mm256_add_epi32(
+          _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
+          _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32),
+                               _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d)), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
+}
+
+template <tensor_type T, int C>
+void tile8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride, float* y,
+           std::int64_t ldy, const std::uint8_t* next) noexcept {
+  if constexpr (T == tensor_type::q8_0)
+    tile8_q8<C>(x, nb, w, stride, y, ldy, next);
+  else
+    tile8_q4<T, C>(x, nb, w, stride, y, ldy, next);
+}
+
+// Eight weight rows against activation rows i0..i1, in tiles of 16, 8, 4 and 1 rows: every
+// (activation row, weight row) output is the same operations in every tile size.
 template <tensor_type T>
-void rows8_q4(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
-              const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy,
-              const std::uint8_t* next) noexcept {
+void rows8(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
+           const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy,
+           const std::uint8_t* next) noexcept {
   std::int64_t i = i0;
-  for (; i + 4 <= i1; i += 4) tile8_q4<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
-  for (; i < i1; ++i) tile8_q4<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 16 <= i1; i += 16) tile8<T, 16>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 8 <= i1; i += 8) tile8<T, 8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 4 <= i1; i += 4) tile8<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i < i1; ++i) tile8<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
 }
 
 template <tensor_type T, int R>
@@ -268,10 +372,9 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
   for (std::int64_t i0 = 0; i0 < m; i0 += rows_hot) {
     const std::int64_t i1 = (m < i0 + rows_hot ? m : i0 + rows_hot);
     std::int64_t j = j0;
-    if constexpr (T != tensor_type::q8_0)
-      for (; j + 8 <= j1; j += 8)
-        rows8_q4<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy,
-                    j + 16 <= j1 ? w + static_cast<std::size_t>(j + 8) * stride : nullptr);
+    for (; j + 8 <= j1; j += 8)
+      rows8<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy,
+               j + 16 <= j1 ? w + static_cast<std::size_t>(j + 8) * stride : nullptr);
     // Four or more activation rows: 2 x 4 tiles (each weight block unpacked once per four
     // rows); fewer (decode): 4 x 2 or 4 x 1.
     if (i1 - i0 >= 4)
@@ -435,8 +538,50 @@ void axpy_rows_f32(const float* weights, const float* base, const std::int64_t* 
   for (std::int64_t j = 0; j < rows; ++j) axpy_f32(weights[j], base + offsets[j], y, n);
 }
 
-constexpr cpu_kernels table{"avx2",  quantize_q8, gemm_q8,      gemm_f32,     dequantize,
-                            dot_f32, axpy_f32,    dot_rows_f32, axpy_rows_f32};
+// e^x for x in [-87.3, 88] (clamped to it: beyond, the results are 0-ish and huge, which is
+// all silu needs): x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, so n ln2 is exact to
+// float precision), e^r by its degree-7 Taylor-like polynomial with minimax coefficients (the
+// classic single-precision set, relative error ~1e-7), times 2^n built in the exponent bits.
+__m256 exp_ps(__m256 x) noexcept {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 er = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(er, _mm256_castsi256_ps(bits));
+}
+
+void silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign_bit = _mm256_set1_ps(-0.0f);
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp_ps(_mm256_xor_ps(g, sign_bit));
+    _mm256_storeu_ps(
+        out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) {  // the tail through a zero-padded vector: the same operations as the body
+    float g[8] = {}, u[8] = {}, o[8];
+    for (std::int64_t j = i; j < n; ++j) {
+      g[j - i] = gate[j];
+      u[j - i] = up[j];
+    }
+    silu_mul_f32(g, u, o, 8);
+    for (std::int64_t j = i; j < n; ++j) out[j] = o[j - i];
+  }
+}
+
+constexpr cpu_kernels table{"avx2",  quantize_q8, gemm_q8,      gemm_f32,      dequantize,
+                            dot_f32, axpy_f32,    dot_rows_f32, axpy_rows_f32, silu_mul_f32};
 
 }  // namespace
 

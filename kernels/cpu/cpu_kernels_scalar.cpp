@@ -132,8 +132,12 @@ void dequantize(tensor_type type, const void* src, float* dst, std::int64_t n) {
   dequantize_row(type, src, dst, n);
 }
 
-constexpr cpu_kernels table{"scalar", quantize_q8, gemm_q8,      gemm_f32,     dequantize,
-                            dot_f32,  axpy_f32,    dot_rows_f32, axpy_rows_f32};
+void silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+constexpr cpu_kernels table{"scalar", quantize_q8, gemm_q8,      gemm_f32,      dequantize,
+                            dot_f32,  axpy_f32,    dot_rows_f32, axpy_rows_f32, silu_mul_f32};
 
 }  // namespace
 
