@@ -156,13 +156,18 @@ int cmd_status(const bastion::config::node_config& cfg, const std::string& key, 
 int cmd_switchover(const bastion::config::node_config& cfg, const std::string& key,
                    const std::string& to, int wait_s) {
   const auto sites = sites_of(cfg);
-  const site_address* primary = nullptr;
+  std::optional<site_address> primary;
   for (const auto& s : ask_all(sites, key))
-    if (s.status && (*s.status)["ready"].get<bool>())
-      for (const auto& a : sites)
-        if (a.site == s.where.site) primary = &a;
-  if (primary == nullptr) {
+    if (s.status && (*s.status)["ready"].get<bool>()) primary = s.where;
+  if (!primary) {
     std::cerr << "bastion switchover: no site is the ready primary; nothing to switch over\n";
+    return 1;
+  }
+  const site_address* target = nullptr;
+  for (const auto& s : sites)
+    if (s.site == to) target = &s;
+  if (target == nullptr) {  // before asking anyone
+    std::cerr << "bastion switchover: '" << to << "' is not a site of this cluster\n";
     return 1;
   }
   const auto start = std::chrono::steady_clock::now();
@@ -173,9 +178,6 @@ int cmd_switchover(const bastion::config::node_config& cfg, const std::string& k
     return 1;
   }
   std::cout << primary->site << ": " << json::parse(a.body)["result"].get<std::string>() << "\n";
-  const site_address* target = nullptr;
-  for (const auto& s : sites)
-    if (s.site == to) target = &s;
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds{wait_s}) {
     auto t = bastion::cli::http_call(target->http, "GET", "/admin/v1/status", key, "", 2s);
     if (t.status == 200) {

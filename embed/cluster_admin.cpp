@@ -81,6 +81,12 @@ void cluster_admin::handle(const std::string& method, const std::string& path,
   done(error_reply(404, "no admin endpoint '" + path + "' (status, switchover, faults)"));
 }
 
+nlohmann::json cluster_admin::faults_in_force() const {
+  json all = json::array();
+  for (const auto& [id, f] : faults_->all()) all.push_back(fault_json(site_of(id), id, f));
+  return all;
+}
+
 void cluster_admin::status(std::function<void(admin_reply)> done) {
   auto view = view_.get();
   json out = {{"node", cfg_.node.name},
@@ -94,9 +100,7 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
               {"preferred_site", view.preferred_site},
               {"last_failure", view.last_failure},
               {"in_flight", view.in_flight}};
-  json faults = json::array();
-  for (const auto& [id, f] : faults_->all()) faults.push_back(fault_json(site_of(id), id, f));
-  out["faults"] = std::move(faults);
+  out["faults"] = faults_in_force();
   // Asked from a short-lived actor so the gateway's loop never blocks on the replicator.
   sys_.spawn([this, out = std::move(out), done](caf::event_based_actor* self) mutable {
     self->request(replicator_, ask_timeout, actors::status_atom::value)
@@ -120,6 +124,9 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
                                 {"snapshot_index", s.snapshot_index},
                                 {"frames_received", s.frames_received},
                                 {"frames_dropped", s.frames_dropped},
+                                {"frames_dropped_fault", s.frames_dropped_fault},
+                                {"frames_fault_outgoing_dropped", s.frames_fault_outgoing_dropped},
+                                {"frames_fault_delayed", s.frames_fault_delayed},
                                 {"storage_errors", s.storage_errors},
                                 {"last_error", s.last_error},
                                 {"peers", std::move(peers)}};
@@ -152,11 +159,7 @@ void cluster_admin::switchover(const std::string& body, const std::string& princ
 }
 
 admin_reply cluster_admin::faults(const std::string& method, const std::string& body) {
-  auto list = [this] {
-    json all = json::array();
-    for (const auto& [id, f] : faults_->all()) all.push_back(fault_json(site_of(id), id, f));
-    return admin_reply{200, json{{"faults", std::move(all)}}.dump()};
-  };
+  auto list = [this] { return admin_reply{200, json{{"faults", faults_in_force()}}.dump()}; };
   if (method == "GET") return list();
   std::string why;
   auto j = parse_object(body, why);
@@ -180,11 +183,13 @@ admin_reply cluster_admin::faults(const std::string& method, const std::string& 
   if (peer == 0) return error_reply(400, "POST faults needs {\"peer\": \"<site>\", ...}");
   actors::link_fault f;
   // Typed field by field (each wrong type named), never by exceptions.
-  for (const char* name : {"cut_outgoing", "cut_incoming"}) {
+  const std::pair<const char*, bool*> cuts[] = {{"cut_outgoing", &f.cut_outgoing},
+                                                {"cut_incoming", &f.cut_incoming}};
+  for (const auto& [name, field] : cuts) {
     const auto it = j->find(name);
     if (it == j->end()) continue;
     if (!it->is_boolean()) return error_reply(400, std::string{name} + " must be true or false");
-    (std::string{name} == "cut_outgoing" ? f.cut_outgoing : f.cut_incoming) = it->get<bool>();
+    *field = it->get<bool>();
   }
   if (const auto it = j->find("drop_ratio"); it != j->end()) {
     if (!it->is_number()) return error_reply(400, "drop_ratio must be a number in [0, 1]");

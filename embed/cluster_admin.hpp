@@ -2,8 +2,9 @@
 // The node's admin endpoints (gateway /admin/v1/...), for the `bastion` CLI. Private to embed/.
 //
 //   GET  status      this site: coordinator phase, epoch, leader, preference; its journal
-//                    replica: role, term, commit/applied/last index, and (at the leader) each
-//                    peer's match index and lag; the link faults in force.
+//                    replica: role, term, commit/applied/last index, frame counters (the
+//                    fault switch's among them), and (at the leader) each peer's match index
+//                    and lag; the link faults in force.
 //   POST switchover  {"to": "dr-local"}: the ready primary journals a leadership preference
 //                    and hands over once that site has caught up (answer after the commit).
 //   GET  faults      the link faults in force.
@@ -23,6 +24,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <memory>
 
@@ -45,6 +47,7 @@ class cluster_admin final : public gateway::admin_port {
   void switchover(const std::string& body, const std::string& principal,
                   std::function<void(gateway::admin_reply)> done);
   gateway::admin_reply faults(const std::string& method, const std::string& body);
+  nlohmann::json faults_in_force() const;  // the link faults set here, by peer
   std::string site_of(std::uint64_t replica_id) const;
   std::uint64_t replica_of(const std::string& site) const;  // 0: not a peer
 

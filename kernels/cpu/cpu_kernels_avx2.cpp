@@ -167,6 +167,26 @@ void tile_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::siz
     for (int c = 0; c < C; ++c) y[c * ldy + r] = hsum(acc[r][c]) + min_term[r][c];
 }
 
+// The first 32 bits of the current block of each of eight rows (`stride` bytes apart): the
+// F16 scale and the next two bytes, rows 0..3 in `q0123` and 4..7 in `q4567`, one row per
+// 32-bit lane. Gathered in registers: through memory the scales would stall on store
+// forwarding every block.
+inline void gather_block_heads(const std::uint8_t* blk, std::size_t stride, __m128i& q0123,
+                               __m128i& q4567) noexcept {
+  __m128i h[8];
+  for (int r = 0; r < 8; ++r) h[r] = _mm_loadu_si32(blk + r * stride);
+  q0123 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(h[0], h[1]), _mm_unpacklo_epi32(h[2], h[3]));
+  q4567 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(h[4], h[5]), _mm_unpacklo_epi32(h[6], h[7]));
+}
+
+// Decode streams every weight once from memory: the next eight rows' block at `offset` is
+// fetched a block ahead of its use.
+inline void prefetch_rows(const std::uint8_t* next, std::size_t stride,
+                          std::size_t offset) noexcept {
+  for (int r = 0; r < 8; ++r)
+    _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + offset), _MM_HINT_T0);
+}
+
 // Eight weight rows at once for the 4-bit types, with no horizontal sums: the rows' packed
 // nibbles are transposed in registers so that each 32-bit lane holds one row's four nibbles
 // of a group of four elements; one broadcast of the activation's four bytes for that group
@@ -187,9 +207,7 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
-    if (C == 1 && next)
-      for (int r = 0; r < 8; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + (blk - w)), _MM_HINT_T0);
+    if (C == 1 && next) prefetch_rows(next, stride, static_cast<std::size_t>(blk - w));
     // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
     __m256i v[4];
     for (int i = 0; i < 4; ++i)
@@ -208,16 +226,10 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
       wg[k] = _mm256_and_si256(d[k], low4);
       wg[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), low4);
     }
-    // The eight rows' F16 scales (and Q4_1 minima) gathered into one vector each, in
-    // registers (through memory they would stall on store forwarding every block): one 32-bit
-    // load per row takes its scale and the next 16 bits (Q4_1's minimum; Q4_0's first bytes,
-    // unused), then byte shuffles split the scales from the rest.
-    __m128i sm[8];
-    for (int r = 0; r < 8; ++r) sm[r] = _mm_loadu_si32(blk + r * stride);
-    const __m128i q0123 =
-        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sm[0], sm[1]), _mm_unpacklo_epi32(sm[2], sm[3]));
-    const __m128i q4567 =
-        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sm[4], sm[5]), _mm_unpacklo_epi32(sm[6], sm[7]));
+    // The eight rows' F16 scales (and Q4_1 minima; Q4_0's first weight bytes, unused), then
+    // byte shuffles split the scales from the rest.
+    __m128i q0123, q4567;
+    gather_block_heads(blk, stride, q0123, q4567);
     // Words d0 m0 d1 m1 d2 m2 d3 m3 -> d0 d1 d2 d3 m0 m1 m2 m3.
     const __m128i split = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     const __m128i s0123 = _mm_shuffle_epi8(q0123, split), s4567 = _mm_shuffle_epi8(q4567, split);
@@ -260,18 +272,11 @@ void tile8_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
-    if (C == 1 && next)
-      for (int r = 0; r < 8; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + (blk - w)), _MM_HINT_T0);
-    // The scales first: one 32-bit load per row (the scale and two weight bytes), the scales'
-    // words picked out by byte shuffles.
-    __m128i sc[8];
-    for (int r = 0; r < 8; ++r) sc[r] = _mm_loadu_si32(blk + r * stride);
+    if (C == 1 && next) prefetch_rows(next, stride, static_cast<std::size_t>(blk - w));
+    // The scales first (with two weight bytes each), picked out by byte shuffles.
+    __m128i q0123, q4567;
+    gather_block_heads(blk, stride, q0123, q4567);
     const __m128i lo4 = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i q0123 =
-        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sc[0], sc[1]), _mm_unpacklo_epi32(sc[2], sc[3]));
-    const __m128i q4567 =
-        _mm_unpacklo_epi64(_mm_unpacklo_epi32(sc[4], sc[5]), _mm_unpacklo_epi32(sc[6], sc[7]));
     const __m256 dw = _mm256_cvtph_ps(
         _mm_unpacklo_epi64(_mm_shuffle_epi8(q0123, lo4), _mm_shuffle_epi8(q4567, lo4)));
     __m256i v[8];

@@ -113,6 +113,18 @@ struct fixture : test_coordinator_fixture<sim_config> {
     sched.run();
   }
 
+  /// Restarts every site's coordinator with the preferred order (prod > dr-local > dr-remote)
+  /// configured; the replicas keep running.
+  void restart_with_preference() {
+    for (auto& [id, s] : sites)
+      caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
+    sched.run();
+    sites.clear();
+    with_preference = true;
+    const char* names[] = {"prod", "dr-local", "dr-remote"};
+    for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  }
+
   /// The site whose coordinator says ready, 0 if none.
   std::uint64_t ready_site() {
     for (auto& [id, s] : sites)
@@ -273,13 +285,7 @@ CAF_TEST(a leader that loses its quorum fails its running work with a retryable 
 }
 
 CAF_TEST(leadership returns to prod once its replica has caught up) {
-  // Restart every site with the preferred order configured.
-  for (auto& [id, s] : sites) caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
-  sched.run();
-  sites.clear();
-  with_preference = true;
-  const char* names[] = {"prod", "dr-local", "dr-remote"};
-  for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  restart_with_preference();
   // Take prod out so another site leads first.
   const auto first = wait_ready();
   if (first == 1) {
@@ -308,12 +314,7 @@ CAF_TEST(leadership returns to prod once its replica has caught up) {
 }
 
 CAF_TEST(a switchover moves leadership to the named site and keeps it there until switched back) {
-  for (auto& [id, s] : sites) caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
-  sched.run();
-  sites.clear();
-  with_preference = true;
-  const char* names[] = {"prod", "dr-local", "dr-remote"};
-  for (auto id : cluster->ids()) start_site(id, names[id - 1]);
+  restart_with_preference();
   wait_ready();
   CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 1; }, 20000));
 

@@ -34,3 +34,26 @@ class host:
         self.proc.stdin.close()
         rc = self.proc.wait(timeout=20)
         assert rc == 0, f"gateway_test_host exited {rc}"
+
+
+async def rpc_session(capnp, schema_path, port):
+    """pycapnp connected to the Inference service on `port`: (client, inference capability,
+    sink class); keep the client as long as the capability, it owns the connection. The sink collects streamed token texts in `tokens` and the final result, as a
+    dict, in `result`."""
+    # The schema imports /capnp/c++.capnp, which Debian installs under /usr/include.
+    schema = capnp.load(schema_path, imports=["/usr/include"])
+
+    class sink(schema.TokenSink.Server):
+        def __init__(self):
+            self.tokens = []
+            self.result = None
+
+        async def token(self, text, tokenId, **kwargs):
+            self.tokens.append(text)
+
+        async def done(self, result, **kwargs):
+            self.result = result.to_dict()
+
+    conn = await capnp.AsyncIoStream.create_connection(host="127.0.0.1", port=port)
+    client = capnp.TwoPartyClient(conn)
+    return client, client.bootstrap().cast_as(schema.Inference), sink

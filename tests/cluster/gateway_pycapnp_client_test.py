@@ -2,29 +2,13 @@
 import asyncio
 import sys
 
-from gateway_client_host import API_KEY, host, require
+from gateway_client_host import API_KEY, host, require, rpc_session
 
 capnp = require("capnp")
 
 
 async def run(schema_path, rpc_port):
-    # The schema imports /capnp/c++.capnp, which Debian installs under /usr/include.
-    schema = capnp.load(schema_path, imports=["/usr/include"])
-
-    class sink(schema.TokenSink.Server):
-        def __init__(self):
-            self.tokens = []
-            self.result = None
-
-        async def token(self, text, tokenId, **kwargs):
-            self.tokens.append(text)
-
-        async def done(self, result, **kwargs):
-            self.result = result.to_dict()
-
-    conn = await capnp.AsyncIoStream.create_connection(host="127.0.0.1", port=rpc_port)
-    client = capnp.TwoPartyClient(conn)
-    inference = client.bootstrap().cast_as(schema.Inference)
+    client, inference, sink = await rpc_session(capnp, schema_path, rpc_port)
 
     reply = await inference.inference(
         modelId="echo", inputData={"prompt": "pycapnp says hi"},

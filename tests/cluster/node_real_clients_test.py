@@ -8,7 +8,7 @@ import asyncio
 import sys
 import time
 
-from gateway_client_host import API_KEY, require
+from gateway_client_host import API_KEY, require, rpc_session
 from node_host import MODEL_ID, real_node
 
 openai = require("openai")
@@ -106,23 +106,7 @@ def check_openai(port):
 
 
 async def check_pycapnp(schema_path, port):
-    # The schema imports /capnp/c++.capnp, which Debian installs under /usr/include.
-    schema = capnp.load(schema_path, imports=["/usr/include"])
-
-    class sink(schema.TokenSink.Server):
-        def __init__(self):
-            self.tokens = []
-            self.result = None
-
-        async def token(self, text, tokenId, **kwargs):
-            self.tokens.append(text)
-
-        async def done(self, result, **kwargs):
-            self.result = result.to_dict()
-
-    conn = await capnp.AsyncIoStream.create_connection(host="127.0.0.1", port=port)
-    client = capnp.TwoPartyClient(conn)
-    inference = client.bootstrap().cast_as(schema.Inference)
+    client, inference, sink = await rpc_session(capnp, schema_path, port)
     chat = {"chat": [{"role": "user", "content": QUESTION}]}
 
     reply = await inference.inference(

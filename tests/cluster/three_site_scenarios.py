@@ -111,6 +111,9 @@ def scenario_cut(c):
     time.sleep(8)
     st = c.status()
     require(st["prod"].get("ready"), f"prod lost leadership over a cut to dr-local: {st}")
+    for site in ("prod", "dr-local"):
+        require(st[site]["journal"]["frames_fault_outgoing_dropped"] > 0,
+                f"{site} dropped no frame over the cut link: {st[site]['journal']}")
     prod_peers = {p["site"]: p for p in st["prod"]["journal"]["peers"]}
     behind = prod_peers["dr-local"]["lag"]
     require(behind > 0, f"dr-local shows no lag while cut off: {prod_peers}")
@@ -143,7 +146,13 @@ def scenario_delay(c):
     require(any(f["delay_ms"] == 50 for f in st["prod"]["faults"]), f"no delay in force: {st}")
     proc, out = c.load(15, prefix="delayed")
     delayed = finish_load(proc, out)
-    require(c.ready_sites() == {"prod"}, "leadership moved under a 50 ms remote delay")
+    st = c.status()
+    require({x for x, j in st.items() if j.get("ready")} == {"prod"},
+            "leadership moved under a 50 ms remote delay")
+    # The delay really held frames back (the switch is not merely configured).
+    for site in ("prod", "dr-remote"):
+        require(st[site]["journal"]["frames_fault_delayed"] > 0,
+                f"{site} delayed no frame: {st[site]['journal']}")
 
     def p50(rs):
         xs = sorted(r["done"] - r["sent"] for r in rs if "digest" in r)
