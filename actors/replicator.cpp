@@ -121,6 +121,38 @@ struct replicator_metrics {
     return reg->get_counter("bastion_replicator_frames_dropped_total",
                             "Raft frames dropped, by reason", l);
   }
+
+  metrics::labels peer_labels(std::uint64_t peer) const {
+    auto l = labels;
+    l.emplace_back("peer", std::to_string(peer));
+    return l;
+  }
+  metrics::gauge& peer_lag(std::uint64_t peer) {
+    return reg->get_gauge("bastion_replicator_peer_lag_seconds",
+                          "While leading: age of the oldest entry the peer has not acknowledged",
+                          peer_labels(peer));
+  }
+  metrics::gauge& peer_silence(std::uint64_t peer) {
+    return reg->get_gauge("bastion_replicator_peer_silence_seconds",
+                          "While leading: time since a Raft frame from the peer arrived",
+                          peer_labels(peer));
+  }
+  metrics::labels alert_labels(const alert_change& c) const {
+    auto l = peer_labels(c.peer);
+    l.emplace_back("alert", c.alert);
+    return l;
+  }
+  // Prometheus-style alert state in the node itself: 1 while firing, and a count of firings,
+  // so a scrape between two evaluations still sees that an alert fired.
+  void publish(const alert_change& c) {
+    reg->get_gauge("bastion_alert_firing", "1 while the named alert fires on this node",
+                   alert_labels(c))
+        .set(c.firing ? 1 : 0);
+    if (c.firing)
+      reg->get_counter("bastion_alerts_fired_total", "Times the named alert started firing",
+                       alert_labels(c))
+          .inc();
+  }
 };
 
 using replicator_self = caf::stateful_actor<replicator_state, replicator_impl::base>;
@@ -171,6 +203,8 @@ struct replicator_state {
   // its drops) and the per-link delivery order of delayed frames.
   std::mt19937_64 fault_rng;
   link_delay_order delay_order;
+  // The leader's lag and silence alerts on its peers (built in start() from cfg.watch).
+  std::unique_ptr<peer_watch> watch;
   // What observers were last told.
   int seen_role = -1;
   std::uint64_t seen_term = 0;
@@ -214,6 +248,7 @@ struct replicator_state {
     state = cfg.state ? cfg.state : std::make_shared<journal_summary>();
     if (cfg.metrics != nullptr)
       metrics = std::make_unique<replicator_metrics>(*cfg.metrics, cfg.id);
+    watch = std::make_unique<peer_watch>(cfg.watch);
     auto recovered = store->load();
     if (!recovered)
       return make_error(replicator_errc::storage_failed,
@@ -298,9 +333,7 @@ struct replicator_state {
       if (metrics) metrics->fault_outgoing_dropped->inc();
       return;
     }
-    const auto now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock->monotonic()).count();
-    auto hold_ms = delay_order.delay_for(to, now_ms, fault.delay_ms);
+    auto hold_ms = delay_order.delay_for(to, now_ms(), fault.delay_ms);
     if (!hold_ms) {
       self->send(link, std::move(f));
       return;
@@ -308,6 +341,10 @@ struct replicator_state {
     ++counts.frames_fault_delayed;
     if (metrics) metrics->fault_delayed->inc();
     self->delayed_send(link, std::chrono::milliseconds{*hold_ms}, std::move(f));
+  }
+
+  std::int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock->monotonic()).count();
   }
 
   bool fault_drops(double ratio) {
@@ -583,6 +620,7 @@ struct replicator_state {
                                    " dropped: a link fault cuts that peer's incoming frames");
       return;
     }
+    watch->heard_from(sender, now_ms());
     engine->io->receive(msg.message());
     msg.release();  // libraft owns the entries / snapshot buffers now
     note_changes();
@@ -647,9 +685,50 @@ struct replicator_state {
         if (id == cfg.id) continue;
         s.peer_ids.push_back(id);
         s.peer_match_index.push_back(r->leader_state.progress[i].match_index);
+        std::int64_t lag_ms = 0;
+        std::int64_t silence_ms = 0;
+        for (const auto& reading : watch->readings()) {
+          if (reading.peer != id) continue;
+          lag_ms = reading.lag_ms;
+          silence_ms = reading.silence_ms;
+          if (reading.lagging)
+            s.alerts.push_back(
+                peer_watch::describe({alert_peer_lagging, id, true, reading.lag_ms}, cfg.watch));
+          if (reading.silent)
+            s.alerts.push_back(
+                peer_watch::describe({alert_peer_silent, id, true, reading.silence_ms}, cfg.watch));
+        }
+        s.peer_lag_ms.push_back(lag_ms);
+        s.peer_silence_ms.push_back(silence_ms);
       }
     }
     return s;
+  }
+
+  // --- The leader's watch on its peers (peer_watch.hpp) ---------------------------------
+
+  void watch_peers() {
+    if (!running() || !watch->leading()) return;
+    auto* r = raft();
+    if (raft_state(r) != RAFT_LEADER || r->leader_state.progress == nullptr) return;
+    std::map<std::uint64_t, std::uint64_t> match;
+    for (unsigned i = 0; i < r->configuration.n; ++i) {
+      const auto id = r->configuration.servers[i].id;
+      if (id != cfg.id) match[id] = r->leader_state.progress[i].match_index;
+    }
+    tell(watch->evaluate(match, raft_last_index(r), now_ms()));
+    if (!metrics) return;
+    for (const auto& reading : watch->readings()) {
+      metrics->peer_lag(reading.peer).set(static_cast<double>(reading.lag_ms) / 1000.0);
+      metrics->peer_silence(reading.peer).set(static_cast<double>(reading.silence_ms) / 1000.0);
+    }
+  }
+
+  void tell(const std::vector<alert_change>& changes) {
+    for (const auto& c : changes) {
+      if (metrics) metrics->publish(c);
+      if (cfg.log) cfg.log((c.firing ? "ALERT " : "alert ") + peer_watch::describe(c, cfg.watch));
+    }
   }
 
   void publish_metrics() {
@@ -670,6 +749,19 @@ struct replicator_state {
     split_seen = split;
   }
 
+  void stand_down_watch() {
+    tell(watch->stand_down());
+    if (!metrics) return;
+    // Only a leader measures: a follower's lag gauges would show a stale leader's view.
+    auto* r = raft();
+    for (unsigned i = 0; i < r->configuration.n; ++i) {
+      const auto id = r->configuration.servers[i].id;
+      if (id == cfg.id) continue;
+      metrics->peer_lag(id).set(0);
+      metrics->peer_silence(id).set(0);
+    }
+  }
+
   // Called after every entry into libraft: tells observers about a new role, term or leader,
   // and stops the actor if libraft gave up (an I/O error it cannot recover from).
   void note_changes() {
@@ -677,6 +769,12 @@ struct replicator_state {
     publish_metrics();
     auto* r = raft();
     const int role = raft_state(r);
+    if (role == RAFT_LEADER && !watch->leading())
+      watch->lead(raft_last_index(r), now_ms());
+    else if (role == RAFT_LEADER)
+      watch->appended(raft_last_index(r), now_ms());
+    else if (watch->leading())
+      stand_down_watch();
     raft_id leader = 0;
     const char* address = nullptr;
     raft_leader(r, &leader, &address);
@@ -766,6 +864,7 @@ replicator_impl::behavior_type replicator_main(replicator_self* self, replicator
         if (!s.running()) return;
         s.engine->io->tick();
         s.note_changes();
+        s.watch_peers();
       },
   };
 }

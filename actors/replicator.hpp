@@ -24,6 +24,7 @@
 //   transfer_failed / not_leader.
 
 #include "actors/link_faults.hpp"
+#include "actors/peer_watch.hpp"
 #include "actors/replicator_state.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/journal/log_store.hpp"
@@ -38,6 +39,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,6 +104,13 @@ struct replicator_status {
   // site once its replica has caught up.
   std::vector<std::uint64_t> peer_ids;
   std::vector<std::uint64_t> peer_match_index;
+  // While leading, in the same order: how long ago the oldest entry the peer lacks was
+  // appended, and how long since a frame from it arrived (peer_watch.hpp).
+  std::vector<std::int64_t> peer_lag_ms;
+  std::vector<std::int64_t> peer_silence_ms;
+  // The alerts firing here, one line each, e.g. "journal_peer_lagging peer 2: 7.1 s behind
+  // (alert above 5.0 s)". Empty on a follower: only the leader judges.
+  std::vector<std::string> alerts;
 };
 
 template <class Inspector>
@@ -113,7 +122,7 @@ typename Inspector::result_type inspect(Inspector& f, replicator_status& x) {
            x.frames_dropped_shutdown, x.frames_dropped_fault, x.frames_fault_outgoing_dropped,
            x.frames_fault_delayed, x.storage_errors, x.snapshot_index, x.snapshots_taken,
            x.snapshots_installed, x.append_frames_split, x.last_error, x.peer_ids,
-           x.peer_match_index);
+           x.peer_match_index, x.peer_lag_ms, x.peer_silence_ms, x.alerts);
 }
 
 /// How a replicator reaches one peer: in production the peer's replicator (a remote actor
@@ -180,6 +189,12 @@ struct replicator_config {
   /// The inter-site fault switch (link_faults.hpp), read for every frame sent and received;
   /// the node's admin endpoint changes it while the replicator runs. Null: no faults.
   std::shared_ptr<link_faults> faults;
+  /// The leader's lag and silence alerts on its peers (peer_watch.hpp): thresholds, checked on
+  /// every tick. Firing and resolving are published as metrics, in status().alerts, and told
+  /// to `log`.
+  peer_watch_settings watch;
+  /// Lines for people (alerts starting and ending); null: nowhere.
+  std::function<void(const std::string&)> log;
 };
 
 /// Spawns a replicator. It loads `store` and starts libraft at once; a store that cannot be

@@ -150,6 +150,15 @@ int cmd_status(const bastion::config::node_config& cfg, const std::string& key, 
               << std::setw(10) << (leader.empty() ? "?" : leader) << std::setw(10)
               << (preferred.empty() ? "-" : preferred) << (faults.empty() ? "-" : faults) << "\n";
   }
+  // Only the leader judges its peers (actors/peer_watch.hpp): its alerts are the cluster's.
+  for (const auto& s : all) {
+    if (!s.status) continue;
+    const auto& r = (*s.status)["journal"];
+    if (r.find("alerts") == r.end() || !r["alerts"].is_array()) continue;
+    for (const auto& a : r["alerts"])
+      if (a.is_string())
+        std::cout << "ALERT on " << s.where.site << ": " << a.get<std::string>() << "\n";
+  }
   return up == 0 ? 1 : 0;
 }
 

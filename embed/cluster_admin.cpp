@@ -81,6 +81,21 @@ void cluster_admin::handle(const std::string& method, const std::string& path,
   done(error_reply(404, "no admin endpoint '" + path + "' (status, switchover, faults)"));
 }
 
+std::vector<std::string> cluster_admin::name_sites(std::vector<std::string> alerts) const {
+  // "journal_peer_lagging peer 2: ..." -> "journal_peer_lagging peer 2 (dr-local): ...": the
+  // replicator knows ids, operators know sites.
+  for (auto& a : alerts) {
+    const auto at = a.find(" peer ");
+    const auto colon = a.find(':', at == std::string::npos ? 0 : at);
+    if (at == std::string::npos || colon == std::string::npos) continue;
+    const auto id_text = a.substr(at + 6, colon - at - 6);
+    if (id_text.empty() || id_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto site = site_of(std::stoull(id_text));
+    if (!site.empty()) a.insert(colon, " (" + site + ")");
+  }
+  return alerts;
+}
+
 nlohmann::json cluster_admin::faults_in_force() const {
   json all = json::array();
   for (const auto& [id, f] : faults_->all()) all.push_back(fault_json(site_of(id), id, f));
@@ -109,10 +124,13 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
               json peers = json::array();
               for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size(); ++i) {
                 const auto match = s.peer_match_index[i];
-                peers.push_back({{"replica_id", s.peer_ids[i]},
-                                 {"site", site_of(s.peer_ids[i])},
-                                 {"match_index", match},
-                                 {"lag", s.last_index > match ? s.last_index - match : 0}});
+                json peer = {{"replica_id", s.peer_ids[i]},
+                             {"site", site_of(s.peer_ids[i])},
+                             {"match_index", match},
+                             {"lag", s.last_index > match ? s.last_index - match : 0}};
+                if (i < s.peer_lag_ms.size()) peer["lag_ms"] = s.peer_lag_ms[i];
+                if (i < s.peer_silence_ms.size()) peer["silence_ms"] = s.peer_silence_ms[i];
+                peers.push_back(std::move(peer));
               }
               out["journal"] = {{"role", actors::to_string(s.role)},
                                 {"term", s.term},
@@ -129,7 +147,8 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
                                 {"frames_fault_delayed", s.frames_fault_delayed},
                                 {"storage_errors", s.storage_errors},
                                 {"last_error", s.last_error},
-                                {"peers", std::move(peers)}};
+                                {"peers", std::move(peers)},
+                                {"alerts", name_sites(s.alerts)}};
               done({200, out.dump()});
             },
             [done](const caf::error& e) {

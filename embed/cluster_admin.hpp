@@ -47,7 +47,9 @@ class cluster_admin final : public gateway::admin_port {
   void switchover(const std::string& body, const std::string& principal,
                   std::function<void(gateway::admin_reply)> done);
   gateway::admin_reply faults(const std::string& method, const std::string& body);
-  nlohmann::json faults_in_force() const;  // the link faults set here, by peer
+  nlohmann::json faults_in_force() const;
+  std::vector<std::string> name_sites(
+      std::vector<std::string> alerts) const;  // the link faults set here, by peer
   std::string site_of(std::uint64_t replica_id) const;
   std::uint64_t replica_of(const std::string& site) const;  // 0: not a peer
 

@@ -25,7 +25,8 @@ std::string address(const config::listen_section& l) {
 }  // namespace
 
 cluster_member::cluster_member(caf::actor_system& sys, const config::node_config& cfg,
-                               serving::local_serving& serving, const clock_source& clock)
+                               serving::local_serving& serving, metrics::registry& registry,
+                               const clock_source& clock)
     : sys_(sys), cfg_(cfg), serving_(serving), clock_(clock) {
   const auto& c = cfg.cluster;
   const std::string name = cfg.node.name;
@@ -42,6 +43,12 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   rc.heartbeat_timeout_ms = c.heartbeat_ms;
   rc.rng_seed = c.replica_id * 7919 + static_cast<std::uint64_t>(clock.wall().count());
   rc.faults = faults_;
+  rc.metrics = &registry;
+  rc.watch.lag_alert_ms = c.lag_alert_ms;
+  rc.watch.silence_alert_ms = c.silence_alert_ms;
+  rc.log = [name](const std::string& line) {
+    std::cerr << name << " journal: " << line << std::endl;
+  };
   replicator_ = actors::spawn_replicator(sys, rc, *store_, clock);
 
   auto published =

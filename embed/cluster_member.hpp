@@ -29,9 +29,11 @@ namespace bastion {
 class cluster_member {
  public:
   /// Starts everything; throws start_error naming what failed (journal, link, replicator).
-  /// REQUIRES: `serving` and `clock` outlive the member.
+  /// The journal's series (role, term, lag, alerts) go to `registry`.
+  /// REQUIRES: `serving`, `registry` and `clock` outlive the member.
   cluster_member(caf::actor_system& sys, const config::node_config& cfg,
-                 serving::local_serving& serving, const clock_source& clock);
+                 serving::local_serving& serving, metrics::registry& registry,
+                 const clock_source& clock);
   ~cluster_member();  // stops the actors in order and waits for them
   cluster_member(const cluster_member&) = delete;
   cluster_member& operator=(const cluster_member&) = delete;

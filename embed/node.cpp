@@ -84,7 +84,7 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
   serving = std::move(*started);
   if (cfg->cluster.enabled) {
     try {
-      member = std::make_unique<cluster_member>(*system, *cfg, *serving, clock);
+      member = std::make_unique<cluster_member>(*system, *cfg, *serving, registry, clock);
     } catch (...) {
       stop();
       throw;

@@ -437,6 +437,14 @@ void read_cluster(section& root, std::vector<std::string>& errors, node_config& 
              "must be at most half of election_timeout_ms (" +
                  std::to_string(c.election_timeout_ms) + ")");
   s.get_int("drain_timeout_ms", c.drain_timeout_ms, 0, 600000);
+  s.get_int("lag_alert_ms", c.lag_alert_ms, 100, 3600000);
+  s.get_int("silence_alert_ms", c.silence_alert_ms, 0, 3600000);
+  if (c.silence_alert_ms == 0)
+    c.silence_alert_ms = 3 * c.election_timeout_ms;
+  else if (c.silence_alert_ms < c.election_timeout_ms)
+    s.refuse("silence_alert_ms", std::to_string(c.silence_alert_ms),
+             "must be at least election_timeout_ms (" + std::to_string(c.election_timeout_ms) +
+                 "): a peer is silent between heartbeats by design");
   if (const auto* n = s.node("retain_output_text")) {
     if (auto v = n->value<bool>())
       c.retain_output_text = *v;

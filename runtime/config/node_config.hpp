@@ -72,16 +72,16 @@ struct api_key_section {
   std::string name;
   std::string key_sha256;            // hex SHA-256 of the key; the key itself is never stored
   std::vector<std::string> classes;  // priority classes this key may use
-  bool admin = false;  // may use the operator's /admin/v1 endpoints (bastion CLI)
+  bool admin = false;                // may use the operator's /admin/v1 endpoints (bastion CLI)
 };
 
 /// Another site's node in the replicated cluster (DESIGN.md §1, §5).
 struct cluster_peer_section {
-  std::uint64_t replica_id = 0;  // its Raft server id: unique, > 0
-  std::string site;              // prod | dr-local | dr-remote
+  std::uint64_t replica_id = 0;         // its Raft server id: unique, > 0
+  std::string site;                     // prod | dr-local | dr-remote
   listen_section raft{"127.0.0.1", 0};  // where its journal link is published
-  std::string http_address;      // host:port its gateway serves clients on (redirects go there)
-  std::string rpc_address;       // host:port of its RPC service (may be empty)
+  std::string http_address;  // host:port its gateway serves clients on (redirects go there)
+  std::string rpc_address;   // host:port of its RPC service (may be empty)
 };
 
 /// [cluster]: this node's replica of the journal and the other sites. Absent: a single node
@@ -94,6 +94,11 @@ struct cluster_section {
   std::uint32_t election_timeout_ms = 1000;    // DESIGN.md §5: about 1 s
   std::uint32_t heartbeat_ms = 100;            // and about 100 ms
   std::uint32_t drain_timeout_ms = 5000;       // a handover waits this long for running work
+  // The leader's alerts on its peers (actors/peer_watch.hpp): a peer whose oldest missing
+  // entry is older than lag_alert_ms, or that has sent nothing for silence_alert_ms (0: three
+  // election timeouts). Well under the 15 s RPO target, so the alert comes before the loss.
+  std::uint32_t lag_alert_ms = 5000;
+  std::uint32_t silence_alert_ms = 0;
   bool retain_output_text = true;  // journal answers so a retry after failover gets them
   std::vector<cluster_peer_section> peers;
 };

@@ -252,4 +252,55 @@ CAF_TEST(fault counters appear in the Prometheus text) {
   CAF_CHECK_GREATER(s.frames_dropped_fault, 0u);
 }
 
+// Issue 7's cut scenario: "commits slow down and an alert fires, nothing is lost".
+CAF_TEST(a cut peer raises lag and silence alerts on the leader which end once healed) {
+  metrics::registry reg;
+  sim::cluster_options opt;
+  opt.metrics = &reg;
+  rebuild(opt);
+  prod_leads();
+  // A 50 ms delay to dr-remote is the remote link working as built: no alert.
+  CAF_REQUIRE(!faults_of(prod).set(dr_remote, delayed(50)));
+  CAF_REQUIRE(!faults_of(prod).set(dr_local, cut_both()));
+  // Writes keep coming while dr-local is cut (one every 500 ms for 8 s).
+  for (int i = 0; i < 16; ++i) {
+    CAF_CHECK(all_acked(propose_n("lag-" + std::to_string(i) + "-", 1)));
+    cluster->advance(500);
+  }
+  auto s = status_of(prod);
+  CAF_REQUIRE_EQUAL(s.peer_ids.size(), 2u);
+  CAF_REQUIRE_EQUAL(s.peer_lag_ms.size(), 2u);
+  for (std::size_t i = 0; i < s.peer_ids.size(); ++i)
+    CAF_MESSAGE("peer " << s.peer_ids[i] << ": lag " << s.peer_lag_ms[i] << " ms, silent "
+                        << s.peer_silence_ms[i] << " ms");
+  std::string alerts;
+  for (const auto& a : s.alerts) alerts += a + "\n";
+  CAF_MESSAGE("prod's alerts:\n" << alerts);
+  CAF_CHECK_EQUAL(s.alerts.size(), 2u);
+  CAF_CHECK(alerts.find("journal_peer_lagging peer 2:") != std::string::npos);
+  CAF_CHECK(alerts.find("journal_peer_silent peer 2:") != std::string::npos);
+  CAF_CHECK(alerts.find("peer 3") == std::string::npos);
+  for (std::size_t i = 0; i < s.peer_ids.size(); ++i) {
+    if (s.peer_ids[i] == dr_local) CAF_CHECK_GREATER(s.peer_lag_ms[i], 5000);
+    if (s.peer_ids[i] == dr_remote) CAF_CHECK_LESS(s.peer_lag_ms[i], 1000);
+  }
+  CAF_CHECK(status_of(dr_remote).alerts.empty());  // followers do not judge
+  const std::string lagging =
+      "bastion_alert_firing{replica=\"1\",peer=\"2\",alert=\"journal_peer_lagging\"} ";
+  auto text = reg.render_prometheus();
+  CAF_CHECK(text.find(lagging + "1") != std::string::npos);
+  CAF_CHECK(text.find("bastion_alerts_fired_total{replica=\"1\",peer=\"2\",alert=\"journal_"
+                      "peer_lagging\"} 1") != std::string::npos);
+  CAF_CHECK(text.find("bastion_replicator_peer_lag_seconds{replica=\"1\",peer=\"2\"}") !=
+            std::string::npos);
+  // Healed: dr-local catches up, both alerts end.
+  faults_of(prod).clear_all();
+  cluster->advance(2000);
+  s = status_of(prod);
+  CAF_CHECK(s.alerts.empty());
+  text = reg.render_prometheus();
+  CAF_CHECK(text.find(lagging + "0") != std::string::npos);
+  check_invariants();
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

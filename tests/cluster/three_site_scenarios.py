@@ -119,8 +119,19 @@ def scenario_cut(c):
     require(behind > 0, f"dr-local shows no lag while cut off: {prod_peers}")
     require(prod_peers["dr-remote"]["lag"] < behind,
             f"dr-remote is not the one keeping up: {prod_peers}")
-    print(f"cut: prod still leads; dr-local is {behind} entries behind (the alert: lag), "
-          f"dr-remote {prod_peers['dr-remote']['lag']}")
+    print(f"cut: prod still leads; dr-local is {behind} entries, "
+          f"{prod_peers['dr-local'].get('lag_ms')} ms behind, dr-remote "
+          f"{prod_peers['dr-remote']['lag']} entries, {prod_peers['dr-remote'].get('lag_ms')} ms")
+    # The alert fires on the leader (lag_alert_ms 5 s, silence 3 election timeouts: the cut
+    # is 8 s old) and the operator sees it in `bastion status`.
+    alerts = st["prod"]["journal"].get("alerts", [])
+    require(any(a.startswith("journal_peer_lagging peer 2 (dr-local)") for a in alerts),
+            f"no lag alert for dr-local on prod: {alerts}")
+    require(not any("dr-remote" in a for a in alerts), f"an alert names dr-remote: {alerts}")
+    shown = c.cli("status").stdout
+    require("ALERT on prod: journal_peer_lagging peer 2 (dr-local)" in shown,
+            f"bastion status shows no alert: {shown}")
+    print("cut: " + "; ".join(alerts))
     during = [r for r in read_records(out) if "digest" in r and r["done"] > t_cut + 1]
     require(len(during) > 0, "nothing was answered while the link was cut")
     c.cli("fault", "--link", "prod,dr-local", "--heal")
@@ -132,6 +143,11 @@ def scenario_cut(c):
             break
         time.sleep(0.5)
     require(peers["dr-local"]["lag"] == 0, f"dr-local did not catch up after the heal: {peers}")
+    deadline = time.time() + 10
+    while c.status()["prod"]["journal"].get("alerts") and time.time() < deadline:
+        time.sleep(0.5)
+    alerts = c.status()["prod"]["journal"].get("alerts")
+    require(not alerts, f"the alerts did not end after the heal: {alerts}")
     print(f"cut: healed, dr-local caught up; {len(during)} answers while cut")
     return records, SITES
 
@@ -153,6 +169,9 @@ def scenario_delay(c):
     for site in ("prod", "dr-remote"):
         require(st[site]["journal"]["frames_fault_delayed"] > 0,
                 f"{site} delayed no frame: {st[site]['journal']}")
+    # A 50 ms link is the remote site working as built: no alert may fire for it.
+    require(not st["prod"]["journal"].get("alerts"),
+            f"an alert fired over a 50 ms delay: {st['prod']['journal'].get('alerts')}")
 
     def p50(rs):
         xs = sorted(r["done"] - r["sent"] for r in rs if "digest" in r)

@@ -136,6 +136,8 @@ TEST_CASE("the cluster section names this replica, its journal and the other sit
   CHECK(c.election_timeout_ms == 800);
   CHECK(c.heartbeat_ms == 100);
   CHECK(c.retain_output_text);
+  CHECK(c.lag_alert_ms == 5000);
+  CHECK(c.silence_alert_ms == 3 * 800);  // three election timeouts unless set
   REQUIRE(c.peers.size() == 2);
   CHECK(c.peers[0].http_address == "127.0.0.1:8182");
   CHECK(c.peers[1].raft.port == 7103);
@@ -149,6 +151,13 @@ TEST_CASE("the cluster section names this replica, its journal and the other sit
   CHECK_THAT(errors_of(base_config() +
                        "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\nheartbeat_ms = 600\n"),
              Catch::Contains("cluster.heartbeat_ms = 600 refused: must be at most half"));
+  CHECK_THAT(errors_of(base_config() + "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\n"
+                                       "silence_alert_ms = 500\n"),
+             Catch::Contains("cluster.silence_alert_ms = 500 refused: must be at least "
+                             "election_timeout_ms (1000)"));
+  CHECK_THAT(errors_of(base_config() + "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\n"
+                                       "lag_alert_ms = 5\n"),
+             Catch::Contains("cluster.lag_alert_ms = 5 refused"));
   const auto dup = base_config() +
                    "[cluster]\nreplica_id = 1\njournal_dir = \"/tmp/j\"\n"
                    "[[cluster.peers]]\nreplica_id = 1\nsite = \"prod\"\nraft = \"h:1\"\n";
