@@ -164,6 +164,15 @@ struct proposal {
   replicator_state* owner = nullptr;
 };
 
+// One membership change at a time (libraft's rule): add as a spare, then promote to voter.
+struct membership_request {
+  struct raft_change req {};
+  caf::typed_response_promise<std::uint64_t> promise;
+  replicator_state* owner = nullptr;
+  std::uint64_t id = 0;
+  bool promoting = false;  // the add committed; the promotion to voter is running
+};
+
 struct transfer_request {
   struct raft_transfer req {};
   caf::typed_response_promise<std::uint64_t> promise;
@@ -193,6 +202,7 @@ struct replicator_state {
   std::vector<role_observer> observers;
   std::map<struct raft_apply*, std::unique_ptr<proposal>> proposals;
   std::unique_ptr<transfer_request> transfer;
+  std::unique_ptr<membership_request> membership;
   std::shared_ptr<journal_state> state;         // the state machine snapshots capture
   std::unique_ptr<replicator_metrics> metrics;  // null without a registry
   replicator_status counts;      // the counters of status(); the rest is filled in on demand
@@ -571,6 +581,89 @@ struct replicator_state {
                                                            std::to_string(leader)));
   }
 
+  // --- Membership: a fenced site back as a voter -----------------------------------------------
+
+  const raft_server* configured(std::uint64_t id) {
+    auto* r = raft();
+    for (unsigned i = 0; i < r->configuration.n; ++i)
+      if (r->configuration.servers[i].id == id) return &r->configuration.servers[i];
+    return nullptr;
+  }
+
+  std::uint64_t voter_count() {
+    auto* r = raft();
+    std::uint64_t n = 0;
+    for (unsigned i = 0; i < r->configuration.n; ++i)
+      if (r->configuration.servers[i].role == RAFT_VOTER) ++n;
+    return n;
+  }
+
+  caf::error membership_error(std::uint64_t id, const std::string& why) {
+    return make_error(replicator_errc::membership_failed,
+                      "adding server " + std::to_string(id) + " as a voter: " + why);
+  }
+
+  caf::result<std::uint64_t> start_add_voter(std::uint64_t id) {
+    if (!running()) return make_error(replicator_errc::shutdown, "the replicator is not running");
+    if (raft_state(raft()) != RAFT_LEADER) return not_leader_error();
+    auto peer = peers.find(id);
+    if (peer == peers.end() || id == cfg.id)
+      return membership_error(id, "it is not one of this replica's configured peers");
+    if (const auto* s = configured(id); s != nullptr && s->role == RAFT_VOTER) return voter_count();
+    if (membership) return membership_error(id, "a membership change is already running");
+    auto m = std::make_unique<membership_request>();
+    m->owner = this;
+    m->id = id;
+    m->req.data = m.get();
+    m->promise = self->make_response_promise<std::uint64_t>();
+    auto promise = m->promise;
+    // Already a spare or standby (an earlier attempt got that far): straight to the promotion.
+    int rv = 0;
+    if (configured(id) != nullptr) {
+      m->promoting = true;
+      rv = raft_assign(raft(), &m->req, id, RAFT_VOTER, on_changed);
+    } else {
+      rv = raft_add(raft(), &m->req, id, peer->second.address.c_str(), on_changed);
+    }
+    if (rv != 0) {
+      promise.deliver(rv == RAFT_NOTLEADER ? not_leader_error()
+                                           : membership_error(id, raft_strerror(rv)));
+      return promise;
+    }
+    membership = std::move(m);
+    return promise;
+  }
+
+  static void on_changed(struct raft_change* req, int status) {
+    auto* m = static_cast<membership_request*>(req->data);
+    m->owner->finish_change(status);
+  }
+
+  void finish_change(int status) {
+    if (!membership) return;
+    auto& m = *membership;
+    if (status == 0 && !m.promoting) {
+      // Added as a spare; libraft now catches it up and commits it as a voter.
+      m.promoting = true;
+      const int rv = raft_assign(raft(), &m.req, m.id, RAFT_VOTER, on_changed);
+      if (rv == 0) return;
+      status = rv;
+    }
+    auto done = std::move(membership);
+    if (status == 0)
+      done->promise.deliver(voter_count());
+    else if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST)
+      done->promise.deliver(make_error(
+          replicator_errc::lost_leadership,
+          "leadership lost while adding server " + std::to_string(done->id) +
+              (done->promoting ? " (it may be a spare now: ask the new leader again)" : "")));
+    else
+      done->promise.deliver(membership_error(
+          done->id, std::string{done->promoting ? "promotion to voter failed: "
+                                                : "adding it as a spare failed: "} +
+                        raft_strerror(status)));
+  }
+
   // --- Incoming frames ---------------------------------------------------------------------
 
   enum class drop_reason { malformed, oversize, unsealed, misaddressed, shutdown, fault };
@@ -682,7 +775,8 @@ struct replicator_state {
     if (raft_state(r) == RAFT_LEADER && r->leader_state.progress != nullptr) {
       for (unsigned i = 0; i < r->configuration.n; ++i) {
         const auto id = r->configuration.servers[i].id;
-        if (id == cfg.id) continue;
+        // Voters only: a spare being caught up cannot take leadership or count for a majority.
+        if (id == cfg.id || r->configuration.servers[i].role != RAFT_VOTER) continue;
         s.peer_ids.push_back(id);
         s.peer_match_index.push_back(r->leader_state.progress[i].match_index);
         std::int64_t lag_ms = 0;
@@ -714,7 +808,8 @@ struct replicator_state {
     std::map<std::uint64_t, std::uint64_t> match;
     for (unsigned i = 0; i < r->configuration.n; ++i) {
       const auto id = r->configuration.servers[i].id;
-      if (id != cfg.id) match[id] = r->leader_state.progress[i].match_index;
+      if (id != cfg.id && r->configuration.servers[i].role == RAFT_VOTER)
+        match[id] = r->leader_state.progress[i].match_index;
     }
     tell(watch->evaluate(match, raft_last_index(r), now_ms()));
     if (!metrics) return;
@@ -845,6 +940,11 @@ replicator_impl::behavior_type replicator_main(replicator_self* self, replicator
       [self](status_atom) -> replicator_status { return self->state.status(); },
       [self](transfer_atom, std::uint64_t target) -> caf::result<std::uint64_t> {
         auto result = self->state.start_transfer(target);
+        self->state.note_changes();
+        return result;
+      },
+      [self](add_voter_atom, std::uint64_t id) -> caf::result<std::uint64_t> {
+        auto result = self->state.start_add_voter(id);
         self->state.note_changes();
         return result;
       },

@@ -22,6 +22,12 @@
 // - status() -> role, term, leader, commit/applied/last index and counters.
 // - transfer(target id) -> the new leader's id once the target leads, or bad_target /
 //   transfer_failed / not_leader.
+// - add_voter(peer id) -> the number of voters once the configuration that makes the peer a
+//   voter has committed (libraft first adds it as a spare, then catches it up and promotes
+//   it); a peer already voting answers at once. The way back for a site fenced by a forced
+//   promotion (DESIGN.md §5): it restarts with an empty journal and bootstrap off
+//   (replicator_config::bootstrap) and is added here. Errors: not_leader, membership_failed
+//   (not a configured peer, a change already running, never caught up).
 
 #include "actors/link_faults.hpp"
 #include "actors/peer_watch.hpp"
@@ -51,6 +57,7 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using watch_role_atom = caf::atom_constant<caf::atom("watchrole")>;
 using status_atom = caf::atom_constant<caf::atom("replstatus")>;
 using transfer_atom = caf::atom_constant<caf::atom("transfer")>;
+using add_voter_atom = caf::atom_constant<caf::atom("addvoter")>;
 using peer_link_atom = caf::atom_constant<caf::atom("peerlink")>;
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
 using role_changed_atom = caf::atom_constant<caf::atom("rolechange")>;
@@ -137,6 +144,7 @@ using replicator_actor =
                      caf::replies_to<watch_role_atom, role_observer>::with<replicator_status>,
                      caf::replies_to<status_atom>::with<replicator_status>,
                      caf::replies_to<transfer_atom, std::uint64_t>::with<std::uint64_t>,
+                     caf::replies_to<add_voter_atom, std::uint64_t>::with<std::uint64_t>,
                      caf::reacts_to<peer_link_atom, std::uint64_t, raft_link>,  // a peer's link
                                                                                 // changed
                      caf::reacts_to<wire::frame>>;  // a Raft message from a peer
@@ -153,6 +161,8 @@ struct replicator_config {
   std::vector<replicator_peer> peers;  // the other voters
   /// On a pristine store, write the initial configuration (this replica and every peer, all
   /// voters) as entry 1. Every replica of a new cluster is started with the same peers.
+  /// Off for a replica rejoining an existing cluster: it has no configuration, so it can
+  /// neither campaign nor vote until a leader adds it (add_voter).
   bool bootstrap = true;
   unsigned election_timeout_ms = 1000;  // DESIGN.md §5: about 1 s
   unsigned heartbeat_timeout_ms = 100;  // and about 100 ms; also the tick interval

@@ -33,6 +33,8 @@ const char* to_string(replicator_errc code) noexcept {
       return "bad_link_fault";
     case replicator_errc::recovery_refused:
       return "recovery_refused";
+    case replicator_errc::membership_failed:
+      return "membership_failed";
   }
   return "unknown_journal_error";
 }

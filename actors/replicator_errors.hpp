@@ -14,20 +14,22 @@ namespace bastion::actors {
 
 enum class replicator_errc : std::uint8_t {
   // Codes start at 1: CAF treats code 0 as "no error".
-  not_leader = 1,    // this replica cannot take proposals; the context names the leader if known
-  lost_leadership,   // the leader stepped down before the record committed: outcome unknown,
-                     // retry with the same request id
-  overloaded,        // too many proposals or subscribers in flight; retry later
-  record_too_large,  // a proposal over replicator_config::record_bytes_max
-  bad_target,        // leadership transfer to a server that is not a voting peer
-  transfer_failed,   // the transfer target did not become leader in time
-  storage_failed,    // the log_store refused a read or write
-  shutdown,          // the replicator is stopping; outcome unknown for pending proposals
-  raft_failed,       // libraft refused the operation for another reason (detail says which)
-  bad_snapshot,      // snapshot data the journal_state cannot restore (from a peer or a disk)
-  frame_too_large,   // a Raft frame over replicator_config::frame_limits (dropped and counted)
-  bad_link_fault,    // a link fault setting out of range (link_faults::set names field and value)
-  recovery_refused,  // forced promotion refused: the store or the new configuration is unfit
+  not_leader = 1,     // this replica cannot take proposals; the context names the leader if known
+  lost_leadership,    // the leader stepped down before the record committed: outcome unknown,
+                      // retry with the same request id
+  overloaded,         // too many proposals or subscribers in flight; retry later
+  record_too_large,   // a proposal over replicator_config::record_bytes_max
+  bad_target,         // leadership transfer to a server that is not a voting peer
+  transfer_failed,    // the transfer target did not become leader in time
+  storage_failed,     // the log_store refused a read or write
+  shutdown,           // the replicator is stopping; outcome unknown for pending proposals
+  raft_failed,        // libraft refused the operation for another reason (detail says which)
+  bad_snapshot,       // snapshot data the journal_state cannot restore (from a peer or a disk)
+  frame_too_large,    // a Raft frame over replicator_config::frame_limits (dropped and counted)
+  bad_link_fault,     // a link fault setting out of range (link_faults::set names field and value)
+  recovery_refused,   // forced promotion refused: the store or the new configuration is unfit
+  membership_failed,  // adding a voter failed (unknown server, a change already running,
+                      // the server never caught up); the detail says which
 };
 
 /// The atom naming the category, registered by announce_replicator_types.

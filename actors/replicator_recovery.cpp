@@ -263,8 +263,9 @@ caf::expected<forced_configuration_report> force_configuration(
       " never reached this replica and are lost: compare with the commit index they last "
       "reported");
   report.notes.push_back(
-      "lost sites must rejoin with an empty journal directory, never their old one, and be "
-      "added back by a configuration change");
+      "lost sites come back only with an empty journal that does not bootstrap (`bastion "
+      "rejoin` on the site), never their old one, and are added back by a configuration "
+      "change (`bastion add-site`)");
   return report;
 }
 

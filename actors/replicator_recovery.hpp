@@ -11,8 +11,10 @@
 //    directory is locked while its node runs, and force_configuration refuses a locked store.
 // 2. Run force_configuration once, on the survivor with the highest term and longest log.
 // 3. Start that node: as the only voter it leads at once and commits everything in its log.
-// 4. A fenced site rejoins later with an EMPTY journal directory (never its old one) and is
-//    added back through a configuration change; it catches up from the leader.
+// 4. A fenced site rejoins later with an EMPTY journal directory (never its old one) and
+//    bootstrap off (replicator_rejoin.hpp, `bastion rejoin`), and is added back through a
+//    configuration change (the replicator's add_voter, `bastion add-site`); it catches up
+//    from the leader.
 //
 // What can be lost (the report's loss window): libraft does not store its commit index, so
 // the store proves committed only what its latest snapshot covers. Everything this replica

@@ -6,6 +6,8 @@
 //                      [--oneway]                           the inter-site fault switch
 //   bastion promote    --config SITE.toml --fenced A,B [--yes]
 //                                                           forced promotion (node stopped)
+//   bastion rejoin     --config SITE.toml [--yes]           a fenced site back (node stopped)
+//   bastion add-site   --config SITE.toml --site SITE       the primary makes it a voter again
 //   bastion journal    --dir JOURNAL_DIR | --config SITE.toml
 //                                                           a stopped replica's journal, JSONL
 //
@@ -15,6 +17,7 @@
 #include "cluster/cli/admin_client.hpp"
 #include "cluster/cli/journal_dump.hpp"
 #include "cluster/cli/promote.hpp"
+#include "cluster/cli/rejoin.hpp"
 #include "runtime/config/node_config.hpp"
 
 #include <boost/program_options.hpp>
@@ -254,7 +257,8 @@ int cmd_fault(const bastion::config::node_config& cfg, const std::string& key,
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string{argv[1]} == "--help" || std::string{argv[1]} == "-h") {
-    std::cout << "usage: bastion status|switchover|fault|promote|journal [options]\n"
+    std::cout << "usage: bastion status|switchover|fault|promote|rejoin|add-site|journal "
+                 "[options]\n"
                  "  bastion <command> --help lists its options\n";
     return argc < 2 ? 2 : 0;
   }
@@ -265,7 +269,7 @@ int main(int argc, char** argv) {
       "key", po::value<std::string>(), "admin API key (default: $BASTION_ADMIN_KEY)")(
       "json", "status: one JSON object per site")("to", po::value<std::string>(),
                                                   "switchover: the site that should lead")(
-      "wait-s", po::value<int>()->default_value(60), "switchover: how long to wait")(
+      "wait-s", po::value<int>()->default_value(60), "switchover, add-site: how long to wait")(
       "link", po::value<std::string>(), "fault: two sites, as prod,dr-local")(
       "cut", "fault: drop every frame on the link")("oneway",
                                                     "fault: only the first site's frames")(
@@ -273,8 +277,9 @@ int main(int argc, char** argv) {
       "drop", po::value<double>()->default_value(0.0), "fault: lose this share of frames")(
       "heal", "fault: clear the link's faults")("fenced", po::value<std::string>(),
                                                 "promote: the lost sites, fenced, as a,b")(
-      "yes", "promote: do not ask for confirmation")("dir", po::value<std::string>(),
-                                                     "journal: the journal directory");
+      "yes", "promote, rejoin: do not ask for confirmation")(
+      "site", po::value<std::string>(), "add-site: the site to make a voter again")(
+      "dir", po::value<std::string>(), "journal: the journal directory");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc - 1, argv + 1, desc), vm);
@@ -326,6 +331,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (command == "status") return cmd_status(*cfg, key, vm.count("json") != 0);
+  if (command == "rejoin")
+    return bastion::cli::rejoin(*cfg, key, vm.count("yes") != 0, std::cin, std::cout, std::cerr);
+  if (command == "add-site") {
+    if (!vm.count("site")) {
+      std::cerr << "bastion add-site: --site names the site to add\n";
+      return 2;
+    }
+    return bastion::cli::add_site(*cfg, key, vm["site"].as<std::string>(), vm["wait-s"].as<int>(),
+                                  std::cout, std::cerr);
+  }
   if (command == "switchover") {
     if (!vm.count("to")) {
       std::cerr << "bastion switchover: --to names the site that should lead\n";

@@ -15,6 +15,8 @@ using json = nlohmann::json;
 using gateway::admin_reply;
 
 constexpr std::chrono::seconds ask_timeout{5};
+// Under the gateway's admin_timeout_ms (15 s), so the caller gets this endpoint's answer.
+constexpr std::chrono::seconds add_member_timeout{12};
 
 admin_reply error_reply(unsigned status, const std::string& message) {
   return {status, json{{"error", {{"message", message}}}}.dump()};
@@ -78,7 +80,11 @@ void cluster_admin::handle(const std::string& method, const std::string& path,
     return switchover(body, principal, std::move(done));
   }
   if (path == "faults") return done(faults(method, body));
-  done(error_reply(404, "no admin endpoint '" + path + "' (status, switchover, faults)"));
+  if (path == "members") {
+    if (method != "POST") return done(error_reply(400, "members takes POST {\"add\": \"<site>\"}"));
+    return add_member(body, std::move(done));
+  }
+  done(error_reply(404, "no admin endpoint '" + path + "' (status, switchover, faults, members)"));
 }
 
 std::vector<std::string> cluster_admin::name_sites(std::vector<std::string> alerts) const {
@@ -174,6 +180,36 @@ void cluster_admin::switchover(const std::string& body, const std::string& princ
               done({200, json{{"result", said}}.dump()});
             },
             [this, done](const caf::error& e) { done(error_reply(409, sys_.render(e))); });
+  });
+}
+
+void cluster_admin::add_member(const std::string& body, std::function<void(admin_reply)> done) {
+  std::string why;
+  auto j = parse_object(body, why);
+  if (!j) return done(error_reply(400, why));
+  if (!j->contains("add") || !(*j)["add"].is_string())
+    return done(error_reply(400, "members needs {\"add\": \"<site>\"}"));
+  const std::string site = (*j)["add"].get<std::string>();
+  const auto id = replica_of(site);
+  if (id == 0) return done(error_reply(400, "'" + site + "' is not another site of this cluster"));
+  // libraft catches the site up before it counts it as a voter; a long catch-up outlives this
+  // call (202), and `bastion add-site` then watches the status until the site votes.
+  sys_.spawn([this, id, site, done](caf::event_based_actor* self) {
+    self->request(replicator_, add_member_timeout, actors::add_voter_atom::value, id)
+        .then(
+            [site, done](std::uint64_t voters) {
+              done({200,
+                    json{{"result", site + " is a voter; " + std::to_string(voters) + " voters"},
+                         {"voters", voters}}
+                        .dump()});
+            },
+            [this, site, done](const caf::error& e) {
+              if (e == caf::sec::request_timeout)
+                return done({202, json{{"result", site + " is still catching up; watch "
+                                                         "`bastion status`"}}
+                                      .dump()});
+              done(error_reply(409, sys_.render(e)));
+            });
   });
 }
 

@@ -3,8 +3,9 @@
 //
 //   GET  status      this site: coordinator phase, epoch, leader, preference; its journal
 //                    replica: role, term, commit/applied/last index, frame counters (the
-//                    fault switch's among them), and (at the leader) each peer's match index
-//                    and lag; the link faults in force.
+//                    fault switch's among them), and (at the leader) each voting peer's
+//                    match index, lag in entries and in ms, silence, and the alerts firing
+//                    (actors/peer_watch.hpp); the link faults in force.
 //   POST switchover  {"to": "dr-local"}: the ready primary journals a leadership preference
 //                    and hands over once that site has caught up (answer after the commit).
 //   GET  faults      the link faults in force.
@@ -12,6 +13,9 @@
 //                    "drop_ratio": 0..1, "delay_ms": n}: replaces the fault on that link
 //                    (fields left out are off).
 //   DELETE faults    {"peer": "..."} clears one link; an empty body clears all.
+//   POST members     {"add": "prod"}: the leader makes that site a voter again (after
+//                    `bastion rejoin` there; libraft catches it up first): 200 once the
+//                    configuration committed, 202 while it still catches up after 12 s.
 //
 // Answers are JSON; errors are {"error": {"message": ...}} with 400 (bad request), 404 (no
 // such path), 409 (refused in this state) or 503 (the node did not answer).
@@ -47,9 +51,10 @@ class cluster_admin final : public gateway::admin_port {
   void switchover(const std::string& body, const std::string& principal,
                   std::function<void(gateway::admin_reply)> done);
   gateway::admin_reply faults(const std::string& method, const std::string& body);
-  nlohmann::json faults_in_force() const;
-  std::vector<std::string> name_sites(
-      std::vector<std::string> alerts) const;  // the link faults set here, by peer
+  nlohmann::json faults_in_force() const;  // the link faults set here, by peer
+  void add_member(const std::string& body, std::function<void(gateway::admin_reply)> done);
+  // "... peer 2: ..." -> "... peer 2 (dr-local): ..." in the replicator's alert lines.
+  std::vector<std::string> name_sites(std::vector<std::string> alerts) const;
   std::string site_of(std::uint64_t replica_id) const;
   std::uint64_t replica_of(const std::string& site) const;  // 0: not a peer
 

@@ -3,6 +3,7 @@
 #include <bastion/node.hpp>
 
 #include "actors/coordination/journal_links.hpp"
+#include "actors/replicator_rejoin.hpp"
 #include "runtime/journal/file_ops.hpp"
 
 #include <caf/actor_system.hpp>
@@ -44,6 +45,12 @@ cluster_member::cluster_member(caf::actor_system& sys, const config::node_config
   rc.rng_seed = c.replica_id * 7919 + static_cast<std::uint64_t>(clock.wall().count());
   rc.faults = faults_;
   rc.metrics = &registry;
+  // A site fenced by a forced promotion comes back through `bastion rejoin`, which leaves this
+  // marker: no configuration of its own until the leader adds it (replicator_rejoin.hpp).
+  rc.bootstrap = !actors::joins_existing_cluster(c.journal_dir);
+  if (!rc.bootstrap)
+    std::cerr << name << " journal: joining an existing cluster; waiting for the leader to add "
+              << "this site (bastion add-site " << cfg.node.site << ")" << std::endl;
   rc.watch.lag_alert_ms = c.lag_alert_ms;
   rc.watch.silence_alert_ms = c.silence_alert_ms;
   rc.log = [name](const std::string& line) {

@@ -110,7 +110,8 @@ int promote(const config::node_config& cfg, const std::string& fenced_csv, bool 
     return 1;
   }
   out << report->describe() << "Start the node of site '" << cfg.node.site
-      << "' again: it leads alone. A fenced site rejoins only with an empty journal directory.\n";
+      << "' again: it leads alone. A fenced site comes back only through `bastion rejoin` (never "
+         "with its old journal), then `bastion add-site`.\n";
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "actors/replicator_recovery.hpp"
 #include "actors/replicator.hpp"
 #include "actors/replicator_errors.hpp"
+#include "actors/replicator_rejoin.hpp"
 #include "runtime/journal/file_store.hpp"
 #include "tests/actors/replicator_fixture.hpp"
 
@@ -202,6 +203,82 @@ CAF_TEST(records the survivor held without proof of commit become committed) {
   CAF_CHECK_EQUAL(now[3], "unacknowledged");
 }
 
+// The way back after a forced promotion (issue 7: "failback of prod and switchover back"): the
+// fenced sites return with empty journals and bootstrap off, cannot campaign or vote until the
+// survivor adds them, catch up, become voters, and one of them can lead again.
+CAF_TEST(fenced sites rejoin with empty journals as voters and can lead again) {
+  constexpr std::uint64_t survivor = 3;
+  elect();
+  CAF_REQUIRE(all_acked(propose_n("before-", 6)));
+  cluster->advance(1000);
+  for (auto id : cluster->ids()) {
+    cluster->node(id).store->flush();
+    cluster->crash(id);
+  }
+  auto report =
+      force_on_memory_store(*cluster->node(survivor).store, survivor, {{survivor, "replica-3"}});
+  if (!report) CAF_FAIL(sys.render(report.error()));
+  cluster->restart(survivor);
+  CAF_REQUIRE(cluster->advance_until([&] { return cluster->leader() == survivor; }, 3000));
+  CAF_REQUIRE(all_acked(propose_n("alone-", 3)));
+  const auto term = status_of(survivor).term;
+
+  // Both fenced sites come back empty before anyone adds them: they hold no configuration,
+  // so neither campaigns (together they were a majority of the old one) nor disturbs the
+  // survivor, and a proposal to one is refused naming the leader.
+  const auto rejoined_at = cluster->now_ms();
+  cluster->rejoin_empty(1);
+  cluster->rejoin_empty(2);
+  cluster->advance(5000);
+  for (const auto& e : cluster->role_log())
+    if (e.at_ms >= rejoined_at && e.id != survivor)
+      CAF_CHECK_NOT_EQUAL(e.role, replica_role::candidate);
+  CAF_CHECK_EQUAL(cluster->leader(), survivor);
+  CAF_CHECK_EQUAL(status_of(survivor).term, term);
+  CAF_CHECK(status_of(survivor).peer_ids.empty());  // still a one-voter configuration
+  auto refused = cluster->propose(1, bytes("to-a-spare"));
+  cluster->advance(100);
+  CAF_CHECK(cluster->proposal(refused).outcome == proposal_record::failed);
+
+  // Refusals: a follower cannot add, an unknown server cannot be added.
+  cluster->add_voter(1, 2);
+  cluster->add_voter(survivor, 9);
+  CAF_REQUIRE(
+      cluster->advance_until([&] { return cluster->membership_results().size() == 2; }, 2000));
+  CAF_MESSAGE("refusals: " << cluster->membership_results()[0] << " | "
+                           << cluster->membership_results()[1]);
+  CAF_CHECK(mentions(cluster->membership_results()[0], "not_leader"));
+  CAF_CHECK(mentions(cluster->membership_results()[1], "membership_failed"));
+  CAF_CHECK(mentions(cluster->membership_results()[1], "not one of this replica's configured"));
+
+  // prod, then dr-local, added one at a time (libraft allows one change at a time).
+  cluster->add_voter(survivor, 1);
+  CAF_REQUIRE(
+      cluster->advance_until([&] { return cluster->membership_results().size() == 3; }, 10000));
+  CAF_CHECK_EQUAL(cluster->membership_results()[2], "voters 2");
+  cluster->add_voter(survivor, 2);
+  CAF_REQUIRE(
+      cluster->advance_until([&] { return cluster->membership_results().size() == 4; }, 10000));
+  CAF_CHECK_EQUAL(cluster->membership_results()[3], "voters 3");
+  // Asking again changes nothing and answers at once.
+  cluster->add_voter(survivor, 1);
+  CAF_REQUIRE(
+      cluster->advance_until([&] { return cluster->membership_results().size() == 5; }, 1000));
+  CAF_CHECK_EQUAL(cluster->membership_results()[4], "voters 3");
+  CAF_CHECK_EQUAL(status_of(survivor).peer_ids.size(), 2u);
+
+  // Failback: prod leads again and all three agree on every record, old and new.
+  cluster->transfer(survivor, 1);
+  CAF_REQUIRE(cluster->advance_until([&] { return cluster->leader() == 1; }, 10000));
+  CAF_CHECK(all_acked(propose_n("back-", 3)));
+  cluster->advance(500);
+  const auto expected = state_of(1);
+  CAF_REQUIRE_EQUAL(expected.size(), 6u + 3u + 3u);
+  CAF_CHECK_EQUAL(state_of(2), expected);
+  CAF_CHECK_EQUAL(state_of(survivor), expected);
+  for (const auto& v : cluster->check_invariants()) CAF_ERROR(v);
+}
+
 CAF_TEST(a pristine store is refused) {
   journal::memory_store store;
   auto why = refusal_of(force_configuration(store, 1, "replica-1", {{1, "replica-1"}}));
@@ -316,6 +393,58 @@ CAF_TEST(a forced file journal restarts as a one - voter cluster that leads) {
   CAF_CHECK_EQUAL(s.last_index, 8u);
   caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+CAF_TEST(rejoin moves the old journal aside and leaves an empty one that will not bootstrap) {
+  temp_dir root;
+  const std::string dir = root.path + "/prod.journal";
+  write_three_replica_journal(dir, 3);
+  {  // A running node holds the lock: refused, nothing moved.
+    auto running = open_store(dir);
+    CAF_REQUIRE(running->load());
+    auto locked = prepare_rejoin(dir, "t1");
+    CAF_REQUIRE(!locked);
+    const auto why = replicator_error_detail(locked.error());
+    CAF_MESSAGE(why);
+    CAF_CHECK(mentions(why, "in use by process " + std::to_string(::getpid())));
+    CAF_CHECK(mentions(why, "stop the site's node first"));
+    CAF_CHECK(!joins_existing_cluster(dir));
+    CAF_CHECK(!std::filesystem::exists(dir + ".fenced-t1"));
+    running->stop();
+  }
+  std::filesystem::create_directories(dir + ".fenced-taken");
+  auto taken = prepare_rejoin(dir, "taken");
+  CAF_REQUIRE(!taken);
+  CAF_CHECK(mentions(replicator_error_detail(taken.error()), "exists already"));
+  CAF_CHECK(!joins_existing_cluster(dir));
+
+  auto report = prepare_rejoin(dir, "t2");
+  if (!report) CAF_FAIL(sys.render(report.error()));
+  CAF_CHECK_EQUAL(report->moved_to, dir + ".fenced-t2");
+  CAF_CHECK(joins_existing_cluster(dir));
+  // The old journal is intact where it went (the loss window's evidence)...
+  auto old = open_store(report->moved_to);
+  auto old_log = old->load();
+  CAF_REQUIRE(old_log);
+  CAF_CHECK_EQUAL(old_log->entries.size(), 4u);
+  old->stop();
+  // ...and the new one is empty: a store there loads as pristine.
+  auto fresh = open_store(dir);
+  auto fresh_log = fresh->load();
+  CAF_REQUIRE(fresh_log);
+  CAF_CHECK(fresh_log->entries.empty());
+  CAF_CHECK_EQUAL(fresh_log->hard.term, 0u);
+  fresh->stop();
+  // Asked again: nothing to move, nothing changes.
+  auto again = prepare_rejoin(dir, "t3");
+  if (!again) CAF_FAIL(sys.render(again.error()));
+  CAF_CHECK(again->moved_to.empty());
+  CAF_CHECK(!std::filesystem::exists(dir + ".fenced-t3"));
+  // A site that never had a journal gets one with the marker.
+  auto none = prepare_rejoin(root.path + "/new.journal", "t4");
+  if (!none) CAF_FAIL(sys.render(none.error()));
+  CAF_CHECK(none->moved_to.empty());
+  CAF_CHECK(joins_existing_cluster(root.path + "/new.journal"));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -17,6 +17,7 @@ using route_atom = caf::atom_constant<caf::atom("simroute")>;
 using deliver_atom = caf::atom_constant<caf::atom("simdeliver")>;
 using client_propose_atom = caf::atom_constant<caf::atom("simpropose")>;
 using client_transfer_atom = caf::atom_constant<caf::atom("simtrans")>;
+using client_add_voter_atom = caf::atom_constant<caf::atom("simaddvote")>;
 
 // The in-memory network: frames from a link proxy are routed through the fault state, then
 // delivered (now or after a delay) to whatever replicator currently has the receiver's id.
@@ -64,7 +65,8 @@ commit_subscriber::behavior_type subscriber(commit_subscriber::pointer,
 }
 
 caf::behavior client_actor(caf::event_based_actor* self, std::deque<proposal_record>* records,
-                           std::vector<std::string>* transfers) {
+                           std::vector<std::string>* transfers,
+                           std::vector<std::string>* memberships) {
   return {
       [=](client_propose_atom, replicator_actor target, std::uint64_t slot) {
         auto payload = (*records)[slot].payload;
@@ -86,6 +88,14 @@ caf::behavior client_actor(caf::event_based_actor* self, std::deque<proposal_rec
             .then(
                 [=](std::uint64_t leader) { transfers->push_back("ok " + std::to_string(leader)); },
                 [=](caf::error& err) { transfers->push_back(self->system().render(err)); });
+      },
+      [=](client_add_voter_atom, replicator_actor leader, std::uint64_t id) {
+        self->request(leader, caf::infinite, add_voter_atom::value, id)
+            .then(
+                [=](std::uint64_t voters) {
+                  memberships->push_back("voters " + std::to_string(voters));
+                },
+                [=](caf::error& err) { memberships->push_back(self->system().render(err)); });
       },
   };
 }
@@ -164,7 +174,7 @@ cluster::cluster(caf::actor_system& sys, caf::scheduler::test_coordinator& sched
   disk_flush_permille = opt.disk_flush_permille;
   nodes_.resize(opt_.size);
   network_ = sys_.spawn(network_actor, faults_.get(), &nodes_);
-  client_ = sys_.spawn(client_actor, &proposals_, &transfer_results_);
+  client_ = sys_.spawn(client_actor, &proposals_, &transfer_results_, &membership_results_);
   // Spawned with an argument: CAF 0.17 dereferences a null argument tuple for actors spawned
   // without any (UBSan reports it), so the cluster is passed in rather than captured.
   observer_ = sys_.spawn(
@@ -223,6 +233,7 @@ void cluster::spawn_node(sim_node& n) {
   }
   cfg.metrics = opt_.metrics;
   cfg.faults = n.faults;
+  cfg.bootstrap = !n.joining;
   n.handle = spawn_replicator(sys_, std::move(cfg), *n.store, clock_);
   n.role = replica_role::follower;
 }
@@ -251,6 +262,24 @@ void cluster::crash(std::uint64_t id) {
   n.handle = nullptr;
   n.role = replica_role::unavailable;
   sched_.run();
+}
+
+void cluster::rejoin_empty(std::uint64_t id) {
+  auto& n = node(id);
+  if (n.alive()) return;
+  n.store = std::make_unique<journal::memory_store>();
+  n.joining = true;
+  spawn_node(n);
+  sched_.run();
+}
+
+void cluster::add_voter(std::uint64_t leader, std::uint64_t id) {
+  auto& n = node(leader);
+  if (!n.alive()) {
+    membership_results_.push_back("node down");
+    return;
+  }
+  caf::anon_send(client_, client_add_voter_atom::value, n.handle, id);
 }
 
 void cluster::restart(std::uint64_t id) {

@@ -112,6 +112,7 @@ struct sim_node {
   // This replica's inter-site fault switch (replicator_config::faults); the same one across
   // restarts, as the node's admin endpoint would keep it. Empty unless a test sets faults.
   std::shared_ptr<actors::link_faults> faults;
+  bool joining = false;                  // rejoined with an empty store: started without bootstrap
   actors::replicator_actor handle;       // null while crashed
   std::vector<actors::raft_link> links;  // this node's outgoing links, one per peer
   // What each incarnation's subscriber received, in arrival order; the last is current.
@@ -163,6 +164,9 @@ class cluster {
   void crash(std::uint64_t id);
   /// A new replicator on the same store (restart from disk).
   void restart(std::uint64_t id);
+  /// A crashed node comes back with an empty store and bootstrap off (a site fenced by a
+  /// forced promotion rejoining): it has no configuration until a leader adds it.
+  void rejoin_empty(std::uint64_t id);
   unsigned disk_flush_permille = 1000;
 
   // --- Clients -----------------------------------------------------------------------------
@@ -175,6 +179,10 @@ class cluster {
   /// Asks the leader to hand over to `target`; the reply lands in transfer_results().
   void transfer(std::uint64_t from, std::uint64_t target);
   const std::vector<std::string>& transfer_results() const { return transfer_results_; }
+  /// Asks `leader` to make `id` a voter; the reply ("voters N" or the error) lands in
+  /// membership_results().
+  void add_voter(std::uint64_t leader, std::uint64_t id);
+  const std::vector<std::string>& membership_results() const { return membership_results_; }
 
   // --- Observation ---------------------------------------------------------------------------
   sim_node& node(std::uint64_t id) { return nodes_.at(id - 1); }
@@ -210,6 +218,7 @@ class cluster {
   std::vector<sim_node> nodes_;
   std::deque<proposal_record> proposals_;
   std::vector<std::string> transfer_results_;
+  std::vector<std::string> membership_results_;
   std::vector<role_event> role_log_;
   std::vector<std::string> violations_;
 };

@@ -8,10 +8,14 @@ every outcome it saw, then a Jepsen-style check of those outcomes against the fi
   sigstop     SIGSTOP of prod past the election timeout, then SIGCONT: the deposed prod must not
               release anything it cannot prove committed
   cut         prod <-> dr-local cut: prod stays leader through dr-remote, dr-local falls behind
-              (the lag the operator sees), nothing is lost; healed, dr-local catches up
-  delay       the remote links delayed by 50 ms each way: commits go on through dr-local
+              and prod's journal_peer_lagging / journal_peer_silent alerts fire (bastion status
+              shows them), nothing is lost; healed, dr-local catches up and the alerts end
+  delay       the remote links delayed by 50 ms each way: commits go on through dr-local and no
+              alert fires; the admin membership endpoint refuses bad requests
   promote     both city sites killed: no majority, no service; forced promotion of dr-remote
-              (bastion promote), which then serves alone and has every acknowledged answer
+              (bastion promote), which then serves alone and has every acknowledged answer;
+              then failback: prod and dr-local come back through bastion rejoin + add-site,
+              prod leads again by the preference rule, all three vote
 
   three_site_scenarios.py SCENARIO --build BUILD_DIR [--base-port N] [--keep]
 
@@ -23,17 +27,20 @@ Committed = present in a majority of the final journals (a snapshot covers only 
 entries). Skips (77) when the model or the venv is missing.
 """
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "cluster", "clients"))
-from three_sites import (SITES, check_history, cluster, failure, finish_load,  # noqa: E402
-                         read_records, require)
+from three_sites import (ADMIN_KEY, SITES, check_history, cluster, failure,  # noqa: E402
+                         finish_load, read_records, require)
 
 MODEL = os.path.expanduser(os.environ.get(
     "BASTION_MODEL", "~/.cache/bastion/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -152,6 +159,36 @@ def scenario_cut(c):
     return records, SITES
 
 
+def admin_call(c, site, method, path, body):
+    req = urllib.request.Request(f"http://{c.http(site)}/admin/v1/{path}", method=method,
+                                 data=body if body is None or isinstance(body, bytes)
+                                 else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def admin_refusals(c):
+    """The membership endpoint against bad requests: each refused with a reason, nothing moves;
+    adding a site that already votes answers at once."""
+    cases = [("GET", None, 400), ("POST", b"not json", 400), ("POST", {"add": 7}, 400),
+             ("POST", {"add": "atlantis"}, 400), ("POST", {"add": "prod"}, 400)]
+    for method, body, want in cases:
+        status, j = admin_call(c, "prod", method, "members", body)
+        require(status == want and "message" in j.get("error", {}),
+                f"members {method} {body!r}: HTTP {status} {j}")
+    status, j = admin_call(c, "dr-local", "POST", "members", {"add": "dr-remote"})
+    require(status == 409 and "not_leader" in j["error"]["message"],
+            f"a follower added a member: HTTP {status} {j}")
+    status, j = admin_call(c, "prod", "POST", "members", {"add": "dr-local"})
+    require(status == 200 and j.get("voters") == 3, f"re-adding a voter: HTTP {status} {j}")
+    print("delay: the membership endpoint refused 6 bad requests and re-adding a voter changed "
+          "nothing")
+
+
 def scenario_delay(c):
     # Baseline and delayed load back to back on the same cluster.
     proc, out = c.load(10, prefix="base")
@@ -169,6 +206,7 @@ def scenario_delay(c):
     for site in ("prod", "dr-remote"):
         require(st[site]["journal"]["frames_fault_delayed"] > 0,
                 f"{site} delayed no frame: {st[site]['journal']}")
+    admin_refusals(c)
     # A 50 ms link is the remote site working as built: no alert may fire for it.
     require(not st["prod"]["journal"].get("alerts"),
             f"an alert fired over a 50 ms delay: {st['prod']['journal'].get('alerts')}")
@@ -211,7 +249,29 @@ def scenario_promote(c):
     lagging = before.get("dr-remote", {}).get("journal", {})
     print(f"promote: dr-remote had applied {lagging.get('last_applied')} of "
           f"{before['prod']['journal']['commit_index']} before the kill")
-    return records + after, ["dr-remote"]
+    # Failback: the fenced city sites come back through `bastion rejoin` (old journal moved
+    # aside, an empty one that cannot campaign) and `bastion add-site` (the primary catches
+    # them up and makes them voters); the preference rule then gives prod leadership back.
+    t_back = time.time()
+    for site in ("prod", "dr-local"):
+        r = c.cli("rejoin", "--yes", site=site)
+        require("Old journal moved to" in r.stdout, f"rejoin {site} moved nothing: {r.stdout}")
+        c.sh("start", c.dir, site)
+        r = c.cli("add-site", "--site", site, "--wait-s", "60", site=site)
+        print(f"promote: add-site {site}: " + r.stdout.strip().splitlines()[-1])
+        if site == "prod":
+            c.wait_ready({"prod"}, 60)
+            print(f"promote: prod leads again {time.time() - t_back:.1f} s after its rejoin began")
+    st = c.status()
+    voters = {p["site"] for p in st["prod"]["journal"]["peers"]}
+    require(voters == {"dr-local", "dr-remote"}, f"prod's voting peers after failback: {voters}")
+    proc, out = c.load(6, prefix="back")
+    back = finish_load(proc, out)
+    require(any("digest" in r and r.get("site") == "prod" for r in back),
+            "prod answered nothing after the failback")
+    print(f"promote: failback done, {sum(1 for r in back if 'digest' in r)} answered by the "
+          f"three-voter cluster")
+    return records + after + back, SITES
 
 
 SCENARIOS = {"kill9": scenario_kill9, "sigstop": scenario_sigstop, "cut": scenario_cut,
