@@ -190,6 +190,7 @@ void on_committed(coordinator_actor_t* self, const actors::committed_entry& e) {
   if (auto* es = std::get_if<committed_epoch_start>(&rec)) {
     run(self, st.logic->on_epoch_committed(es->record.epoch, st.now()));
   } else if (auto* a = std::get_if<committed_admission>(&rec)) {
+    st.gate.admission_seen(a->request_id, a->fingerprint);
     auto tokens = st.gate.admission_committed(a->request_id);
     if (!tokens.empty()) st.sink->release_tokens(a->request_id, std::move(tokens));
   } else if (auto* c = std::get_if<committed_completion>(&rec)) {
@@ -241,8 +242,20 @@ caf::behavior coordinator_impl(coordinator_actor_t* self, coordinator_config cfg
   return {
       [self](begin_atom, const std::string& id, const std::vector<std::uint8_t>& admission) {
         auto& s = self->state;
-        const auto r = s.gate.begin(id);
+        const auto r = s.gate.begin(id, admission_fingerprint(admission));
         switch (r.code) {
+          case begin_code::id_reused:
+            s.sink->release_done(
+                id, gateway::inference_error{
+                        gateway::error_code::invalid_argument,
+                        "request id '" + id +
+                            "' was already used for a different request (another principal, "
+                            "model or prompt); a retry must repeat its request exactly, a new "
+                            "request needs a new id",
+                        id,
+                        0,
+                        {}});
+            return;
           case begin_code::replay:
             s.sink->release_committed(
                 id, std::vector<std::uint8_t>(r.outcome.begin(), r.outcome.end()));

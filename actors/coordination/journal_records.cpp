@@ -47,6 +47,20 @@ std::string input_bytes(const gateway::inference_input& in) {
   return out;
 }
 
+// Principal, model and prompt digest, each length-prefixed so no two differ only in where
+// one ends.
+std::string fingerprint_of(j::Admission::Reader a) {
+  std::string out;
+  auto put = [&out](kj::ArrayPtr<const kj::byte> bytes) {
+    out += std::to_string(bytes.size()) + ':';
+    out.append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  };
+  put(a.getPrincipal().asBytes());
+  put(a.getModelId().asBytes());
+  put(a.getPromptDigest());
+  return out;
+}
+
 s::FinishReason to_schema(gateway::finish_reason r) {
   return static_cast<s::FinishReason>(static_cast<std::uint16_t>(r));
 }
@@ -147,6 +161,19 @@ record_bytes encode_leadership_preference(const std::string& site, const std::st
   return to_bytes(msg);
 }
 
+std::string admission_fingerprint(const record_bytes& admission) {
+  kj::Array<capnp::word> words;
+  auto reader = reader_for(admission, words);
+  if (!reader) return {};
+  std::string out;
+  auto caught = kj::runCatchingExceptions([&] {
+    auto rec = reader->getRoot<j::JournalRecord>();
+    if (rec.isAdmission()) out = fingerprint_of(rec.getAdmission());
+  });
+  // A record capnp cannot read has no fingerprint: nothing to compare a retry with.
+  return caught == nullptr ? out : std::string{};
+}
+
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes) {
   kj::Array<capnp::word> words;
   auto reader = reader_for(bytes, words);
@@ -165,7 +192,8 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
         break;
       }
       case j::JournalRecord::ADMISSION:
-        out = committed_admission{rec.getAdmission().getRequestId().cStr()};
+        out = committed_admission{rec.getAdmission().getRequestId().cStr(),
+                                  fingerprint_of(rec.getAdmission())};
         break;
       case j::JournalRecord::COMPLETION:
         out = committed_completion{rec.getCompletion().getRequestId().cStr()};

@@ -51,6 +51,7 @@ struct committed_epoch_start {
 };
 struct committed_admission {
   std::string request_id;
+  std::string fingerprint;  // admission_fingerprint's value for this record
 };
 struct committed_completion {
   std::string request_id;
@@ -61,6 +62,11 @@ struct committed_leadership {
 struct committed_other {};  // configuration changes and kinds this build does not know
 using committed_record = std::variant<committed_epoch_start, committed_admission,
                                       committed_completion, committed_leadership, committed_other>;
+
+/// What identifies the request behind an admission record's id: its principal, model and
+/// prompt digest, as one opaque string (equal for a true retry). Empty when `admission` is
+/// not a readable admission record.
+std::string admission_fingerprint(const record_bytes& admission);
 
 /// Reads a committed entry; an entry that is not a valid JournalRecord is an error message.
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes);

@@ -28,7 +28,10 @@ void release_gate::open(std::uint64_t epoch) {
   admitting_ = true;
 }
 
-begin_result release_gate::begin(const std::string& request_id) {
+begin_result release_gate::begin(const std::string& request_id, const std::string& fingerprint) {
+  if (auto f = fingerprints_.find(request_id);
+      !fingerprint.empty() && f != fingerprints_.end() && f->second != fingerprint)
+    return {begin_code::id_reused, {}};
   if (auto it = outcomes_.find(request_id); it != outcomes_.end())
     return {begin_code::replay, it->second};
   if (!open_ || !admitting_) return {begin_code::not_primary, {}};
@@ -103,6 +106,15 @@ std::vector<gate_failure> release_gate::take_failures() {
   std::vector<gate_failure> out;
   out.swap(failures_);
   return out;
+}
+
+void release_gate::admission_seen(const std::string& request_id, const std::string& fingerprint) {
+  if (fingerprint.empty() || !fingerprints_.emplace(request_id, fingerprint).second) return;
+  fingerprint_order_.push_back(request_id);
+  while (fingerprints_.size() > limits_.outcomes_max) {
+    fingerprints_.erase(fingerprint_order_.front());
+    fingerprint_order_.pop_front();
+  }
 }
 
 void release_gate::remember(const std::string& request_id, const std::string& outcome) {

@@ -46,6 +46,8 @@ enum class begin_code : std::uint8_t {
   duplicate_in_flight,  // the same id is running here: the client must wait or use another id
   not_primary,          // the gate is closed (not the ready leader)
   overloaded,           // requests_max in flight
+  id_reused,            // the id's admission committed for a different request (another
+                        // principal, model or prompt): neither replayed nor run
 };
 
 struct begin_result {
@@ -72,7 +74,14 @@ class release_gate {
   bool is_open() const noexcept { return open_; }
   std::uint64_t epoch() const noexcept { return epoch_; }
 
-  begin_result begin(const std::string& request_id);
+  /// `fingerprint` identifies the request behind the id (admission_fingerprint: principal,
+  /// model, prompt digest); empty: not compared.
+  begin_result begin(const std::string& request_id, const std::string& fingerprint = {});
+
+  /// An admission record committed (here or at another site, replayed from the journal):
+  /// remembers which request owns the id, so a later begin() with the same id and another
+  /// fingerprint is refused. The first admission of an id wins; bounded like the outcomes.
+  void admission_seen(const std::string& request_id, const std::string& fingerprint);
 
   /// The request produced a token: returns what may leave now (empty while held). A request
   /// that overflows its held tokens is failed: see failures().
@@ -131,7 +140,9 @@ class release_gate {
   std::uint64_t epoch_ = 0;
   std::map<std::string, request_state> requests_;
   std::map<std::string, std::string> outcomes_;
-  std::deque<std::string> outcome_order_;  // oldest first, for the bound
+  std::deque<std::string> outcome_order_;            // oldest first, for the bound
+  std::map<std::string, std::string> fingerprints_;  // request id -> its admission's
+  std::deque<std::string> fingerprint_order_;
   std::vector<gate_failure> failures_;
 };
 

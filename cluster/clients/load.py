@@ -10,8 +10,8 @@ the SAME request id, at the leader if known, else at the next site. Every outcom
 as one JSON line: request id, site and epoch that released it (system_fingerprint), sent and
 answered times, SHA-256 of the text, attempts.
 
-`verify` asks again, with the same ids, for every answer `run` saw acknowledged. The release
-rule says each is answered from the journal: the same text digest, released by the same site
+`verify` asks again, with the same ids and prompts, for every answer `run` saw acknowledged. The
+release rule says each is answered from the journal: the same text digest, released by the same site
 in the same epoch. A missing acknowledged result would run again instead and come back from
 another site or epoch; a result released twice with different texts would differ in digest.
 Prints a summary and exits 1 on any violation.
@@ -99,7 +99,7 @@ def one_request(rt, request_id, prompt, max_tokens, give_up_s):
             return {"id": request_id, "site": fp[1], "epoch": int(fp[2]), "sent": sent,
                     "done": time.time(), "digest": hashlib.sha256(text.encode()).hexdigest(),
                     "sm3": hashlib.new("sm3", text.encode()).hexdigest(),
-                    "attempts": attempts, "via": f"{host}:{port}"}, None
+                    "attempts": attempts, "via": f"{host}:{port}", "prompt": prompt}, None
         code = ""
         try:
             code = json.loads(data)["error"]["code"]
@@ -164,8 +164,9 @@ def verify(args):
     acked = [r for r in records if "digest" in r]
     bad = []
     for r in acked:
-        again, err = one_request(rt, r["id"], "ignored: answered from the journal", 1,
-                                 args.give_up)
+        # A retry repeats its request exactly: the same id with another prompt is refused
+        # (the id belongs to the first request), and max_tokens does not matter for a replay.
+        again, err = one_request(rt, r["id"], r["prompt"], 1, args.give_up)
         if again is None:
             bad.append(f"{r['id']}: no answer on retry ({err})")
         elif (again["digest"], again["site"], again["epoch"]) != (r["digest"], r["site"],

@@ -263,6 +263,36 @@ CAF_TEST(a retry with a committed request id is answered from the journal even a
   CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
 }
 
+// A request id names one request: reusing it for another prompt must not hand back the first
+// prompt's answer (a client bug or a collision would read someone else's answer as its own).
+CAF_TEST(a retry with a committed request id but another prompt is refused at any site) {
+  const auto leader = wait_ready();
+  submit(leader, "req-p", "first prompt");
+  CAF_REQUIRE(settle("req-p"));
+  CAF_CHECK_EQUAL(answer("req-p").text, "echo: first prompt");
+
+  submit(leader, "req-p", "second prompt");
+  CAF_REQUIRE(settle("req-p"));
+  const auto& e = error("req-p");
+  CAF_CHECK(e.code == gateway::error_code::invalid_argument);
+  CAF_MESSAGE(e.message);
+  CAF_CHECK(e.message.find("req-p") != std::string::npos);
+  CAF_CHECK(e.message.find("different") != std::string::npos);
+  CAF_CHECK_EQUAL(sites[leader]->inner.submits, 1);  // neither replayed nor run again
+
+  // The same holds at the next leader, which learned the admission from the journal.
+  cluster->crash(leader);
+  sched.run();
+  const auto next = wait_ready_other_than(leader);
+  submit(next, "req-p", "second prompt");
+  CAF_REQUIRE(settle("req-p"));
+  CAF_CHECK(error("req-p").code == gateway::error_code::invalid_argument);
+  submit(next, "req-p", "first prompt");  // the true retry still gets its answer
+  CAF_REQUIRE(settle("req-p"));
+  CAF_CHECK_EQUAL(answer("req-p").text, "echo: first prompt");
+  CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
+}
+
 CAF_TEST(a leader that loses its quorum fails its running work with a retryable error) {
   const auto leader = wait_ready();
   sites[leader]->inner.hold = true;
@@ -355,8 +385,10 @@ CAF_TEST(a switchover moves leadership to the named site and keeps it there unti
   ask(2, "prod");
   if (reply.empty()) CAF_FAIL("switchover refused: " << refusal);
   CAF_REQUIRE(cluster->advance_until([&] { return ready_site() == 1; }, 20000));
-  for (const char* id : {"req-at-prod", "req-at-local"}) {
-    submit(1, id, "again");
+  // Retries (the same request again) are answered from the journal with the original sites.
+  for (const auto& [id, prompt] :
+       {std::pair{"req-at-prod", "before"}, {"req-at-local", "during"}}) {
+    submit(1, id, prompt);
     CAF_REQUIRE(settle(id));
   }
   CAF_CHECK_EQUAL(answer("req-at-prod").site, "prod");

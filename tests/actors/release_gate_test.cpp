@@ -256,6 +256,25 @@ TEST_CASE("completions committed at another site answer retries here") {
   CHECK(r.outcome == "42");
 }
 
+TEST_CASE("an id whose admission committed for another request is refused, not replayed") {
+  release_gate g{release_gate_limits{8, 8, 2}};
+  g.open(1);
+  g.admission_seen("r", "alice|model|digest-1");
+  g.completion_committed("r", "answer-1");
+  CHECK(g.begin("r", "alice|model|digest-1").code == begin_code::replay);  // the true retry
+  CHECK(g.begin("r", "mallory|model|digest-1").code == begin_code::id_reused);
+  CHECK(g.begin("r", "alice|model|digest-2").code == begin_code::id_reused);
+  CHECK(g.begin("r").code == begin_code::replay);  // no fingerprint: not compared
+  // Admitted but never completed (its leader died): the id is still taken.
+  g.admission_seen("s", "alice|model|digest-3");
+  CHECK(g.begin("s", "bob|model|digest-4").code == begin_code::id_reused);
+  // The first admission wins, and the table is bounded like the outcomes.
+  g.admission_seen("r", "other");
+  CHECK(g.begin("r", "alice|model|digest-1").code == begin_code::replay);
+  g.admission_seen("t", "t-fp");
+  CHECK(g.begin("r", "anything").code == begin_code::replay);  // "r" forgotten: oldest first
+}
+
 TEST_CASE("bounds: requests in flight, held tokens and remembered outcomes") {
   release_gate g{release_gate_limits{2, 2, 2}};
   g.open(1);
