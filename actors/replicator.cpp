@@ -441,8 +441,15 @@ struct replicator_state {
     if (st->engine->started) {
       ++st->counts.snapshots_installed;
       if (st->metrics) st->metrics->snapshots_installed->inc();
+      // The log before the snapshot never reaches the subscribers: what it meant does.
+      for (const auto& sub : st->subscribers) st->send_covered(sub);
     }
     return 0;
+  }
+
+  void send_covered(const commit_subscriber& sub) {
+    for (auto& payload : state->covered_records())
+      self->send(sub, committed_atom::value, committed_entry{0, std::move(payload), true});
   }
 
   // --- Proposals ---------------------------------------------------------------------------
@@ -925,6 +932,7 @@ replicator_impl::behavior_type replicator_main(replicator_self* self, replicator
           return make_error(replicator_errc::overloaded,
                             std::to_string(s.subscribers.size()) + " subscribers already");
         self->monitor(sub);
+        s.send_covered(sub);
         s.subscribers.push_back(std::move(sub));
         return s.last_delivered;
       },

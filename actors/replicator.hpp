@@ -11,8 +11,10 @@
 //   applied here), or replicator_errc::not_leader (naming the leader when known),
 //   lost_leadership (outcome unknown: retry with the same request id), overloaded,
 //   record_too_large, shutdown.
-// - subscribe(subscriber) -> committed command entries, in log order, from the next one
-//   applied on. Returns the index applied so far. After a restart the replica restores its
+// - subscribe(subscriber) -> first what the journal_state remembers of earlier entries
+//   (committed_entry::restored), then committed command entries, in log order, from the next
+//   one applied on. Returns the index applied so far. After an InstallSnapshot every
+//   subscriber gets the restored records again. After a restart the replica restores its
 //   latest snapshot (if any) into the journal_state and re-applies the log after it, so a
 //   subscriber attached at spawn (replicator_config::subscribers) sees every committed record
 //   the snapshot does not cover; what the covered ones meant is in the journal_state
@@ -67,15 +69,19 @@ enum class replica_role : std::uint8_t { unavailable = 0, follower = 1, candidat
 
 const char* to_string(replica_role role) noexcept;
 
-/// One committed command entry, as libraft applied it.
+/// One committed command entry, as libraft applied it; or, with `restored`, a record the
+/// journal_state gave for entries the subscriber will not see (journal_state::covered_records:
+/// compacted or applied before it subscribed). Restored records are not log entries: index 0,
+/// and they may repeat what the subscriber already saw.
 struct committed_entry {
   std::uint64_t index = 0;
   std::vector<std::uint8_t> payload;
+  bool restored = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, committed_entry& x) {
-  return f(caf::meta::type_name("bastion.committed_entry"), x.index, x.payload);
+  return f(caf::meta::type_name("bastion.committed_entry"), x.index, x.payload, x.restored);
 }
 
 struct replicator_status {

@@ -7,6 +7,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -123,6 +124,34 @@ void journal_summary::apply(std::uint64_t index, const std::vector<std::uint8_t>
     }
   });
   if (failure != nullptr) ++unreadable_;
+}
+
+std::vector<std::vector<std::uint8_t>> journal_summary::covered_records() const {
+  std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>> changes;
+  for (const auto& [subject, change] : configuration_) {
+    auto words = aligned_words(change.record.data(), change.record.size());
+    if (!words) continue;  // written by apply() or restore(): always whole words
+    capnp::FlatArrayMessageReader reader{*words, reader_options(change.record.size())};
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<schema_journal::JournalRecord>().setConfigurationChange(
+        reader.getRoot<schema_journal::ConfigurationChange>());
+    changes.emplace_back(change.index, to_bytes(capnp::messageToFlatArray(msg)));
+  }
+  std::sort(changes.begin(), changes.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::vector<std::uint8_t>> out;
+  out.reserve(changes.size() + completion_order_.size());
+  for (auto& [index, bytes] : changes) out.push_back(std::move(bytes));
+  for (const auto& [index, request_id] : completion_order_) {
+    const auto& c = completions_.at(request_id);
+    capnp::MallocMessageBuilder msg;
+    auto done = msg.initRoot<schema_journal::JournalRecord>().initCompletion();
+    done.setRequestId(request_id);
+    done.setOutputDigest(capnp::Data::Reader{c.output_digest.data(), c.output_digest.size()});
+    done.setFinishReason(static_cast<schema::FinishReason>(c.finish_reason));
+    out.push_back(to_bytes(capnp::messageToFlatArray(msg)));
+  }
+  return out;
 }
 
 const journal_summary::completion* journal_summary::find_completion(

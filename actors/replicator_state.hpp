@@ -38,6 +38,11 @@ class journal_state {
   virtual std::vector<std::uint8_t> serialize() const = 0;
   /// Replaces the state with `bytes` (from serialize(), possibly on another replica).
   virtual caf::error restore(const std::vector<std::uint8_t>& bytes) = 0;
+  /// Records standing for what the state remembers of entries a subscriber will never see
+  /// (compacted into a snapshot, or applied before it subscribed), in the order they were
+  /// applied. The replicator hands them to a subscriber when it subscribes and to every
+  /// subscriber after an InstallSnapshot, marked committed_entry::restored. Default: none.
+  virtual std::vector<std::vector<std::uint8_t>> covered_records() const { return {}; }
 };
 
 /// Bounds of journal_summary (STYLE.md 11).
@@ -82,6 +87,12 @@ class journal_summary final : public journal_state {
   void apply(std::uint64_t index, const std::vector<std::uint8_t>& payload) override;
   std::vector<std::uint8_t> serialize() const override;
   caf::error restore(const std::vector<std::uint8_t>& bytes) override;
+  /// JournalRecords: each configuration change in force (the coordinator learns the
+  /// journaled leadership preference from them), then each remembered completion with its
+  /// output digest and finish reason but no text (a retry of it is answered with "only the
+  /// digest was kept", never run again). Epoch starts are not repeated: a coordinator acts
+  /// only on the epoch it opens itself.
+  std::vector<std::vector<std::uint8_t>> covered_records() const override;
 
   std::uint64_t applied_index() const noexcept { return applied_index_; }
   const std::optional<epoch_start>& latest_epoch_start() const noexcept { return epoch_; }

@@ -236,6 +236,19 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
                                      {}};
       return;
     }
+    if (!c.hasOutputText() && !c.hasSite()) {
+      // journal_summary::covered_records: the entry itself was compacted into a snapshot,
+      // which keeps the digest, never the text.
+      out = gateway::inference_error{
+          gateway::error_code::invalid_argument,
+          "request '" + std::string{c.getRequestId().cStr()} +
+              "' already completed; its record was compacted into a journal snapshot that "
+              "keeps only the output digest, so the answer cannot be sent again",
+          c.getRequestId().cStr(),
+          0,
+          {}};
+      return;
+    }
     if (!c.hasOutputText() && c.getUsage().getCompletionTokens() > 0) {
       out = gateway::inference_error{
           gateway::error_code::invalid_argument,

@@ -60,7 +60,9 @@ raft_link::behavior_type link_proxy(raft_link::pointer, caf::actor network, std:
 commit_subscriber::behavior_type subscriber(commit_subscriber::pointer,
                                             std::vector<committed_entry>* sink) {
   return {
-      [=](committed_atom, committed_entry& e) { sink->push_back(std::move(e)); },
+      [=](committed_atom, committed_entry& e) {
+        if (!e.restored) sink->push_back(std::move(e));  // the log's entries only
+      },
   };
 }
 
@@ -118,6 +120,11 @@ bool get_u64(const std::vector<std::uint8_t>& in, std::size_t& pos, std::uint64_
 
 void recording_state::apply(std::uint64_t index, const std::vector<std::uint8_t>& payload) {
   entries_.push_back({index, payload});
+  summary_.apply(index, payload);
+}
+
+std::vector<std::vector<std::uint8_t>> recording_state::covered_records() const {
+  return summary_.covered_records();
 }
 
 std::vector<std::uint8_t> recording_state::serialize() const {
@@ -151,6 +158,8 @@ caf::error recording_state::restore(const std::vector<std::uint8_t>& bytes) {
   }
   if (pos != bytes.size()) return bad("trailing bytes");
   entries_ = std::move(fresh);
+  summary_ = journal_summary{};  // what production's state would remember of them
+  for (const auto& e : entries_) summary_.apply(e.index, e.payload);
   ++restores;
   return caf::none;
 }

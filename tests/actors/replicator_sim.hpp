@@ -7,6 +7,7 @@
 // Everything random draws from one seeded RNG, so a seed replays exactly.
 
 #include "actors/replicator.hpp"
+#include "actors/replicator_state.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/journal/memory_store.hpp"
 
@@ -80,6 +81,9 @@ class recording_state final : public actors::journal_state {
   void apply(std::uint64_t index, const std::vector<std::uint8_t>& payload) override;
   std::vector<std::uint8_t> serialize() const override;
   caf::error restore(const std::vector<std::uint8_t>& bytes) override;
+  /// What a journal_summary of the same entries would give (non-JournalRecord test payloads
+  /// are ignored by it).
+  std::vector<std::vector<std::uint8_t>> covered_records() const override;
 
   const std::vector<actors::committed_entry>& entries() const { return entries_; }
   std::uint64_t last_index() const { return entries_.empty() ? 0 : entries_.back().index; }
@@ -87,6 +91,7 @@ class recording_state final : public actors::journal_state {
 
  private:
   std::vector<actors::committed_entry> entries_;
+  actors::journal_summary summary_;
 };
 
 struct proposal_record {

@@ -116,6 +116,7 @@ raft_link::behavior_type gateway(raft_link::pointer self, replicator_actor local
 commit_subscriber::behavior_type applied_writer(commit_subscriber::pointer,
                                                 std::shared_ptr<std::ofstream> out) {
   return {[=](committed_atom, const committed_entry& e) {
+    if (e.restored) return;  // the log's entries only
     *out << e.index << " " << std::string(e.payload.begin(), e.payload.end()) << "\n";
     out->flush();
   }};
