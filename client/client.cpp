@@ -518,6 +518,9 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
         continue;
       }
       case verdict::fail:
+        // The deadline cutting an attempt short says little alone: add what failed before.
+        if (a.error.kind == client_error_kind::deadline_exceeded && !last.message.empty())
+          a.error.message += "; before that: " + last.message;
         return refuse(a.error);
       case verdict::retry_next:
       case verdict::retry_same:

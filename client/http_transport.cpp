@@ -96,12 +96,20 @@ void http_connection::open(const site_address& to) {
       if (err == EINPROGRESS) {
         pollfd p{fd, POLLOUT, 0};
         int ready = 0;
+        std::chrono::milliseconds budget{0};
         try {
-          ready = ::poll(&p, 1, static_cast<int>(wait_budget(limits_.connect_timeout).count()));
+          budget = wait_budget(limits_.connect_timeout);
+          ready = ::poll(&p, 1, static_cast<int>(budget.count()));
         } catch (...) {
           ::close(fd);
           ::freeaddrinfo(found);
           throw;
+        }
+        if (ready <= 0 && budget < limits_.connect_timeout) {
+          ::close(fd);
+          ::freeaddrinfo(found);
+          throw transport_error(transport_failure::deadline,
+                                peer_ + ": the call's deadline passed while connecting");
         }
         if (ready <= 0) {
           err = ETIMEDOUT;
@@ -132,8 +140,10 @@ void http_connection::send(const std::string& bytes) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     pollfd p{fd_, POLLOUT, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(wait_budget(limits_.idle_timeout).count()));
+    const auto budget = wait_budget(limits_.idle_timeout);
+    const int ready = ::poll(&p, 1, static_cast<int>(budget.count()));
     if (ready == 0) {
+      if (budget < limits_.idle_timeout) continue;  // cut short by the deadline: wait_budget says
       throw transport_error(transport_failure::idle,
                             peer_ + ": the request could not be sent within the idle timeout");
     }
@@ -150,9 +160,12 @@ void http_connection::send(const std::string& bytes) {
 bool http_connection::fill() {
   while (true) {
     pollfd p{fd_, POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(wait_budget(limits_.idle_timeout).count()));
+    const auto budget = wait_budget(limits_.idle_timeout);
+    const int ready = ::poll(&p, 1, static_cast<int>(budget.count()));
     if (ready == 0) {
-      if (steady::now() >= limits_.deadline) continue;  // wait_budget reports the deadline
+      // Cut short by the deadline (poll's milliseconds may end just before it): wait_budget
+      // reports the deadline on the next turn.
+      if (budget < limits_.idle_timeout) continue;
       throw transport_error(
           transport_failure::idle,
           peer_ + ": no byte arrived for " + std::to_string(limits_.idle_timeout.count()) + " ms");
