@@ -112,7 +112,8 @@ struct call_trace {
   std::uint32_t retries = 0;          // requests sent again after a retryable failure
   std::uint32_t stream_restarts = 0;  // on_restart calls
   std::string address;                // host:port of the last site asked
-  /// One line per attempt, "host:port -> what happened", at most attempts_max + redirects_max.
+  /// One line per request sent, "host:port -> what happened": at most attempts_max +
+  /// redirects_max + 2 (the redirect over the bound, and the text of a replayed stream).
   std::vector<std::string> log;
 };
 

@@ -76,6 +76,13 @@ TEST_CASE("fingerprints and chunks in the gateway's shapes") {
   CHECK(err.error->code == "outcome_unknown");
   CHECK(std::holds_alternative<std::string>(
       parse_stream_chunk(R"({"choices":[{"text":"a"}],"usage":{"prompt_tokens":-1}})", false)));
+  // Brackets inside a string are the model's text, not nesting; real nesting is bounded.
+  const std::string code(40, '[');
+  auto text = std::get<stream_chunk>(
+      parse_stream_chunk(R"({"choices":[{"text":")" + code + R"(\"]"}]})", false));
+  CHECK(text.text == code + "\"]");
+  CHECK(std::holds_alternative<std::string>(
+      parse_stream_chunk(R"({"choices":)" + std::string(40, '[') + "]", false)));
 }
 
 TEST_CASE("request bodies carry what the gateway reads, and only set fields") {
