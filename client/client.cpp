@@ -441,6 +441,10 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
   std::string path = path_for(r);
   auto backoff = opts.backoff_initial;
   std::uint32_t counted = 0;  // requests sent, those answered by a redirect not counted
+  // 307s in a row. A chain ends at any other answer: during a failover a standby keeps sending
+  // the client to the dead leader until the election ends, and each such round is bounded by
+  // attempts_max and the deadline (the refused connection), not by redirects_max.
+  std::uint32_t hops = 0;
   client_error last;
 
   // Waits `d` unless that passes the deadline; false: the call has ended with `last` as why.
@@ -490,10 +494,10 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
       }
       case verdict::redirect: {
         ++trace.redirects;
-        if (trace.redirects > opts.redirects_max) {
+        if (++hops > opts.redirects_max) {
           return refuse(client_error{client_error_kind::too_many_redirects,
                                      "more than " + std::to_string(opts.redirects_max) +
-                                         " redirects (a redirect loop?); the last was " +
+                                         " redirects in a row (a redirect loop?); the last was " +
                                          trace.address + " to " + a.location.substr(0, 120),
                                      307,
                                      "too_many_redirects",
@@ -526,6 +530,7 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
       case verdict::retry_same:
         break;
     }
+    hops = 0;
     last = a.error;
     ++counted;
     if (counted >= opts.attempts_max) {

@@ -16,7 +16,7 @@
 //   - Sends the request with an X-Request-Id: the request's own, or one the client mints. The
 //     same id goes out on every attempt and comes back in the outcome, success or not.
 //   - A standby site answers 307 with the leader's address: the client follows it (at most
-//     redirects_max hops per call) and remembers that leader for later calls.
+//     redirects_max hops in a row) and remembers that leader for later calls.
 //   - A retryable failure (not_primary, outcome_unknown, any other 503, a refused, reset or
 //     silent connection, a stream that ends before its final event) is retried with the SAME
 //     request id on the next site after a backoff that doubles from backoff_initial up to
@@ -61,7 +61,8 @@ struct client_options {
   /// Requests sent per call, not counting those answered by a 307; >= 1. Only a retryable
   /// failure leads to another.
   std::uint32_t attempts_max = 6;
-  std::uint32_t redirects_max = 4;  // 307 hops followed per call; one more is an error
+  /// 307s followed in a row (no other answer between them); one more is too_many_redirects.
+  std::uint32_t redirects_max = 4;
   std::chrono::milliseconds backoff_initial{50};    // before the first retry; doubles each retry
   std::chrono::milliseconds backoff_max{2000};      // the doubling stops here
   std::chrono::milliseconds retry_after_max{5000};  // a longer Retry-After ends the call
@@ -97,7 +98,7 @@ enum class client_error_kind : std::uint8_t {
   overloaded,         // 429 with a Retry-After over retry_after_max, or still 429 at the end
   deadline_exceeded,  // the call's deadline passed, or the gateway's 504
   // The answer itself was wrong; never retried.
-  too_many_redirects,  // more than redirects_max 307s (a redirect loop)
+  too_many_redirects,  // more than redirects_max 307s in a row (a redirect loop)
   bad_redirect,        // a 307 without a usable http:// Location
   bad_response,        // not HTTP, not the OpenAI JSON shape, or an SSE event that is not JSON
   response_too_large,  // headers or body over the options' bounds

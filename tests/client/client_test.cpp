@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -202,9 +203,36 @@ TEST_CASE("a redirect loop stops at the hop bound with a clear error") {
   const auto out = c.complete(ask());
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == bastion::client_error_kind::too_many_redirects);
-  CHECK(out.error->message.find("more than 3 redirects") != std::string::npos);
+  CHECK(out.error->message.find("more than 3 redirects in a row") != std::string::npos);
   CHECK(out.trace.redirects == 4);
   CHECK(a.port.submitted().size() + b.port.submitted().size() == 4);
+}
+
+TEST_CASE("during an election a standby sends the client to the dead leader: not a loop") {
+  // As seen on a real three-site failover: until dr-local is elected it keeps redirecting to
+  // the killed prod, whose port refuses; then dr-local answers itself.
+  const std::string dead = "127.0.0.1:" + std::to_string(dead_port());
+  gateway_fixture standby;
+  auto rounds = std::make_shared<int>(0);
+  standby.port.set_script([dead, rounds](const inference_request& r) {
+    if ((*rounds)++ < 3) {
+      fake_script s;
+      s.error = not_primary(dead);
+      return s;
+    }
+    return fake_port::echo(r);
+  });
+  auto o = options_for({dead, address_of(standby)});
+  o.redirects_max = 1;
+  bastion::client c(o);
+  const auto out = c.complete(ask());
+  REQUIRE(out.ok());
+  CHECK(out.trace.address == address_of(standby));
+  CHECK(out.trace.redirects == 3);
+  CHECK(out.result->text == "hello brave new world");
+  const auto ids = ids_of(standby.port);
+  REQUIRE(ids.size() == 4);
+  CHECK(std::all_of(ids.begin(), ids.end(), [&](auto& id) { return id == out.trace.request_id; }));
 }
 
 TEST_CASE("refusals are typed and not retried") {
