@@ -253,11 +253,15 @@ struct client::impl {
   attempt_result read_stream(http_connection& conn, const std::string& where, bool chat,
                              const stream_handlers& handlers);
 
-  site_address next_after(const site_address& failed) {
+  // The configured site after `origin` (the site a redirect chain started at), skipping
+  // `failed` (where the chain ended in a failure) when another site is left: during a failover
+  // each standby is asked in turn, and a dead leader they name is reached only through them.
+  site_address next_after(const site_address& origin, const site_address& failed) {
     std::lock_guard<std::mutex> lock(mutex);
-    auto it = std::find(sites.begin(), sites.end(), failed);
+    auto it = std::find(sites.begin(), sites.end(), origin);
     if (it != sites.end()) rotation = static_cast<std::size_t>(it - sites.begin());
     rotation = (rotation + 1) % sites.size();
+    if (sites[rotation] == failed && sites.size() > 1) rotation = (rotation + 1) % sites.size();
     preferred = sites[rotation];
     return preferred;
   }
@@ -438,6 +442,7 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
   }
   const auto deadline = steady::now() + opts.deadline;
   site_address to = first();
+  site_address origin = to;  // where the current redirect chain started
   std::string path = path_for(r);
   auto backoff = opts.backoff_initial;
   std::uint32_t counted = 0;  // requests sent, those answered by a redirect not counted
@@ -563,7 +568,8 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
     }
     if (a.what == verdict::retry_next) {
       path = path_for(r);
-      to = next_after(to);
+      to = next_after(origin, to);
+      origin = to;
     }
     ++trace.retries;
   }

@@ -235,6 +235,23 @@ TEST_CASE("during an election a standby sends the client to the dead leader: not
   CHECK(std::all_of(ids.begin(), ids.end(), [&](auto& id) { return id == out.trace.request_id; }));
 }
 
+TEST_CASE("a standby with a stale view of the leader does not hide the other standby") {
+  const std::string dead = "127.0.0.1:" + std::to_string(dead_port());
+  gateway_fixture stale;  // keeps naming the dead leader
+  stale.port.set_script([dead](const inference_request&) {
+    fake_script s;
+    s.error = not_primary(dead);
+    return s;
+  });
+  gateway_fixture elected;
+  bastion::client c(options_for({dead, address_of(stale), address_of(elected)}));
+  const auto out = c.complete(ask());
+  REQUIRE(out.ok());
+  CHECK(out.trace.address == address_of(elected));
+  CHECK(out.trace.redirects == 1);
+  CHECK(out.trace.attempts == 4);  // dead, stale (307), dead again through it, elected
+}
+
 TEST_CASE("refusals are typed and not retried") {
   gateway_fixture g;
   bastion::client c(options_for({address_of(g)}));
