@@ -475,10 +475,11 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
     switch (a.what) {
       case verdict::done: {
         remember(to);
-        // A retried stream answered from the journal releases only the final event (the text
-        // was released by the attempt that committed it): fetch the text with the same request
-        // id, also answered from the journal, and deliver it as one piece.
-        if (stream && trace.retries > 0 && !a.delivered_text && a.result.completion_tokens > 0) {
+        // A stream whose request id is already committed (a retry, or the caller asking again)
+        // is answered from the journal with the final event only: the text was released by the
+        // attempt that committed it. Fetch the text with the same request id, also answered
+        // from the journal, and deliver it as one piece.
+        if (stream && !a.delivered_text && a.result.completion_tokens > 0) {
           ++trace.attempts;
           auto whole = attempt(to, path, r, trace.request_id, false, nullptr, deadline);
           trace.log.push_back(trace.address + " -> replayed text: " + whole.log);

@@ -523,6 +523,15 @@ TEST_CASE("a stream retried at a primary that replays the committed answer gets 
   CHECK_FALSE(asked[1].stream);
   CHECK(asked[0].request_id == out.trace.request_id);
   CHECK(asked[1].request_id == out.trace.request_id);
+
+  // The caller streaming a committed id again (no failure first) gets the text the same way.
+  pieces.clear();
+  auto again = ask();
+  again.request_id = out.trace.request_id;
+  const auto second = c.stream(again, h);
+  REQUIRE(second.ok());
+  CHECK(second.trace.retries == 0);
+  CHECK(pieces == std::vector<std::string>{"the journaled answer"});
   primary.stop();
 }
 
