@@ -19,8 +19,9 @@
 //     redirects_max hops in a row) and remembers that leader for later calls.
 //   - A retryable failure (not_primary, outcome_unknown, any other 503, a refused, reset or
 //     silent connection, a stream that ends before its final event) is retried with the SAME
-//     request id on the next site after a backoff that doubles from backoff_initial up to
-//     backoff_max, at most attempts_max attempts and never past the call's deadline. The
+//     request id on the next site (the configured one after the site the failed attempt, or
+//     the redirects that led to it, started at) after a backoff that doubles from backoff_initial
+//     up to backoff_max, at most attempts_max attempts and never past the call's deadline. The
 //     primary answers a request id whose result it already committed from its journal, so a
 //     retry never runs a released request twice.
 //   - 429 overloaded: waits the Retry-After the gateway sent (at most retry_after_max) and asks
@@ -31,13 +32,18 @@
 // Streaming: `on_text` receives the text as it arrives. When a stream breaks after some text
 // was delivered and the call is retried, `on_restart` is called first: forget the text so far,
 // the answer is delivered again from its start (the retry either runs the request again, or the
-// primary replays its committed answer, which arrives as one piece). The result's `text` is
-// always the whole answer of the attempt that completed.
+// primary replays its committed answer, which arrives as one piece). A stream whose request id
+// is already committed (a retry, or the caller asking again) is answered from the journal with
+// the final event only; the client then fetches the journaled text under the same id and
+// delivers it as one piece. The result's `text` is always the whole answer of the attempt that
+// completed.
 //
 // Threads: a client may be shared by threads; each call blocks its caller and runs the
 // callbacks on the caller's thread. No event loop, CAF or KJ is involved: the client uses plain
 // sockets, so it can be called from anywhere, including a thread that runs a KJ event loop.
-// Plain HTTP only (TLS is the gateway's and a later change's).
+// Each request opens its own connection (no keep-alive). Plain HTTP only (TLS is the
+// gateway's and a later change's). Link Bastion::bastion_client; bastion::to_string of
+// request.hpp's enums lives in Bastion::bastion, so use to_string(client_error_kind) here.
 
 #include <bastion/request.hpp>
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -533,6 +534,35 @@ TEST_CASE("a stream retried at a primary that replays the committed answer gets 
   CHECK(second.trace.retries == 0);
   CHECK(pieces == std::vector<std::string>{"the journaled answer"});
   primary.stop();
+}
+
+TEST_CASE("one client shared by threads: each call keeps its own request id") {
+  gateway_fixture g;
+  g.port.set_script(fail_first(1, not_primary()));
+  bastion::client c(options_for({address_of(g)}));
+  constexpr int threads_n = 4;
+  constexpr int calls_n = 5;
+  std::vector<std::vector<bastion::client_outcome>> outcomes(threads_n);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < threads_n; ++t) {
+    threads.emplace_back([&c, &outcomes, t] {
+      for (int k = 0; k < calls_n; ++k)
+        outcomes[t].push_back(
+            c.complete(ask("thread " + std::to_string(t) + " call " + std::to_string(k))));
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::map<std::string, int> submissions;
+  for (const auto& id : ids_of(g.port)) ++submissions[id];
+  for (int t = 0; t < threads_n; ++t) {
+    for (int k = 0; k < calls_n; ++k) {
+      const auto& out = outcomes[t][k];
+      REQUIRE(out.ok());
+      CHECK(out.result->text == "thread " + std::to_string(t) + " call " + std::to_string(k));
+      CHECK(submissions[out.trace.request_id] == 2);  // the not_primary, then the answer
+    }
+  }
+  CHECK(submissions.size() == threads_n * calls_n);
 }
 
 TEST_CASE("bad options are refused at construction, naming the option") {
