@@ -4,7 +4,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_bastion_export_targets bastion bastion_gateway bastion_actors bastion_runtime bastion_schemas bastion_kernels
+set(_bastion_export_targets bastion bastion_client bastion_gateway bastion_actors bastion_runtime bastion_schemas bastion_kernels
   bastion_model_bundle bastion_tokenizer)
 if(TARGET bastion_kernels_hf)
   list(APPEND _bastion_export_targets bastion_kernels_hf)
