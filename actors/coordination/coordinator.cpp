@@ -195,7 +195,7 @@ void on_committed(coordinator_actor_t* self, const actors::committed_entry& e) {
     if (!tokens.empty()) st.sink->release_tokens(a->request_id, std::move(tokens));
   } else if (auto* c = std::get_if<committed_completion>(&rec)) {
     const std::string bytes(e.payload.begin(), e.payload.end());
-    if (st.gate.completion_committed(c->request_id, bytes))
+    if (st.gate.completion_committed(c->request_id, bytes, completion_is_cancellation(e.payload)))
       st.sink->release_committed(c->request_id, e.payload);
     drive_handover(self);
   } else if (auto* l = std::get_if<committed_leadership>(&rec)) {

@@ -215,6 +215,13 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
   return out;
 }
 
+bool completion_is_cancellation(const record_bytes& completion) {
+  const auto outcome = outcome_of_completion(completion);
+  if (const auto* f = std::get_if<gateway::final_result>(&outcome))
+    return f->reason == gateway::finish_reason::cancelled;
+  return std::get<gateway::inference_error>(outcome).code == gateway::error_code::cancelled;
+}
+
 gateway::completion outcome_of_completion(const record_bytes& bytes) {
   kj::Array<capnp::word> words;
   auto reader = reader_for(bytes, words);

@@ -71,6 +71,10 @@ std::string admission_fingerprint(const record_bytes& admission);
 /// Reads a committed entry; an entry that is not a valid JournalRecord is an error message.
 std::variant<committed_record, std::string> decode_record(const record_bytes& bytes);
 
+/// True when a completion record holds a cancellation (finish reason cancelled, or the error
+/// code cancelled): the request's client went away or a drain ended it, so a retry runs again.
+bool completion_is_cancellation(const record_bytes& completion);
+
 /// The outcome a completion record holds, for a retry with its request id: the answer (its
 /// text when retained; otherwise a typed error saying only the digest was kept) or its error.
 gateway::completion outcome_of_completion(const record_bytes& bytes);

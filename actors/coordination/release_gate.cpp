@@ -32,8 +32,8 @@ begin_result release_gate::begin(const std::string& request_id, const std::strin
   if (auto f = fingerprints_.find(request_id);
       !fingerprint.empty() && f != fingerprints_.end() && f->second != fingerprint)
     return {begin_code::id_reused, {}};
-  if (auto it = outcomes_.find(request_id); it != outcomes_.end())
-    return {begin_code::replay, it->second};
+  if (auto it = outcomes_.find(request_id); it != outcomes_.end() && !it->second.cancelled)
+    return {begin_code::replay, it->second.outcome};
   if (!open_ || !admitting_) return {begin_code::not_primary, {}};
   if (requests_.count(request_id) != 0) return {begin_code::duplicate_in_flight, {}};
   if (requests_.size() >= limits_.requests_max) return {begin_code::overloaded, {}};
@@ -76,8 +76,9 @@ bool release_gate::finish(const std::string& request_id) {
   return true;
 }
 
-bool release_gate::completion_committed(const std::string& request_id, const std::string& outcome) {
-  remember(request_id, outcome);
+bool release_gate::completion_committed(const std::string& request_id, const std::string& outcome,
+                                        bool cancelled) {
+  remember(request_id, outcome, cancelled);
   auto it = requests_.find(request_id);
   if (it == requests_.end() || it->second.at != phase::completing) return false;
   requests_.erase(it);
@@ -117,8 +118,14 @@ void release_gate::admission_seen(const std::string& request_id, const std::stri
   }
 }
 
-void release_gate::remember(const std::string& request_id, const std::string& outcome) {
-  if (!outcomes_.emplace(request_id, outcome).second) return;  // the first commit wins
+void release_gate::remember(const std::string& request_id, const std::string& outcome,
+                            bool cancelled) {
+  auto [it, added] = outcomes_.emplace(request_id, outcome_entry{outcome, cancelled});
+  if (!added) {
+    // The first answer wins; an answer replaces a cancellation (its retry ran again).
+    if (it->second.cancelled && !cancelled) it->second = outcome_entry{outcome, false};
+    return;
+  }
   outcome_order_.push_back(request_id);
   while (outcomes_.size() > limits_.outcomes_max) {
     outcomes_.erase(outcome_order_.front());

@@ -12,7 +12,9 @@
 //     The gate then refuses new requests until it is opened again in a later epoch.
 //   - A request id whose completion is committed is never run again: begin() returns the
 //     journaled outcome. Completions committed at other sites are applied too, so a retry at a
-//     new leader finds them.
+//     new leader finds them. The exception is a cancellation (the client went away, a drain):
+//     nobody who stayed saw an answer, so a retry runs again, and the first answer committed
+//     after it becomes the id's outcome for good (a cancellation never replaces an answer).
 //
 // The owner (the site's coordinator) proposes the records and reports their commits; the gate
 // only decides. Not thread-safe: owned by one actor. Every bound has a behaviour: too many
@@ -98,7 +100,9 @@ class release_gate {
   /// Its completion record, holding `outcome`, committed: remembers the outcome for retries and
   /// returns true when the request's answer is to be released now (once). Unknown ids
   /// (completions of other sites, replayed from the journal) are only remembered.
-  bool completion_committed(const std::string& request_id, const std::string& outcome);
+  /// `cancelled`: the outcome is a cancellation, which a retry runs past (see above).
+  bool completion_committed(const std::string& request_id, const std::string& outcome,
+                            bool cancelled = false);
 
   /// The request ended before anything about it was journaled (cancelled or refused by the
   /// scheduler before its admission committed); forgets it. Returns false if its admission
@@ -132,14 +136,18 @@ class release_gate {
     bool admitted = false;  // its admission record committed
     std::vector<held_token> held;
   };
-  void remember(const std::string& request_id, const std::string& outcome);
+  struct outcome_entry {
+    std::string outcome;
+    bool cancelled = false;
+  };
+  void remember(const std::string& request_id, const std::string& outcome, bool cancelled);
 
   release_gate_limits limits_;
   bool open_ = false;
   bool admitting_ = true;
   std::uint64_t epoch_ = 0;
   std::map<std::string, request_state> requests_;
-  std::map<std::string, std::string> outcomes_;
+  std::map<std::string, outcome_entry> outcomes_;
   std::deque<std::string> outcome_order_;            // oldest first, for the bound
   std::map<std::string, std::string> fingerprints_;  // request id -> its admission's
   std::deque<std::string> fingerprint_order_;

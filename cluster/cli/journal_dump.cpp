@@ -70,6 +70,10 @@ json describe_record(const std::vector<std::uint8_t>& payload) {
         out["request_id"] = c.getRequestId().cStr();
         out["site"] = c.getSite().cStr();
         out["epoch"] = c.getEpoch();
+        // A cancellation does not end the id: a retry runs again (release_gate.hpp).
+        out["cancelled"] = c.hasError()
+                               ? c.getError().getCode() == bastion::schema::ErrorCode::CANCELLED
+                               : c.getFinishReason() == bastion::schema::FinishReason::CANCELLED;
         if (c.hasError()) {
           out["error"] = c.getError().getMessage().cStr();
         } else {

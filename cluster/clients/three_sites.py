@@ -165,6 +165,10 @@ def history_problems(c, records, journals):
     for rid, digests in by_id.items():
         if len(digests) > 1:
             problems.append(f"{rid}: acknowledged twice with different results")
+    # A cancellation is not a result (nobody who stayed saw it, and a retry runs again):
+    # results are the other completions, and each id has at most one.
+    completions = {rid: [x for x in cs if not x.get("cancelled")]
+                   for rid, cs in completions.items()}
     for rid, cs in completions.items():
         if len({x.get("digest") for x in cs}) > 1:
             problems.append(f"{rid}: committed twice with different results")

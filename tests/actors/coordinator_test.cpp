@@ -263,6 +263,34 @@ CAF_TEST(a retry with a committed request id is answered from the journal even a
   CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
 }
 
+// A client whose connection drops has its request cancelled, and the cancellation is
+// journaled; its retry with the same id must get an answer, not the cancellation forever.
+CAF_TEST(a retry after a cancellation runs again and its answer is what later retries get) {
+  const auto leader = wait_ready();
+  sites[leader]->inner.hold = true;
+  submit(leader, "req-c", "dropped");
+  cluster->advance(300);  // admitted and running
+  sites[leader]->port->cancel("req-c");
+  CAF_REQUIRE(settle("req-c"));
+  sites[leader]->inner.hold = false;
+  submit(leader, "req-c", "dropped");
+  CAF_REQUIRE(settle("req-c"));
+  CAF_CHECK_EQUAL(answer("req-c").text, "echo: dropped");
+  CAF_CHECK_EQUAL(sites[leader]->inner.submits, 2);
+  submit(leader, "req-c", "dropped");  // now the answer is the id's outcome
+  CAF_REQUIRE(settle("req-c"));
+  CAF_CHECK_EQUAL(answer("req-c").text, "echo: dropped");
+  CAF_CHECK_EQUAL(sites[leader]->inner.submits, 2);
+  // The next leader replays both completions in log order and keeps the answer.
+  cluster->crash(leader);
+  sched.run();
+  const auto next = wait_ready_other_than(leader);
+  submit(next, "req-c", "dropped");
+  CAF_REQUIRE(settle("req-c"));
+  CAF_CHECK_EQUAL(answer("req-c").text, "echo: dropped");
+  CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
+}
+
 // A request id names one request: reusing it for another prompt must not hand back the first
 // prompt's answer (a client bug or a collision would read someone else's answer as its own).
 CAF_TEST(a retry with a committed request id but another prompt is refused at any site) {

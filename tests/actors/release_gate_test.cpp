@@ -275,6 +275,33 @@ TEST_CASE("an id whose admission committed for another request is refused, not r
   CHECK(g.begin("r", "anything").code == begin_code::replay);  // "r" forgotten: oldest first
 }
 
+TEST_CASE("a cancelled outcome does not end the id: a retry runs again and its answer wins") {
+  release_gate g;
+  g.open(1);
+  // The client went away: its request ended cancelled, and that completion committed.
+  REQUIRE(g.begin("c").code == begin_code::started);
+  g.admission_committed("c");
+  REQUIRE(g.finish("c"));
+  CHECK(g.completion_committed("c", "cancelled", true));
+  // Its retry runs again (nothing was released to anyone who stayed)...
+  REQUIRE(g.begin("c").code == begin_code::started);
+  g.admission_committed("c");
+  REQUIRE(g.finish("c"));
+  CHECK(g.completion_committed("c", "answer", false));
+  // ...and from then on the answer is the id's outcome, here and at a site that replays
+  // both completions in log order.
+  CHECK(g.begin("c").code == begin_code::replay);
+  CHECK(g.begin("c").outcome == "answer");
+  release_gate other;
+  other.open(2);
+  other.completion_committed("c", "cancelled", true);
+  other.completion_committed("c", "answer", false);
+  CHECK(other.begin("c").outcome == "answer");
+  // A final answer is never replaced by a later cancellation.
+  other.completion_committed("c", "cancelled again", true);
+  CHECK(other.begin("c").outcome == "answer");
+}
+
 TEST_CASE("bounds: requests in flight, held tokens and remembered outcomes") {
   release_gate g{release_gate_limits{2, 2, 2}};
   g.open(1);
