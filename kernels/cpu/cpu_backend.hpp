@@ -32,6 +32,10 @@ struct cpu_backend_options {
   int threads = 0;
   cpu_kernel_set kernels = cpu_kernel_set::automatic;
   cpu_matmul_numerics numerics = cpu_matmul_numerics::exact_f32;
+  /// With int8 numerics: offer the engine eight-row copies of the quantized matrices
+  /// (backend::repack_weight), which the matrix kernels read as one stream. Costs a second
+  /// copy of those matrices in memory (the file's pages stay mapped but go unread).
+  bool repack_weights = true;
 
   /// The options the environment asks for, on top of the defaults:
   ///   BASTION_CPU_KERNELS = auto | scalar | avx2
@@ -44,6 +48,17 @@ struct cpu_backend_options {
 /// Fails (invalid_argument / unsupported) for threads < 0 or > 256, or kernels = avx2 on a
 /// CPU without AVX2+FMA+F16C; the message says which.
 status make_cpu_backend(const cpu_backend_options& options, std::unique_ptr<backend>& out);
+
+/// What a serving worker's CPU backend starts from, before the environment: the int8 numerics
+/// (docs/decisions/0007-int8-numerics-default.md), eight-row weight copies, all cores. The
+/// default cpu_backend_options (make_cpu_backend(), the reference other backends and the
+/// fixtures are checked against) keep the exact numerics.
+cpu_backend_options serving_cpu_backend_options() noexcept;
+
+/// make_cpu_backend(serving_cpu_backend_options() under the environment):
+/// BASTION_CPU_NUMERICS=exact gives the reference numerics back. Stops the process with the
+/// reason when the environment asks for what cannot be had, like make_cpu_backend().
+std::unique_ptr<backend> make_serving_cpu_backend();
 
 /// True when this CPU can run the AVX2 kernels (AVX2, FMA and F16C).
 bool cpu_has_avx2_kernels() noexcept;
