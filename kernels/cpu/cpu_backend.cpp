@@ -570,11 +570,10 @@ status make_cpu_backend(const cpu_backend_options& options, std::unique_ptr<back
   return status::ok();
 }
 
-namespace {
-
 // A process whose environment names a kernel set or thread count that cannot be had is
 // misconfigured; there is no status to return here, so it stops with the reason.
-std::unique_ptr<backend> make_from_environment(cpu_backend_options options) {
+std::unique_ptr<backend> make_cpu_backend() {
+  cpu_backend_options options;
   std::unique_ptr<backend> be;
   status s = cpu_backend_options::from_environment(options);
   if (s) s = make_cpu_backend(options, be);
@@ -583,20 +582,6 @@ std::unique_ptr<backend> make_from_environment(cpu_backend_options options) {
     std::abort();
   }
   return be;
-}
-
-}  // namespace
-
-std::unique_ptr<backend> make_cpu_backend() { return make_from_environment({}); }
-
-cpu_backend_options serving_cpu_backend_options() noexcept {
-  cpu_backend_options o;
-  o.numerics = cpu_matmul_numerics::int8_activations;
-  return o;
-}
-
-std::unique_ptr<backend> make_serving_cpu_backend() {
-  return make_from_environment(serving_cpu_backend_options());
 }
 
 std::string_view cpu_gemm_provider() noexcept {

@@ -49,17 +49,6 @@ struct cpu_backend_options {
 /// CPU without AVX2+FMA+F16C; the message says which.
 status make_cpu_backend(const cpu_backend_options& options, std::unique_ptr<backend>& out);
 
-/// What a serving worker's CPU backend starts from, before the environment: the int8 numerics
-/// (docs/decisions/0007-int8-numerics-default.md), eight-row weight copies, all cores. The
-/// default cpu_backend_options (make_cpu_backend(), the reference other backends and the
-/// fixtures are checked against) keep the exact numerics.
-cpu_backend_options serving_cpu_backend_options() noexcept;
-
-/// make_cpu_backend(serving_cpu_backend_options() under the environment):
-/// BASTION_CPU_NUMERICS=exact gives the reference numerics back. Stops the process with the
-/// reason when the environment asks for what cannot be had, like make_cpu_backend().
-std::unique_ptr<backend> make_serving_cpu_backend();
-
 /// True when this CPU can run the AVX2 kernels (AVX2, FMA and F16C).
 bool cpu_has_avx2_kernels() noexcept;
 
