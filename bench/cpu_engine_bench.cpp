@@ -196,6 +196,13 @@ int main(int argc, char** argv) {
   const auto prepare_t0 = clock_type::now();
   check(dec.prepare(), "prepare");
   const double prepare_s = seconds_since(prepare_t0);
+  const resident_weights* resident = dec.resident();
+  if (!resident) die("prepare left no resident weights");
+  int repacked = 0;  // matrices the backend reads from its own copies
+  for (const auto& L : resident->layers)
+    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      repacked += w->layout != weight_layout::stored;
+  repacked += resident->output.layout != weight_layout::stored;
   step_output out;
 
   // Batch 1: one prefill step of the whole prompt, then decode steps.
@@ -238,16 +245,16 @@ int main(int argc, char** argv) {
 
   std::printf(
       "{\"kernels\": \"%s\", \"numerics\": \"%s\", \"threads\": %d, \"requantized_q8\": %s, "
-      "\"repacked\": %s, "
+      "\"repacked_matrices\": %d, "
       "\"prompt_tokens\": %lld, \"decode_steps\": %lld, \"batch\": %lld, "
       "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"batch_decode_tok_s\": %.3f, "
       "\"prefill_cpu_tok_s\": %.3f, \"decode_cpu_tok_s\": %.3f, \"batch_decode_cpu_tok_s\": %.3f, "
       "\"weight_bytes_per_token\": %llu, \"prepare_s\": %.3f}\n",
       std::string{cpu_kernel_set_name(a.options.kernels)}.c_str(),
       a.options.numerics == cpu_matmul_numerics::exact_f32 ? "exact" : "int8", threads,
-      a.requantize ? "true" : "false", a.options.repack_weights ? "true" : "false",
-      static_cast<long long>(a.prompt_tokens), static_cast<long long>(a.decode_steps),
-      static_cast<long long>(a.batch), static_cast<double>(a.prompt_tokens) / prefill_s,
+      a.requantize ? "true" : "false", repacked, static_cast<long long>(a.prompt_tokens),
+      static_cast<long long>(a.decode_steps), static_cast<long long>(a.batch),
+      static_cast<double>(a.prompt_tokens) / prefill_s,
       static_cast<double>(a.decode_steps) / decode_s,
       static_cast<double>(a.decode_steps * a.batch) / batch_s,
       static_cast<double>(a.prompt_tokens) / prefill_cpu_s,
