@@ -5,9 +5,11 @@
 // threads; these functions are single-threaded and allocate nothing.
 //
 // Determinism contract, for every function here: output element (i, j) is computed by the
-// same sequence of operations whatever m, the range [j0, j1) (for gemm_q8: ranges whose ends
-// are multiples of gemm_q8_row_align, or n for the last one) or the tiling, so a row gets the
-// same bits whether it is computed alone, in a batch, or by another thread.
+// same sequence of operations whatever m, the range [j0, j1) (for gemm_q8 and gemm_q8_rows8:
+// ranges whose ends are multiples of gemm_q8_row_align, or n for the last one) or the tiling,
+// so a row gets the same bits whether it is computed alone, in a batch, or by another thread.
+// (The AVX2 and scalar tables round differently: each is deterministic, they agree within
+// float rounding, not bit for bit.)
 
 #include "kernels/quant/tensor_type.hpp"
 

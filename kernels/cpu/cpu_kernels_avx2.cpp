@@ -10,6 +10,9 @@
 // row per 32-bit lane) against tiles of up to 16 activation rows, so each weight block is
 // unpacked once per 16 rows of a batch; a matrix's last rows (fewer than eight) take the
 // 4 x 2 tiles of tile_q8. 64 activation rows at a time stay in L2 while the weights stream.
+// gemm_q8_rows8 reads the same tiles from pack_rows8's layout, where the transposes and the
+// scale gathers were done once at load: one contiguous stream per eight rows, the same
+// operations on the same values after that, so the same bits.
 
 #include "kernels/cpu/cpu_kernels.hpp"
 
