@@ -3,8 +3,10 @@
 //
 //   cpu_matmul_bench [--type q4_1|q4_0|q8_0|f16|f32] [--m 1] [--n 1536] [--k 576]
 //                    [--kernels auto|scalar|avx2] [--numerics int8|exact] [--threads 1]
-//                    [--reps 200]
+//                    [--reps 200] [--layout stored|rows8]
 // Prints one JSON object: best and median microseconds, GMAC/s and weight GB/s at the best.
+// --layout rows8: the matrix repacked first (backend::repack_weight, int8 numerics only), as
+// the engine's resident weights hold it.
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/quant/quantize.hpp"
@@ -30,7 +32,7 @@ namespace {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string type_name = "q4_1";
+  std::string type_name = "q4_1", layout = "stored";
   std::int64_t m = 1, n = 1536, k = 576, reps = 200;
   cpu_backend_options options;
   options.threads = 1;
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
       reps = num();
     else if (key == "--threads")
       options.threads = static_cast<int>(num());
+    else if (key == "--layout")
+      layout = v;
     else if (key == "--kernels")
       options.kernels = v == "scalar" ? cpu_kernel_set::scalar
                         : v == "avx2" ? cpu_kernel_set::avx2
@@ -107,7 +111,15 @@ int main(int argc, char** argv) {
   for (auto& v : x) v = nd(rng);
   std::unique_ptr<backend> be;
   if (auto s = make_cpu_backend(options, be); !s) die(s.message());
-  const weight_view view{type, w.data(), n, k};
+  weight_view view{type, w.data(), n, k};
+  std::vector<std::uint8_t> repacked;
+  if (layout == "rows8") {
+    repacked.resize(be->repacked_bytes(view));
+    if (repacked.empty()) die("no rows8 layout for this type, size or numerics");
+    if (auto s = be->repack_weight(view, repacked.data(), view); !s) die(s.message());
+  } else if (layout != "stored") {
+    die("unknown layout " + layout);
+  }
   std::vector<double> us;
   for (std::int64_t r = 0; r < reps + 3; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -119,10 +131,11 @@ int main(int argc, char** argv) {
   std::sort(us.begin(), us.end());
   const double best = us.front(), med = us[us.size() / 2];
   std::printf(
-      "{\"type\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"kernels\": \"%s\", "
+      "{\"type\": \"%s\", \"layout\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"kernels\": "
+      "\"%s\", "
       "\"threads\": %d, \"best_us\": %.2f, \"median_us\": %.2f, \"gmac_s\": %.2f, "
       "\"weight_gb_s\": %.2f}\n",
-      type_name.c_str(), static_cast<long long>(m), static_cast<long long>(n),
+      type_name.c_str(), layout.c_str(), static_cast<long long>(m), static_cast<long long>(n),
       static_cast<long long>(k), std::string{cpu_kernel_set_name(options.kernels)}.c_str(),
       options.threads, best, med, static_cast<double>(m * n * k) / best / 1e3,
       static_cast<double>(w.size()) / best / 1e3);

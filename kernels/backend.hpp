@@ -25,14 +25,25 @@
 
 namespace bastion::kernels {
 
+/// How a weight matrix's bytes are arranged.
+enum class weight_layout {
+  /// Rows back to back, each row_bytes(type, cols) bytes: the model file's layout.
+  stored,
+  /// The CPU backend's eight-row interleaved copy (kernels/cpu/cpu_kernels.hpp, pack_rows8),
+  /// made by its repack_weight; only that backend's matmul reads it.
+  cpu_rows8,
+};
+
 /// A weight matrix in its stored type: `rows` rows of `cols` elements, each row
-/// row_bytes(type, cols) bytes, rows back to back. `cols` is a multiple of the type's block.
-/// F32 rows may be unaligned (safetensors does not align); backends must not assume alignment.
+/// row_bytes(type, cols) bytes, rows back to back (unless `layout` says otherwise). `cols` is a
+/// multiple of the type's block. F32 rows may be unaligned (safetensors does not align);
+/// backends must not assume alignment.
 struct weight_view {
   tensor_type type = tensor_type::f32;
   const void* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
+  weight_layout layout = weight_layout::stored;
 };
 
 /// How rotary position embedding pairs the dimensions of a head.
@@ -96,6 +107,34 @@ class backend {
 
   /// y[m x w.rows] = x[m x w.cols] * W^T with W in its stored type (F32/F16/BF16/Q8_0/Q4_0/Q4_1).
   virtual status matmul(const float* x, const weight_view& w, float* y, std::int64_t m) = 0;
+
+  /// Bytes of a copy of `w` that this backend's matmul reads faster than `w` itself; 0 (the
+  /// default) when there is none. A host backend's resident weights hold such copies.
+  virtual std::uint64_t repacked_bytes(const weight_view& w) const {
+    (void)w;
+    return 0;
+  }
+  /// Writes that copy of `w` to `dst` (repacked_bytes(w) bytes of this backend's memory, which
+  /// must outlive the copy's use) and sets `out` to the view matmul takes in place of `w`.
+  /// Only matmul reads the copy (embed_rows keeps reading `w`).
+  virtual status repack_weight(const weight_view& w, void* dst, weight_view& out) {
+    (void)w;
+    (void)dst;
+    (void)out;
+    return {status_code::unsupported, std::string{name()} + ": no repacked weight layout"};
+  }
+
+  /// Products that share their input (a layer's q, k and v projections; its gate and up):
+  /// ys[i] = matmul(x, ws[i], ys[i], m) for i < count, each output exactly what that call gives.
+  /// REQUIRES: every ws[i].cols is x's width; no ys[i] overlaps x or another ys[j]. The default
+  /// makes the calls in order (stopping at the first failure); a backend may share the input's
+  /// preparation between them (the CPU backend quantizes x once for int8 numerics).
+  virtual status matmul_shared_input(const float* x, const weight_view* ws, float* const* ys,
+                                     int count, std::int64_t m) {
+    for (int i = 0; i < count; ++i)
+      if (status s = matmul(x, ws[i], ys[i], m); !s) return s;
+    return status::ok();
+  }
 
   /// out[i] = row ids[i] of `table` as F32, out is [n x table.cols]. Every id must be in
   /// [0, table.rows); an id outside is invalid_argument (and out is unspecified).

@@ -74,9 +74,11 @@ struct thread_scratch {
 
 class cpu_backend final : public backend {
  public:
-  cpu_backend(const cpu::cpu_kernels& kernels, int threads, cpu_matmul_numerics numerics)
+  cpu_backend(const cpu::cpu_kernels& kernels, int threads, cpu_matmul_numerics numerics,
+              bool repack_weights)
       : kern_(kernels),
         numerics_(numerics),
+        repack_weights_(repack_weights),
         scratch_(static_cast<std::size_t>(threads)),
         pool_(threads) {}
 
@@ -100,41 +102,125 @@ class cpu_backend final : public backend {
     return status::ok();
   }
 
-  // Quantized weights with int8_activations: the activations are quantized once per call,
-  // then integer block products. Otherwise F32 products, F32 weights read in place when
-  // aligned, other types dequantized a tile of rows at a time into the thread's scratch.
-  // Every output element is computed the same way whatever m and the split between threads,
-  // so a sequence gets the same bits alone or batched.
   status matmul(const float* x, const weight_view& w, float* y, std::int64_t m) override {
-    if (auto s = check_weight(w, "matmul"); !s) return s;
-    if (auto s = check_shape(x, w.data, y, m, w.rows, w.cols, "matmul"); !s) return s;
-    if (m == 0 || w.rows == 0) return status::ok();
+    return matmul_shared_input(x, &w, &y, 1, m);
+  }
+
+  // With int8 numerics, quantized matrices of eight rows or more have a copy in pack_rows8's
+  // layout (the same size): the eight-row tiles read one stream instead of eight rows.
+  std::uint64_t repacked_bytes(const weight_view& w) const override {
+    if (!repack_weights_ || numerics_ != cpu_matmul_numerics::int8_activations ||
+        !is_quantized(w.type) || w.layout != weight_layout::stored ||
+        w.rows < cpu::gemm_q8_row_align || !check_weight(w, "repack"))
+      return 0;
+    return *row_bytes(w.type, static_cast<std::uint64_t>(w.cols)) *
+           static_cast<std::uint64_t>(w.rows);
+  }
+
+  status repack_weight(const weight_view& w, void* dst, weight_view& out) override {
+    if (repacked_bytes(w) == 0)
+      return {status_code::unsupported,
+              "repack_weight: no faster layout for a " +
+                  std::string{ggml_type_name(static_cast<std::uint32_t>(w.type))} + " " +
+                  std::to_string(w.rows) + " x " + std::to_string(w.cols) + " weight" +
+                  (numerics_ != cpu_matmul_numerics::int8_activations ? " with exact numerics"
+                   : repack_weights_                                  ? ""
+                                                                      : " (repacking is off)")};
+    if (!dst) return invalid("repack_weight", "null destination");
+    cpu::pack_rows8(w.type, static_cast<const std::uint8_t*>(w.data), w.rows,
+                    w.cols / cpu::q8_block_elems, static_cast<std::uint8_t*>(dst));
+    out = w;
+    out.data = dst;
+    out.layout = weight_layout::cpu_rows8;
+    return status::ok();
+  }
+
+  // Quantized weights with int8_activations: the activations are quantized once per call (one
+  // call covers every product of the same input), then integer block products, the tasks of
+  // up to eight products in one parallel run. Otherwise F32 products, F32 weights read in place
+  // when aligned, other types dequantized a tile of rows at a time into the thread's scratch.
+  // Every output element is computed the same way whatever m, the other products of the call
+  // and the split between threads, so a sequence gets the same bits alone or batched.
+  status matmul_shared_input(const float* x, const weight_view* ws, float* const* ys, int count,
+                             std::int64_t m) override {
+    if (count < 0 || (count > 0 && (!ws || !ys)))
+      return invalid("matmul", "bad list of products (count " + std::to_string(count) + ")");
+    for (int i = 0; i < count; ++i) {
+      const weight_view& w = ws[i];
+      if (auto s = check_weight(w, "matmul"); !s) return s;
+      if (auto s = check_shape(x, w.data, ys[i], m, w.rows, w.cols, "matmul"); !s) return s;
+      if (w.cols != ws[0].cols)
+        return invalid("matmul", "products of one input differ in width (" +
+                                     std::to_string(w.cols) + " vs " + std::to_string(ws[0].cols) +
+                                     ")");
+      if (w.layout == weight_layout::cpu_rows8 &&
+          (numerics_ != cpu_matmul_numerics::int8_activations || !is_quantized(w.type)))
+        return invalid("matmul",
+                       "an eight-row repacked weight needs a quantized type and the "
+                       "int8 numerics");
+    }
+    if (m == 0 || count == 0) return status::ok();
+    const bool int8 = numerics_ == cpu_matmul_numerics::int8_activations;
+    bool quantized = false;
+    for (int i = 0; i < count; ++i) {
+      if (int8 && is_quantized(ws[i].type))
+        quantized = true;
+      else
+        matmul_f32_numerics(x, ws[i], ys[i], m);
+    }
+    if (quantized) matmul_int8(x, ws, ys, count, m);
+    return status::ok();
+  }
+
+  // The quantized products of the list with int8 activations. REQUIRES: checked by
+  // matmul_shared_input; m > 0.
+  void matmul_int8(const float* x, const weight_view* ws, float* const* ys, int count,
+                   std::int64_t m) {
+    const std::int64_t k = ws[0].cols, nb = k / cpu::q8_block_elems;
+    if (xq_.size() < static_cast<std::size_t>(m * nb)) xq_.resize(static_cast<std::size_t>(m * nb));
+    cpu::q8_block* xq = xq_.data();
+    constexpr std::int64_t quantize_rows_per_task = 16;
+    pool_.run((m + quantize_rows_per_task - 1) / quantize_rows_per_task,
+              [&](std::int64_t task, int) {
+                const std::int64_t i0 = task * quantize_rows_per_task;
+                const std::int64_t i1 = std::min(m, i0 + quantize_rows_per_task);
+                for (std::int64_t i = i0; i < i1; ++i) kern_.quantize_q8(x + i * k, xq + i * nb, k);
+              });
+    // Up to eight products per parallel run, their tasks back to back: product at[i] owns
+    // tasks [first[i], first[i + 1]).
+    constexpr int products_per_run = 8;
+    int next = 0;
+    while (next < count) {
+      int at[products_per_run], products = 0;
+      for (; next < count && products < products_per_run; ++next)
+        if (is_quantized(ws[next].type)) at[products++] = next;
+      std::int64_t first[products_per_run + 1] = {0}, per_task[products_per_run] = {};
+      for (int i = 0; i < products; ++i) {
+        per_task[i] = rows_per_task(ws[at[i]].rows, pool_.threads());
+        first[i + 1] = first[i] + (ws[at[i]].rows + per_task[i] - 1) / per_task[i];
+      }
+      pool_.run(first[products], [&](std::int64_t task, int) {
+        int i = 0;
+        while (task >= first[i + 1]) ++i;
+        const weight_view& w = ws[at[i]];
+        const std::int64_t j0 = (task - first[i]) * per_task[i];
+        const std::int64_t j1 = std::min(w.rows, j0 + per_task[i]);
+        const auto gemm =
+            w.layout == weight_layout::cpu_rows8 ? kern_.gemm_q8_rows8 : kern_.gemm_q8;
+        gemm(w.type, xq, m, nb, static_cast<const std::uint8_t*>(w.data),
+             *row_bytes(w.type, static_cast<std::uint64_t>(k)), j0, j1, ys[at[i]], w.rows);
+      });
+    }
+  }
+
+  // One product with F32 arithmetic. REQUIRES: checked by matmul_shared_input; m > 0.
+  void matmul_f32_numerics(const float* x, const weight_view& w, float* y, std::int64_t m) {
+    if (w.rows == 0) return;
     const std::int64_t n = w.rows, k = w.cols;
     const std::size_t stride = *row_bytes(w.type, static_cast<std::uint64_t>(k));
     const auto* base = static_cast<const std::uint8_t*>(w.data);
     const std::int64_t per_task = rows_per_task(n, pool_.threads());
     const std::int64_t tasks = (n + per_task - 1) / per_task;
-
-    if (is_quantized(w.type) && numerics_ == cpu_matmul_numerics::int8_activations) {
-      const std::int64_t nb = k / cpu::q8_block_elems;
-      if (xq_.size() < static_cast<std::size_t>(m * nb))
-        xq_.resize(static_cast<std::size_t>(m * nb));
-      cpu::q8_block* xq = xq_.data();
-      constexpr std::int64_t quantize_rows_per_task = 16;
-      pool_.run((m + quantize_rows_per_task - 1) / quantize_rows_per_task,
-                [&](std::int64_t task, int) {
-                  const std::int64_t i0 = task * quantize_rows_per_task;
-                  const std::int64_t i1 = std::min(m, i0 + quantize_rows_per_task);
-                  for (std::int64_t i = i0; i < i1; ++i)
-                    kern_.quantize_q8(x + i * k, xq + i * nb, k);
-                });
-      pool_.run(tasks, [&](std::int64_t task, int) {
-        const std::int64_t j0 = task * per_task, j1 = std::min(n, j0 + per_task);
-        kern_.gemm_q8(w.type, xq, m, nb, base, stride, j0, j1, y, n);
-      });
-      return status::ok();
-    }
-
     const bool in_place = w.type == tensor_type::f32 &&
                           reinterpret_cast<std::uintptr_t>(w.data) % alignof(float) == 0;
     if (in_place) {
@@ -143,7 +229,7 @@ class cpu_backend final : public backend {
         const std::int64_t j0 = task * per_task, j1 = std::min(n, j0 + per_task);
         kern_.gemm_f32(x, m, wf + j0 * k, j1 - j0, k, y + j0, n);
       });
-      return status::ok();
+      return;
     }
     constexpr std::int64_t tile_rows = 16;  // dequantized rows kept in cache for all of x
     for (auto& sc : scratch_) sc.tile.resize(static_cast<std::size_t>(tile_rows * k));
@@ -158,12 +244,13 @@ class cpu_backend final : public backend {
         kern_.gemm_f32(x, m, tile, nt, k, y + j0, n);
       }
     });
-    return status::ok();
   }
 
   status embed_rows(const weight_view& table, const std::int32_t* ids, std::int64_t n,
                     float* out) override {
     if (auto s = check_weight(table, "embed_rows"); !s) return s;
+    if (table.layout != weight_layout::stored)
+      return invalid("embed_rows", "the table is in a repacked layout (only matmul reads it)");
     if (n < 0 || (n > 0 && (!ids || !out))) return invalid("embed_rows", "bad ids or output");
     const std::uint64_t stride = *row_bytes(table.type, static_cast<std::uint64_t>(table.cols));
     for (std::int64_t i = 0; i < n; ++i) {
@@ -397,6 +484,7 @@ class cpu_backend final : public backend {
 
   const cpu::cpu_kernels& kern_;
   const cpu_matmul_numerics numerics_;
+  const bool repack_weights_;
   std::vector<cpu::q8_block> xq_;  // matmul: quantized activations (grows, never shrinks)
   std::vector<double> inv_freq_;   // rope: per-pair frequencies
   std::vector<float> rope_table_;  // rope: (cos, sin) per token and pair
@@ -478,7 +566,7 @@ status make_cpu_backend(const cpu_backend_options& options, std::unique_ptr<back
     threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1,
                          cpu::thread_pool::threads_max);
   out = std::make_unique<cpu_backend>(avx2 ? cpu::avx2_kernels() : cpu::scalar_kernels(), threads,
-                                      options.numerics);
+                                      options.numerics, options.repack_weights);
   return status::ok();
 }
 

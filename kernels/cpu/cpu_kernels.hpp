@@ -5,9 +5,11 @@
 // threads; these functions are single-threaded and allocate nothing.
 //
 // Determinism contract, for every function here: output element (i, j) is computed by the
-// same sequence of operations whatever m, the range [j0, j1) (for gemm_q8: ranges whose ends
-// are multiples of gemm_q8_row_align, or n for the last one) or the tiling, so a row gets the
-// same bits whether it is computed alone, in a batch, or by another thread.
+// same sequence of operations whatever m, the range [j0, j1) (for gemm_q8 and gemm_q8_rows8:
+// ranges whose ends are multiples of gemm_q8_row_align, or n for the last one) or the tiling,
+// so a row gets the same bits whether it is computed alone, in a batch, or by another thread.
+// (The AVX2 and scalar tables round differently: each is deterministic, they agree within
+// float rounding, not bit for bit.)
 
 #include "kernels/quant/tensor_type.hpp"
 
@@ -47,6 +49,12 @@ struct cpu_kernels {
                   const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
                   float* y, std::int64_t ldy);
 
+  /// gemm_q8 with w in the eight-row layout of pack_rows8 (row_stride: the stored layout's),
+  /// with the same results bit for bit. REQUIRES: as gemm_q8.
+  void (*gemm_q8_rows8)(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
+                        const std::uint8_t* w, std::size_t row_stride, std::int64_t j0,
+                        std::int64_t j1, float* y, std::int64_t ldy);
+
   /// y[i * ldy + j] = x_i . w_j for i < m, j < n, F32: x is [m x k], w is [n x k] (rows of w may
   /// be unaligned).
   void (*gemm_f32)(const float* x, std::int64_t m, const float* w, std::int64_t n, std::int64_t k,
@@ -75,6 +83,17 @@ struct cpu_kernels {
   /// is a polynomial), element by element, so any split of the range gives the same bits.
   void (*silu_mul_f32)(const float* gate, const float* up, float* out, std::int64_t n);
 };
+
+/// Copies a Q8_0, Q4_0 or Q4_1 matrix of `rows` rows of nb blocks (row_stride bytes each,
+/// back to back) into the eight-row layout that gemm_q8_rows8 reads as one stream, the same
+/// size: rows [0, n8), n8 = rows / 8 * 8, in groups of eight, group g in the 8 * row_stride
+/// bytes where its rows were; the last rows % 8 rows as stored (so row j >= n8 is at
+/// j * row_stride). In a group, block b's eight blocks become one record of 8 * block bytes:
+/// the eight F16 scales, then (Q4_1) the eight F16 minima, then the quantized bytes by 32-bit
+/// words, word t of rows 0..7 at 32 * t + 4 * r (Q4: t < 4, the packed nibbles; Q8_0: t < 8).
+/// REQUIRES: type is one of the three; dst does not overlap src.
+void pack_rows8(tensor_type type, const std::uint8_t* src, std::int64_t rows, std::int64_t nb,
+                std::uint8_t* dst) noexcept;
 
 /// The portable implementation.
 const cpu_kernels& scalar_kernels() noexcept;

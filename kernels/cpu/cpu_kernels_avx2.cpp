@@ -10,6 +10,9 @@
 // row per 32-bit lane) against tiles of up to 16 activation rows, so each weight block is
 // unpacked once per 16 rows of a batch; a matrix's last rows (fewer than eight) take the
 // 4 x 2 tiles of tile_q8. 64 activation rows at a time stay in L2 while the weights stream.
+// gemm_q8_rows8 reads the same tiles from pack_rows8's layout, where the transposes and the
+// scale gathers were done once at load: one contiguous stream per eight rows, the same
+// operations on the same values after that, so the same bits.
 
 #include "kernels/cpu/cpu_kernels.hpp"
 
@@ -187,6 +190,67 @@ inline void prefetch_rows(const std::uint8_t* next, std::size_t stride,
     _mm_prefetch(reinterpret_cast<const char*>(next + r * stride + offset), _MM_HINT_T0);
 }
 
+// The eight rows' block b from pack_rows8's layout (`w`: the group): the words of the packed
+// nibbles as tile8_q4's transpose leaves them, the scales and the minima. With one activation
+// row (decode) the stream is prefetched rows8_prefetch_bytes ahead.
+constexpr std::size_t rows8_prefetch_bytes = 1024;
+
+template <tensor_type T, int C>
+inline void rows8_q4_block(const std::uint8_t* w, std::int64_t b, __m256i (&d)[4], __m256& dw,
+                           __m256& mw) noexcept {
+  constexpr std::size_t rec_bytes = 8 * block_bytes_of(T);
+  constexpr std::size_t heads = T == tensor_type::q4_1 ? 32 : 16;
+  const std::uint8_t* rec = w + static_cast<std::size_t>(b) * rec_bytes;
+  if constexpr (C == 1)
+    for (std::size_t line = 0; line < rec_bytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(rec + rows8_prefetch_bytes + line), _MM_HINT_T0);
+  dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+  if constexpr (T == tensor_type::q4_1)
+    mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 16)));
+  else
+    mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
+  for (int k = 0; k < 4; ++k)
+    d[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + heads + 32 * k));
+}
+
+// The eight rows' block b from the stored layout (rows `stride` bytes apart from `w`), as
+// rows8_q4_block gives it: the packed nibbles transposed in registers, the scales gathered.
+template <tensor_type T, int C>
+inline void stored_q4_block(const std::uint8_t* w, std::size_t stride, std::int64_t b,
+                            const std::uint8_t* next, __m256i (&d)[4], __m256& dw,
+                            __m256& mw) noexcept {
+  constexpr std::size_t bb = block_bytes_of(T);
+  constexpr std::size_t qoff = T == tensor_type::q4_1 ? 4 : 2;
+  const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
+  if (C == 1 && next) prefetch_rows(next, stride, static_cast<std::size_t>(blk - w));
+  // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
+  __m256i v[4];
+  for (int i = 0; i < 4; ++i)
+    v[i] = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + i * stride + qoff))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (i + 4) * stride + qoff)), 1);
+  // 4 x 4 transpose of 32-bit words in each half: d[k] holds word k of rows 0..3 (4..7).
+  const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  d[0] = _mm256_unpacklo_epi64(t0, t2);
+  d[1] = _mm256_unpackhi_epi64(t0, t2);
+  d[2] = _mm256_unpacklo_epi64(t1, t3);
+  d[3] = _mm256_unpackhi_epi64(t1, t3);
+  // The eight rows' F16 scales (and Q4_1 minima; Q4_0's first weight bytes, unused), then
+  // byte shuffles split the scales from the rest.
+  __m128i q0123, q4567;
+  gather_block_heads(blk, stride, q0123, q4567);
+  // Words d0 m0 d1 m1 d2 m2 d3 m3 -> d0 d1 d2 d3 m0 m1 m2 m3.
+  const __m128i split = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+  const __m128i s0123 = _mm_shuffle_epi8(q0123, split), s4567 = _mm_shuffle_epi8(q4567, split);
+  dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(s0123, s4567));
+  if constexpr (T == tensor_type::q4_1)
+    mw = _mm256_cvtph_ps(_mm_unpackhi_epi64(s0123, s4567));
+  else
+    mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
+}
+
 // Eight weight rows at once for the 4-bit types, with no horizontal sums: the rows' packed
 // nibbles are transposed in registers so that each 32-bit lane holds one row's four nibbles
 // of a group of four elements; one broadcast of the activation's four bytes for that group
@@ -194,51 +258,31 @@ inline void prefetch_rows(const std::uint8_t* next, std::size_t stride,
 // 8 x 2 x 15 x 127 = 30480, no overflow), and one widening, one conversion and one FMA per
 // block give the eight rows' results in one vector. Q4_0 is Q4_1 with minimum -8 d.
 // Output (c, r) is the same sequence of operations for every C, so batching changes no bit.
-// `next`: the next eight rows this thread will read, or null; with one activation row (decode,
-// which streams every weight once from memory) their blocks are prefetched a group ahead.
-template <tensor_type T, int C>
+// Rows8: w in pack_rows8's layout, read as one stream; otherwise the stored layout, where
+// `next` is the next eight rows this thread will read, or null; with one activation row
+// (decode, which streams every weight once from memory) their blocks are prefetched a group
+// ahead.
+template <tensor_type T, int C, bool Rows8>
 void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
               float* y, std::int64_t ldy, const std::uint8_t* next) noexcept {
-  constexpr std::size_t bb = block_bytes_of(T);
-  constexpr std::size_t qoff = T == tensor_type::q4_1 ? 4 : 2;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   __m256 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
-    if (C == 1 && next) prefetch_rows(next, stride, static_cast<std::size_t>(blk - w));
-    // v[i]: row i in the low 128 bits, row i + 4 in the high 128 bits.
-    __m256i v[4];
-    for (int i = 0; i < 4; ++i)
-      v[i] = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + i * stride + qoff))),
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + (i + 4) * stride + qoff)), 1);
-    // 4 x 4 transpose of 32-bit words in each half: d[k] holds word k of rows 0..3 (4..7).
-    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
-    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
-    const __m256i d[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
-                          _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    __m256i d[4];
+    __m256 dw, mw;
+    if constexpr (Rows8) {
+      rows8_q4_block<T, C>(w, b, d, dw, mw);
+    } else {
+      stored_q4_block<T, C>(w, stride, b, next, d, dw, mw);
+    }
     // Group g < 4 (elements 4g..4g+3) is the low nibbles of word g; group g + 4 the high ones.
     __m256i wg[8];
     for (int k = 0; k < 4; ++k) {
       wg[k] = _mm256_and_si256(d[k], low4);
       wg[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), low4);
     }
-    // The eight rows' F16 scales (and Q4_1 minima; Q4_0's first weight bytes, unused), then
-    // byte shuffles split the scales from the rest.
-    __m128i q0123, q4567;
-    gather_block_heads(blk, stride, q0123, q4567);
-    // Words d0 m0 d1 m1 d2 m2 d3 m3 -> d0 d1 d2 d3 m0 m1 m2 m3.
-    const __m128i split = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-    const __m128i s0123 = _mm_shuffle_epi8(q0123, split), s4567 = _mm_shuffle_epi8(q4567, split);
-    const __m256 dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(s0123, s4567));
-    __m256 mw;
-    if constexpr (T == tensor_type::q4_1)
-      mw = _mm256_cvtph_ps(_mm_unpackhi_epi64(s0123, s4567));
-    else
-      mw = _mm256_mul_ps(dw, _mm256_set1_ps(-8.0f));
     for (int c = 0; c < C; ++c) {
       const q8_block& xb = x[c * nb + b];
       // The activation's four bytes of group g, in every 32-bit lane, straight from memory.
@@ -257,19 +301,54 @@ void tile8_q4(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
   for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
 }
 
+// One activation block against eight Q8_0 rows' block, transposed (wg[g]: word g of the eight
+// rows; aw[g] = |wg[g]|): acc += (the eight block products) * dw * d_x.
+inline void q8_rows8_column(const q8_block& xb, const __m256i (&wg)[8], const __m256i (&aw)[8],
+                            __m256 dw, __m256i ones, __m256& acc) noexcept {
+  __m256i p[8];
+  for (int g = 0; g < 8; ++g) {
+    const __m256i xg = _mm256_broadcastd_epi32(_mm_loadu_si32(xb.q + 4 * g));
+    p[g] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(xg, wg[g])), ones);
+  }
+  const __m256i s32 = _mm256_add_epi32(
+      _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
+      _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
+  acc =
+      _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d)), acc);
+}
+
 // Eight Q8_0 weight rows at once, the layout of tile8_q4: the rows' 32-bit words (four
 // elements each) transposed so that vector g holds elements 4g..4g+3 of the eight rows, one
 // row per 32-bit lane, against the activation's four bytes of group g broadcast. Signed
 // weights take the sign trick, |w| * (x * sign(w)); each group's pair sums go to 32 bits at
 // once (two groups of 128 x 127 products could overflow 16 bits). One conversion and one FMA
 // per block give the eight rows' results in one vector, with no horizontal sums.
-template <int C>
+template <int C, bool Rows8>
 void tile8_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride,
               float* y, std::int64_t ldy, const std::uint8_t* next) noexcept {
   constexpr std::size_t bb = block_bytes_of(tensor_type::q8_0);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  if constexpr (Rows8) {
+    // pack_rows8's layout: the scales, then vector g is already word g of the eight rows.
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::uint8_t* rec = w + static_cast<std::size_t>(b) * 8 * bb;
+      if constexpr (C == 1)
+        for (std::size_t line = 0; line < 8 * bb; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(rec + rows8_prefetch_bytes + line),
+                       _MM_HINT_T0);
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+      __m256i wg[8], aw[8];
+      for (int g = 0; g < 8; ++g) {
+        wg[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 16 + 32 * g));
+        aw[g] = _mm256_sign_epi8(wg[g], wg[g]);
+      }
+      for (int c = 0; c < C; ++c) q8_rows8_column(x[c * nb + b], wg, aw, dw, ones, acc[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
+    return;
+  }
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* blk = w + static_cast<std::size_t>(b) * bb;
     if (C == 1 && next) prefetch_rows(next, stride, static_cast<std::size_t>(blk - w));
@@ -320,43 +399,32 @@ void tile8_q8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::si
       wg[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
     }
     for (int g = 0; g < 8; ++g) aw[g] = _mm256_sign_epi8(wg[g], wg[g]);
-    for (int c = 0; c < C; ++c) {
-      const q8_block& xb = x[c * nb + b];
-      __m256i p[8];
-      for (int g = 0; g < 8; ++g) {
-        const __m256i xg = _mm256_broadcastd_epi32(_mm_loadu_si32(xb.q + 4 * g));
-        p[g] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], _mm256_sign_epi8(xg, wg[g])), ones);
-      }
-      const __m256i s32 = _mm256_add_epi32(
-          _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
-          _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
-      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32),
-                               _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d)), acc[c]);
-    }
+    for (int c = 0; c < C; ++c) q8_rows8_column(x[c * nb + b], wg, aw, dw, ones, acc[c]);
   }
   for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + c * ldy, acc[c]);
 }
 
-template <tensor_type T, int C>
+template <tensor_type T, int C, bool Rows8>
 void tile8(const q8_block* x, std::int64_t nb, const std::uint8_t* w, std::size_t stride, float* y,
            std::int64_t ldy, const std::uint8_t* next) noexcept {
   if constexpr (T == tensor_type::q8_0)
-    tile8_q8<C>(x, nb, w, stride, y, ldy, next);
+    tile8_q8<C, Rows8>(x, nb, w, stride, y, ldy, next);
   else
-    tile8_q4<T, C>(x, nb, w, stride, y, ldy, next);
+    tile8_q4<T, C, Rows8>(x, nb, w, stride, y, ldy, next);
 }
 
 // Eight weight rows against activation rows i0..i1, in tiles of 16, 8, 4 and 1 rows: every
 // (activation row, weight row) output is the same operations in every tile size.
-template <tensor_type T>
+template <tensor_type T, bool Rows8>
 void rows8(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t nb,
            const std::uint8_t* w, std::size_t stride, float* y, std::int64_t ldy,
            const std::uint8_t* next) noexcept {
   std::int64_t i = i0;
-  for (; i + 16 <= i1; i += 16) tile8<T, 16>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
-  for (; i + 8 <= i1; i += 8) tile8<T, 8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
-  for (; i + 4 <= i1; i += 4) tile8<T, 4>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
-  for (; i < i1; ++i) tile8<T, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 16 <= i1; i += 16)
+    tile8<T, 16, Rows8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 8 <= i1; i += 8) tile8<T, 8, Rows8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i + 4 <= i1; i += 4) tile8<T, 4, Rows8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
+  for (; i < i1; ++i) tile8<T, 1, Rows8>(x + i * nb, nb, w, stride, y + i * ldy, ldy, next);
 }
 
 template <tensor_type T, int R>
@@ -369,7 +437,9 @@ void rows_q8(const q8_block* x, std::int64_t i0, std::int64_t i1, std::int64_t n
   if (i < i1) tile_q8<T, R, 1>(x + i * nb, nb, w, stride, y + i * ldy, ldy);
 }
 
-template <tensor_type T>
+// Rows8: w in pack_rows8's layout (group g of eight rows where its rows were, the rest as
+// stored, so the tails below read it as they read the stored layout).
+template <tensor_type T, bool Rows8>
 void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::uint8_t* w,
                std::size_t stride, std::int64_t j0, std::int64_t j1, float* y,
                std::int64_t ldy) noexcept {
@@ -378,8 +448,8 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
     const std::int64_t i1 = (m < i0 + rows_hot ? m : i0 + rows_hot);
     std::int64_t j = j0;
     for (; j + 8 <= j1; j += 8)
-      rows8<T>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy,
-               j + 16 <= j1 ? w + static_cast<std::size_t>(j + 8) * stride : nullptr);
+      rows8<T, Rows8>(x, i0, i1, nb, w + static_cast<std::size_t>(j) * stride, stride, y + j, ldy,
+                      j + 16 <= j1 ? w + static_cast<std::size_t>(j + 8) * stride : nullptr);
     // Four or more activation rows: 2 x 4 tiles (each weight block unpacked once per four
     // rows); fewer (decode): 4 x 2 or 4 x 1.
     if (i1 - i0 >= 4)
@@ -392,19 +462,32 @@ void gemm_q8_t(const q8_block* x, std::int64_t m, std::int64_t nb, const std::ui
   }
 }
 
-void gemm_q8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
-             const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
-             float* y, std::int64_t ldy) {
+template <bool Rows8>
+void gemm_q8_layout(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
+                    const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
+                    float* y, std::int64_t ldy) {
   switch (type) {
     case tensor_type::q8_0:
-      return gemm_q8_t<tensor_type::q8_0>(x, m, nb, w, row_stride, j0, j1, y, ldy);
+      return gemm_q8_t<tensor_type::q8_0, Rows8>(x, m, nb, w, row_stride, j0, j1, y, ldy);
     case tensor_type::q4_0:
-      return gemm_q8_t<tensor_type::q4_0>(x, m, nb, w, row_stride, j0, j1, y, ldy);
+      return gemm_q8_t<tensor_type::q4_0, Rows8>(x, m, nb, w, row_stride, j0, j1, y, ldy);
     case tensor_type::q4_1:
-      return gemm_q8_t<tensor_type::q4_1>(x, m, nb, w, row_stride, j0, j1, y, ldy);
+      return gemm_q8_t<tensor_type::q4_1, Rows8>(x, m, nb, w, row_stride, j0, j1, y, ldy);
     default:
       return;
   }
+}
+
+void gemm_q8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
+             const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
+             float* y, std::int64_t ldy) {
+  gemm_q8_layout<false>(type, x, m, nb, w, row_stride, j0, j1, y, ldy);
+}
+
+void gemm_q8_rows8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
+                   const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
+                   float* y, std::int64_t ldy) {
+  gemm_q8_layout<true>(type, x, m, nb, w, row_stride, j0, j1, y, ldy);
 }
 
 // F32 tile: one 8-lane accumulator per (row, column) pair over the whole multiple of 8, then
@@ -585,8 +668,9 @@ void silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n
   }
 }
 
-constexpr cpu_kernels table{"avx2",  quantize_q8, gemm_q8,      gemm_f32,      dequantize,
-                            dot_f32, axpy_f32,    dot_rows_f32, axpy_rows_f32, silu_mul_f32};
+constexpr cpu_kernels table{"avx2",       quantize_q8,   gemm_q8,     gemm_q8_rows8,
+                            gemm_f32,     dequantize,    dot_f32,     axpy_f32,
+                            dot_rows_f32, axpy_rows_f32, silu_mul_f32};
 
 }  // namespace
 

@@ -186,9 +186,11 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out, 
       const paged_kv_view kv = kv_.layer_view(l);
       // Attention block: x += Wo * attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x).
       BASTION_TRY(be_.rmsnorm_f32(x, L.attn_norm, h, T, c.dim, c.rms_eps));
-      BASTION_TRY(be_.matmul(h, L.wq, q, T));
-      BASTION_TRY(be_.matmul(h, L.wk, k, T));
-      BASTION_TRY(be_.matmul(h, L.wv, v, T));
+      {
+        const weight_view qkv[3] = {L.wq, L.wk, L.wv};
+        float* const qkv_out[3] = {q, k, v};
+        BASTION_TRY(be_.matmul_shared_input(h, qkv, qkv_out, 3, T));
+      }
       if (c.qkv_bias) {
         BASTION_TRY(be_.add_bias_f32(q, L.bq, T, c.q_dim()));
         BASTION_TRY(be_.add_bias_f32(k, L.bk, T, c.kv_dim()));
@@ -203,8 +205,11 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out, 
       BASTION_TRY(be_.add_f32(x, o, T * c.dim));
       // MLP block: x += W_down (silu(W_gate h) * W_up h), h = rmsnorm(x).
       BASTION_TRY(be_.rmsnorm_f32(x, L.ffn_norm, h, T, c.dim, c.rms_eps));
-      BASTION_TRY(be_.matmul(h, L.w_gate, gate, T));
-      BASTION_TRY(be_.matmul(h, L.w_up, up, T));
+      {
+        const weight_view gate_up[2] = {L.w_gate, L.w_up};
+        float* const gate_up_out[2] = {gate, up};
+        BASTION_TRY(be_.matmul_shared_input(h, gate_up, gate_up_out, 2, T));
+      }
       BASTION_TRY(be_.silu_mul_f32(gate, up, gate, T * c.ffn_dim));
       BASTION_TRY(be_.matmul(gate, L.w_down, o, T));
       if (collective_) BASTION_TRY(collective_->all_reduce_sum(o, T * c.dim));

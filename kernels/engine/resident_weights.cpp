@@ -46,6 +46,25 @@ class placer {
 
 const float* data_or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 
+// A host backend's faster copies of the projection matrices (backend::repack_weight), in one
+// arena; the embedding table stays as it is (a tied output gets its own copy).
+status repack(backend& be, resident_weights& r) {
+  std::vector<weight_view*> views{&r.output};
+  for (auto& d : r.layers)
+    for (auto* v : {&d.wq, &d.wk, &d.wv, &d.wo, &d.w_gate, &d.w_up, &d.w_down}) views.push_back(v);
+  std::uint64_t total = 0;
+  for (const auto* v : views) total += aligned(be.repacked_bytes(*v));
+  if (total == 0) return status::ok();
+  if (auto s = backend_buffer::make(&be, total, r.arena); !s) return s;
+  auto* at = static_cast<std::uint8_t*>(r.arena.data());
+  for (auto* v : views)
+    if (const std::uint64_t bytes = be.repacked_bytes(*v); bytes > 0) {
+      if (auto s = be.repack_weight(*v, at, *v); !s) return s;
+      at += aligned(bytes);
+    }
+  return status::ok();
+}
+
 }  // namespace
 
 status resident_weights::make(const model& m, backend& be, resident_weights& out) {
@@ -74,6 +93,7 @@ status resident_weights::make(const model& m, backend& be, resident_weights& out
   }
   r.matrix_bytes_per_token += view_bytes(w.output);
   if (be.uses_host_memory()) {
+    if (auto s = repack(be, r); !s) return s;
     out = std::move(r);
     return status::ok();
   }

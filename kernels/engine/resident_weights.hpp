@@ -1,8 +1,10 @@
 #pragma once
 // A model's weights where a backend's operations can read them. For a host backend these are
-// the model's own views (nothing is copied); for a device backend every tensor is uploaded
-// once into one arena of device memory, so a step reads no host memory. The tied output
-// projection shares the embedding's copy.
+// the model's own views, except the projection matrices the backend reads faster in another
+// layout (backend::repack_weight: the CPU backend's eight-row copies for its int8 numerics),
+// which are copied once into one arena; for a device backend every tensor is uploaded once
+// into one arena of device memory, so a step reads no host memory. The tied output projection
+// shares the embedding's copy on a device.
 
 #include "kernels/backend.hpp"
 #include "kernels/engine/backend_buffer.hpp"
@@ -32,7 +34,8 @@ struct resident_weights {
   /// Bytes of weight matrices one decode token reads (every layer's projections and the
   /// output projection; the embedding reads one row): the memory-bandwidth bound of decode.
   std::uint64_t matrix_bytes_per_token = 0;
-  /// Device arena holding the copies; empty for a host backend.
+  /// Arena holding the copies (device copies, or a host backend's repacked matrices); empty
+  /// when nothing was copied.
   backend_buffer arena;
 
   /// Makes the weights of `m` resident on `be`. REQUIRES: `m` and `be` outlive `out`.

@@ -145,3 +145,134 @@ TEST_CASE("the two numerics agree within the activation quantization error") {
   CHECK(num / den < 2e-2);
   CHECK(num / den > 0.0);  // int8 really quantizes: a bug routing it to exact would show here
 }
+
+TEST_CASE("products of one input give the bits of separate products; bad lists are refused") {
+  std::mt19937 rng{23};
+  const std::int64_t k = 96, m = 5;
+  // Eleven products (more than one parallel run takes), of the three quantized types, with and
+  // without an F32 one among them (the F32 route beside the int8 one in one call); row counts
+  // off the eight-row tiles.
+  std::vector<std::vector<std::uint8_t>> bytes;
+  std::vector<weight_view> ws;
+  const tensor_type types[] = {tensor_type::q4_1, tensor_type::q8_0, tensor_type::q4_0};
+  for (int i = 0; i < 11; ++i) {
+    const tensor_type type = types[i % 3];
+    const std::int64_t n = 3 + 9 * i;
+    bytes.emplace_back(*row_bytes(type, static_cast<std::uint64_t>(n * k)));
+    auto& b = bytes.back();
+    for (auto& byte : b) byte = static_cast<std::uint8_t>(rng());
+    const std::size_t bb = type == tensor_type::q8_0 ? 34 : type == tensor_type::q4_0 ? 18 : 20;
+    for (std::size_t off = 0; off < b.size(); off += bb) {
+      const auto d = float_to_half(0.02f), mn = float_to_half(-0.1f);
+      std::memcpy(b.data() + off, &d, 2);
+      if (type == tensor_type::q4_1) std::memcpy(b.data() + off + 2, &mn, 2);
+    }
+    ws.push_back({type, b.data(), n, k});
+  }
+  std::normal_distribution<float> nd;
+  std::vector<float> x(static_cast<std::size_t>(m * k));
+  for (auto& v : x) v = nd(rng);
+  std::vector<float> wf(static_cast<std::size_t>(7 * k));
+  for (auto& v : wf) v = nd(rng);
+  std::vector<cpu_kernel_set> sets{cpu_kernel_set::scalar};
+  if (cpu_has_avx2_kernels()) sets.push_back(cpu_kernel_set::avx2);
+  for (auto set : sets)
+    for (auto numerics : {cpu_matmul_numerics::exact_f32, cpu_matmul_numerics::int8_activations})
+      for (int threads : {1, 2})
+        for (bool with_f32 : {false, true}) {
+          auto list = ws;
+          if (with_f32) list[4] = {tensor_type::f32, wf.data(), 7, k};
+          std::unique_ptr<backend> be;
+          REQUIRE(make_cpu_backend({threads, set, numerics}, be));
+          std::vector<std::vector<float>> together, alone;
+          std::vector<float*> outs;
+          for (const auto& w : list) {
+            together.emplace_back(static_cast<std::size_t>(m * w.rows), -3.0f);
+            alone.emplace_back(static_cast<std::size_t>(m * w.rows), -4.0f);
+            outs.push_back(together.back().data());
+          }
+          REQUIRE(be->matmul_shared_input(x.data(), list.data(), outs.data(),
+                                          static_cast<int>(list.size()), m));
+          for (std::size_t i = 0; i < list.size(); ++i)
+            REQUIRE(be->matmul(x.data(), list[i], alone[i].data(), m));
+          INFO(cpu_kernel_set_name(set) << " threads " << threads << " int8 "
+                                        << (numerics == cpu_matmul_numerics::int8_activations)
+                                        << " with an F32 product " << with_f32);
+          CHECK(together == alone);
+        }
+
+  std::unique_ptr<backend> be;
+  REQUIRE(
+      make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::int8_activations}, be));
+  std::vector<float> y1(static_cast<std::size_t>(m * ws[0].rows)),
+      y2(static_cast<std::size_t>(m * ws[1].rows));
+  float* outs[2] = {y1.data(), y2.data()};
+  weight_view narrow[2] = {ws[0], ws[1]};
+  narrow[1].cols = 64;  // another width than the input's
+  status s = be->matmul_shared_input(x.data(), narrow, outs, 2, m);
+  INFO(s.message());
+  CHECK(s.code() == status_code::invalid_argument);
+  CHECK(s.message().find("width") != std::string::npos);
+  CHECK(be->matmul_shared_input(x.data(), nullptr, outs, 2, m).code() ==
+        status_code::invalid_argument);
+  CHECK(be->matmul_shared_input(x.data(), ws.data(), outs, -1, m).code() ==
+        status_code::invalid_argument);
+  CHECK(be->matmul_shared_input(x.data(), ws.data(), outs, 0, m));  // nothing to do
+}
+
+TEST_CASE("repacked weights: the bits of the stored layout; refused where they cannot be read") {
+  std::mt19937 rng{24};
+  const std::int64_t n = 203, k = 192, m = 6;
+  const auto w = random_q4_1(n, k, rng);
+  const weight_view stored{tensor_type::q4_1, w.data(), n, k};
+  std::normal_distribution<float> nd;
+  std::vector<float> x(static_cast<std::size_t>(m * k));
+  for (auto& v : x) v = nd(rng);
+  std::vector<cpu_kernel_set> sets{cpu_kernel_set::scalar};
+  if (cpu_has_avx2_kernels()) sets.push_back(cpu_kernel_set::avx2);
+  for (auto set : sets)
+    for (int threads : {1, 2}) {
+      std::unique_ptr<backend> be;
+      REQUIRE(make_cpu_backend({threads, set, cpu_matmul_numerics::int8_activations}, be));
+      REQUIRE(be->repacked_bytes(stored) == w.size());
+      std::vector<std::uint8_t> copy(w.size());
+      weight_view packed;
+      REQUIRE(be->repack_weight(stored, copy.data(), packed));
+      CHECK(packed.layout == weight_layout::cpu_rows8);
+      CHECK(packed.data == copy.data());
+      CHECK(be->repacked_bytes(packed) == 0);  // already repacked
+      std::vector<float> a(static_cast<std::size_t>(m * n)), b(a.size(), -1.0f);
+      REQUIRE(be->matmul(x.data(), stored, a.data(), m));
+      REQUIRE(be->matmul(x.data(), packed, b.data(), m));
+      INFO(cpu_kernel_set_name(set) << " threads " << threads);
+      CHECK(a == b);
+      const std::int32_t id = 5;
+      std::vector<float> row(static_cast<std::size_t>(k));
+      CHECK(be->embed_rows(packed, &id, 1, row.data()).code() == status_code::invalid_argument);
+      // Fewer than eight rows, or an F32 matrix: nothing to gain, no copy.
+      CHECK(be->repacked_bytes({tensor_type::q4_1, w.data(), 7, k}) == 0);
+      CHECK(be->repacked_bytes({tensor_type::f32, x.data(), m, k}) == 0);
+    }
+  std::unique_ptr<backend> exact;
+  REQUIRE(make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::exact_f32}, exact));
+  CHECK(exact->repacked_bytes(stored) == 0);
+  std::vector<std::uint8_t> copy(w.size());
+  weight_view packed;
+  const status refused = exact->repack_weight(stored, copy.data(), packed);
+  INFO(refused.message());
+  CHECK(refused.code() == status_code::unsupported);
+  CHECK(refused.message().find("exact numerics") != std::string::npos);
+  cpu_backend_options off{1, cpu_kernel_set::automatic, cpu_matmul_numerics::int8_activations};
+  off.repack_weights = false;
+  std::unique_ptr<backend> no_repack;
+  REQUIRE(make_cpu_backend(off, no_repack));
+  CHECK(no_repack->repacked_bytes(stored) == 0);
+  CHECK(no_repack->repack_weight(stored, copy.data(), packed).code() == status_code::unsupported);
+  // A copy made for int8 numerics handed to an exact backend is refused, not misread.
+  std::unique_ptr<backend> int8;
+  REQUIRE(make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::int8_activations},
+                           int8));
+  REQUIRE(int8->repack_weight(stored, copy.data(), packed));
+  std::vector<float> y(static_cast<std::size_t>(m * n));
+  CHECK(exact->matmul(x.data(), packed, y.data(), m).code() == status_code::invalid_argument);
+}

@@ -275,3 +275,32 @@ TEST_CASE("attention row kernels: scores and weighted sums over scattered rows")
       CHECK(normalised_error(y, want_y) < 1e-5);
     }
 }
+
+TEST_CASE("eight-row layout: the same bits as the stored layout, on every path and split") {
+  std::mt19937 rng{18};
+  const std::int64_t k = 96, nb = 3;
+  for (const auto* kern : kernel_sets())
+    for (auto type : {tensor_type::q8_0, tensor_type::q4_0, tensor_type::q4_1})
+      for (std::int64_t n : {8, 23, 40, 3}) {  // whole groups, a ragged tail, no group at all
+        const auto w = random_matrix(type, n, k, rng);
+        const std::size_t stride = *row_bytes(type, static_cast<std::uint64_t>(k));
+        std::vector<std::uint8_t> packed(w.size(), 0xa5);
+        cpu::pack_rows8(type, w.data(), n, nb, packed.data());
+        if (n >= 8) CHECK(packed != w);  // really another layout
+        for (std::int64_t m : {1, 4, 16, 21}) {
+          const auto x = random_floats(static_cast<std::size_t>(m * k), rng);
+          std::vector<q8_block> xq(static_cast<std::size_t>(m * nb));
+          kern->quantize_q8(x.data(), xq.data(), m * k);
+          std::vector<float> stored(static_cast<std::size_t>(m * n), -1.0f),
+              rows8(static_cast<std::size_t>(m * n), -2.0f);
+          kern->gemm_q8(type, xq.data(), m, nb, w.data(), stride, 0, n, stored.data(), n);
+          // In aligned ranges, as the backend's threads take them.
+          for (std::int64_t j0 = 0; j0 < n; j0 += 16)
+            kern->gemm_q8_rows8(type, xq.data(), m, nb, packed.data(), stride, j0,
+                                std::min(n, j0 + 16), rows8.data(), n);
+          INFO(kern->name << " " << traits_of(static_cast<std::uint32_t>(type))->name << " n=" << n
+                          << " m=" << m);
+          CHECK(stored == rows8);
+        }
+      }
+}

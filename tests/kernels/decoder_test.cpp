@@ -4,6 +4,7 @@
 // prefill at once, token by token, or mixed with other sequences give the same bits.
 
 #include "kernels/engine/decoder.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/kernels/tiny_model.hpp"
 
@@ -152,6 +153,41 @@ TEST_CASE("prefill at once, token by token and in a mixed batch give identical l
   const sequence_id b_alone = f.add(5);
   REQUIRE(d.step({{b_alone, prompt_b, false}}, o));
   CHECK(o.logits == b_last);
+}
+
+TEST_CASE("int8 numerics: the repacked weights change no bit, alone or batched") {
+  // The CPU backend's eight-row copies (resident_weights, backend::repack_weight) against the
+  // stored layout, on both kernel sets: a prefill with every position's logits, then a batch
+  // that decodes one sequence beside another's prefill.
+  fixture f{tiny_spec{}, tensor_type::q8_0};
+  std::vector<cpu_kernel_set> sets{cpu_kernel_set::scalar};
+  if (cpu_has_avx2_kernels()) sets.push_back(cpu_kernel_set::avx2);
+  for (auto set : sets) {
+    std::vector<std::vector<float>> runs;
+    for (bool repack : {true, false}) {
+      cpu_backend_options o{1, set, cpu_matmul_numerics::int8_activations};
+      o.repack_weights = repack;
+      std::unique_ptr<backend> be;
+      REQUIRE(make_cpu_backend(o, be));
+      std::unique_ptr<kv_cache> kv;
+      REQUIRE(kv_cache::create({f.m.config.n_layers, f.m.config.kv_dim(), 4, 32, 8}, kv));
+      decoder d{f.m, *be, *kv};
+      REQUIRE(d.prepare());
+      // Every matrix of the tiny model has at least eight rows: all of them are copies.
+      CHECK((d.resident()->layers[0].w_down.layout == weight_layout::cpu_rows8) == repack);
+      CHECK((d.resident()->output.layout == weight_layout::cpu_rows8) == repack);
+      REQUIRE(kv->add_sequence(1));
+      REQUIRE(kv->add_sequence(2));
+      step_output o1, o2;
+      REQUIRE(d.step({{1, prompt_a, true}}, o1));
+      REQUIRE(d.step({{1, {7}, false}, {2, prompt_b, true}}, o2));
+      auto all = o1.logits;
+      all.insert(all.end(), o2.logits.begin(), o2.logits.end());
+      runs.push_back(all);
+    }
+    INFO(cpu_kernel_set_name(set));
+    CHECK(runs[0] == runs[1]);
+  }
 }
 
 TEST_CASE("decoder refuses bad steps and leaves the cache as it was") {
