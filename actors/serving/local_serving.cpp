@@ -127,9 +127,8 @@ class local_serving_impl final : public local_serving {
       ss.inbox_max = static_cast<std::size_t>(ss.batch_max) * 4 + 16;
       auto sched = caf::actor_cast<caf::actor>(scheduler_);
       worker::worker_reports reports;
-      reports.finished = [sched](std::uint64_t ticket, std::chrono::nanoseconds service) {
-        caf::anon_send(sched, finished_atom::value, ticket,
-                       static_cast<std::int64_t>(service.count()));
+      reports.finished = [sched](std::vector<finished_report> batch) {
+        caf::anon_send(sched, finished_atom::value, std::move(batch));
       };
       reports.preempted = [sched](std::uint64_t ticket) {
         caf::anon_send(sched, preempted_atom::value, ticket);

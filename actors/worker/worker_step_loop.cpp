@@ -144,7 +144,14 @@ void worker_step_loop::finished(const served_request_ptr& r, std::chrono::nanose
   assert(r->completed() && "a request is reported finished only once it is completed");
   const auto service =
       started.count() > 0 ? clock_.monotonic() - started : std::chrono::nanoseconds{0};
-  if (reports_.finished) reports_.finished(r->ticket, service);
+  finished_out_.push_back({r->ticket, static_cast<std::int64_t>(service.count())});
+}
+
+void worker_step_loop::flush_finished() {
+  if (finished_out_.empty()) return;
+  std::vector<serving::finished_report> batch;
+  batch.swap(finished_out_);
+  if (reports_.finished) reports_.finished(std::move(batch));
 }
 
 void worker_step_loop::end_stopped(const served_request_ptr& r, stop_reason why,
@@ -388,6 +395,7 @@ void worker_step_loop::run() {
     poll_flags();
     for (auto& m : models_)
       if (m->runner && !m->runner->idle()) step_model(*m);
+    flush_finished();
     publish();
   }
   // Shutdown: what is left is told so, and reported, so the scheduler frees its slots.
@@ -405,6 +413,7 @@ void worker_step_loop::run() {
     finished(lr.request, lr.started);
   }
   live_.clear();
+  flush_finished();
   publish();
 }
 

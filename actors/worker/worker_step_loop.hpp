@@ -34,9 +34,12 @@
 namespace bastion::worker {
 
 /// Where the step thread reports to (the scheduler actor, in the node). Called on the step
-/// thread; must not block.
+/// thread; must not block. Finished reports are gathered over one iteration of the loop (take
+/// the inbox, one step per model) and given in one call, so a step that ends many requests
+/// costs one message; preempted and health reports go at once (the scheduler must hear that a
+/// worker is unhealthy before it sees the requests it hands back).
 struct worker_reports {
-  std::function<void(std::uint64_t ticket, std::chrono::nanoseconds service)> finished;
+  std::function<void(std::vector<serving::finished_report> batch)> finished;
   std::function<void(std::uint64_t ticket)> preempted;
   std::function<void(bool healthy, const std::string& reason)> health;
 };
@@ -110,6 +113,8 @@ class worker_step_loop {
   void end_stopped(const serving::served_request_ptr& r, serving::stop_reason why,
                    const loaded_model* m);
   void publish();
+  /// Sends the finished reports gathered since the last flush (one call), if any.
+  void flush_finished();
 
   // Declared in teardown order (reverse): the thread stops before the models go, and the
   // models before the backend they run on.
@@ -124,6 +129,7 @@ class worker_step_loop {
   std::vector<std::string> model_ids_;
   std::map<std::uint64_t, live_request> live_;  // by ticket; touched only by the step thread
   bool healthy_ = true;                         // step thread only
+  std::vector<serving::finished_report> finished_out_;  // step thread only; flushed per iteration
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
