@@ -18,6 +18,8 @@ const char* to_string(request_outcome o) noexcept {
       return "invalid";
     case request_outcome::failed:
       return "failed";
+    case request_outcome::prompt_too_long:
+      return "prompt_too_long";
   }
   return "unknown";
 }

@@ -207,10 +207,17 @@ void worker_step_loop::take(inbox_item item) {
     if (auto err =
             encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids)) {
       // The input as a whole is at fault (too long, untokenizable); the front ends name it.
-      r->complete(
-          gateway::inference_error{
-              gateway::error_code::invalid_argument, *err, r->request().request_id, 0, {}, "input"},
-          request_outcome::invalid);
+      // A prompt too long for the context is counted as its own outcome.
+      const bool too_long = err->what == input_refusal::kind::too_long;
+      gateway::inference_error e{gateway::error_code::invalid_argument,
+                                 std::move(err->message),
+                                 r->request().request_id,
+                                 0,
+                                 {},
+                                 "input"};
+      if (too_long) e.reason = to_string(request_outcome::prompt_too_long);
+      r->complete(std::move(e),
+                  too_long ? request_outcome::prompt_too_long : request_outcome::invalid);
       return finished(r, {});
     }
   }
