@@ -64,6 +64,8 @@ struct worker_metrics {
   metrics::gauge* kv_blocks_used = nullptr;      // over all of the worker's models
   metrics::gauge* kv_blocks_total = nullptr;
   metrics::gauge* healthy = nullptr;
+  metrics::counter* recovery_probes = nullptr;  // canaries run while unhealthy
+  metrics::counter* recoveries = nullptr;       // returns to healthy after a failing step
 };
 
 }  // namespace bastion::serving

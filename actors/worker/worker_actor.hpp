@@ -42,8 +42,8 @@ struct work_batch {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_snapshot& x) {
-  return f(caf::meta::type_name("bastion.worker_snapshot"), x.id, x.kind, x.backend, x.models,
-           x.healthy, x.running, x.waiting, x.kv_blocks_used, x.kv_blocks_total, x.steps,
+  return f(caf::meta::type_name("bastion.worker_snapshot"), x.id, x.kind, x.backend, x.threads,
+           x.models, x.healthy, x.running, x.waiting, x.kv_blocks_used, x.kv_blocks_total, x.steps,
            x.max_step_sequences);
 }
 

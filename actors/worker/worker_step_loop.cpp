@@ -92,6 +92,7 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   loop->published_.id = s.worker_id;
   loop->published_.kind = s.kind;
   loop->published_.backend = loop->backend_name_;
+  loop->published_.threads = s.threads;
   loop->published_.models = loop->model_ids_;
   loop->healthy_ = loop->backend_ != nullptr;
   loop->publish();
@@ -110,7 +111,8 @@ worker_step_loop::worker_step_loop(step_loop_settings settings,
       backend_error_(std::move(backend_error)),
       clock_(clock),
       reports_(std::move(reports)),
-      metrics_(metrics) {
+      metrics_(metrics),
+      recovery_(settings_.recovery_backoff, settings_.recovery_backoff_max) {
   if (!backend_ && backend_error_.empty()) backend_error_ = "no backend";
 }
 
@@ -306,12 +308,7 @@ void worker_step_loop::step_model(loaded_model& m) {
     metrics_->step_sequences->set(static_cast<double>(sequences));
     metrics_->step_sequences_max->set(static_cast<double>(m.runner->stats().max_step_sequences));
   }
-  if (!st && healthy_) {
-    // Told before the requests are handed back, so the scheduler routes them elsewhere.
-    healthy_ = false;
-    if (reports_.health)
-      reports_.health(false, "worker '" + settings_.worker_id + "': " + st.message());
-  }
+  if (!st && healthy_) became_unhealthy(st.message());
   for (auto& e : events) {
     auto it = live_.find(e.id);
     if (it == live_.end()) continue;  // cancelled in this very step
@@ -360,11 +357,44 @@ void worker_step_loop::step_model(loaded_model& m) {
   }
 }
 
+void worker_step_loop::became_unhealthy(const std::string& why) {
+  // Told before the requests are handed back, so the scheduler routes them elsewhere.
+  healthy_ = false;
+  recovery_.failed(clock_.monotonic());
+  if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
+}
+
+void worker_step_loop::probe_if_due() {
+  if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
+  const auto st = probe_backend(*backend_);
+  if (metrics_) metrics_->recovery_probes->inc();
+  if (!st) {
+    recovery_.failed(clock_.monotonic());
+    return;
+  }
+  const auto failed_probes = recovery_.failed_probes();
+  recovery_.recovered();
+  healthy_ = true;
+  if (metrics_) metrics_->recoveries->inc();
+  if (reports_.health)
+    reports_.health(true, "worker '" + settings_.worker_id +
+                              "': the backend passed its probe after " +
+                              std::to_string(failed_probes) + " failed ones");
+}
+
+std::chrono::milliseconds worker_step_loop::idle_wait() const {
+  if (healthy_ || !backend_ || !recovery_.waiting()) return std::chrono::milliseconds::max();
+  const auto left = recovery_.next_probe() - clock_.monotonic();
+  if (left.count() <= 0) return std::chrono::milliseconds{0};
+  return std::min(settings_.recovery_poll, std::chrono::ceil<std::chrono::milliseconds>(left));
+}
+
 void worker_step_loop::publish() {
   serving::worker_snapshot s;
   s.id = settings_.worker_id;
   s.kind = settings_.kind;
   s.backend = backend_name_;
+  s.threads = settings_.threads;
   s.models = model_ids_;
   s.healthy = healthy_;
   for (const auto& m : models_) {
@@ -392,11 +422,18 @@ void worker_step_loop::run() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // Sleep only with nothing to run: live requests are polled after every step.
-      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !live_.empty(); });
+      // Sleep only with nothing to run: live requests are polled after every step. An
+      // unhealthy worker also wakes for its next probe.
+      auto ready = [&] { return stopping_ || !inbox_.empty() || !live_.empty(); };
+      const auto wait = idle_wait();
+      if (wait == std::chrono::milliseconds::max())
+        wake_.wait(lock, ready);
+      else
+        wake_.wait_for(lock, wait, ready);
       if (stopping_) break;
       taken.swap(inbox_);
     }
+    probe_if_due();
     for (auto& item : taken) take(std::move(item));
     taken.clear();
     poll_flags();
