@@ -123,7 +123,7 @@ class worker_step_loop {
   void end_stopped(const serving::served_request_ptr& r, serving::stop_reason why,
                    const loaded_model* m);
   void publish();
-  /// A step failed at `now`: unhealthy (told at once), a probe scheduled after the backoff.
+  /// A step failed: unhealthy (told at once), the first probe due one backoff from now.
   void became_unhealthy(const std::string& why);
   /// Runs the canary when one is due; healthy again when it passes.
   void probe_if_due();
