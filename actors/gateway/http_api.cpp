@@ -130,6 +130,7 @@ class http_exchange {
   kj::Promise<void> send_error(error_code code, std::string message, std::string param = {},
                                std::uint32_t retry_after_ms = 0, std::string leader = {});
   kj::Promise<void> send_error(const inference_error& e) {
+    if (!e.reason.empty()) ctx_.metrics.http_rejected(e.reason);
     return send_error(e.code, e.message, param_name(e), e.retry_after_ms, e.leader_address);
   }
   // The port's name for the field at fault in OpenAI's terms: the input is the completion's
@@ -601,6 +602,7 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
   if (!batch.done) return data;
   ended = true;
   if (auto* err = std::get_if<inference_error>(&*batch.done)) {
+    if (!err->reason.empty()) ctx_.metrics.http_rejected(err->reason);
     error_event(err->code, err->message, param_name(*err));
     return data;
   }

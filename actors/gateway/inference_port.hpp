@@ -117,6 +117,10 @@ struct inference_error {
   // prompt or chat as a whole (e.g. longer than the context): each front end names it in its
   // own protocol's terms. Empty: not about one field.
   std::string param;
+  // A refusal the port counts under its own reason, which the front ends count too, in
+  // bastion_http_rejected_total / bastion_rpc_rejected_total{reason} (e.g. "prompt_too_long").
+  // Empty: none.
+  std::string reason;
 };
 
 using completion = std::variant<final_result, inference_error>;

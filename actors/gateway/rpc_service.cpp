@@ -222,6 +222,13 @@ std::string outcome_label(const completion& done) {
   return "ok";
 }
 
+// A refusal the port names a reason for (e.g. a prompt too long for the context) is counted
+// with the gateway's own refusals.
+void count_port_refusal(gateway_context& ctx, const completion& done) {
+  if (auto* err = std::get_if<inference_error>(&done); err && !err->reason.empty())
+    ctx.metrics.rpc_rejected(err->reason);
+}
+
 // One admitted call in flight: the port call plus its deadline guard.
 class rpc_call {
  public:
@@ -367,6 +374,7 @@ kj::Promise<void> inference_rpc_service::inference(InferenceContext context) {
   return ref.completion_only()
       .then([this, context, &ref](completion done) mutable {
         ctx_.metrics.rpc_answered("inference", outcome_label(done));
+        count_port_refusal(ctx_, done);
         fill_result(context.getResults().initResult(), done, ref.request_id(), ref.model());
       })
       .attach(kj::mv(call));
@@ -401,6 +409,7 @@ kj::Promise<void> inference_rpc_service::inferenceStream(InferenceStreamContext 
   return pump_stream(ctx_, ref, sink)
       .then([this, context, &ref, sink](completion done) mutable {
         ctx_.metrics.rpc_answered("inferenceStream", outcome_label(done));
+        count_port_refusal(ctx_, done);
         context.getResults().setRequestId(ref.request_id());
         return send_done(ctx_, sink, done, ref.request_id(), ref.model());
       })

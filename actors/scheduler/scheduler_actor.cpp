@@ -2,6 +2,7 @@
 
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <cassert>
 
 namespace bastion::serving {
@@ -35,14 +36,29 @@ void forget(scheduler_state& st, std::uint64_t ticket) {
   st.requests.erase(it);
 }
 
-void send_start(self_ptr self, scheduler_state::entry& e, const scheduling::dispatch& d) {
+/// Starts decided together, grouped by worker: each worker gets one message per pass.
+struct start_batch {
+  const worker_actor* worker = nullptr;
+  work_batch batch;
+};
+
+void stage_start(self_ptr self, scheduler_state::entry& e, const scheduling::dispatch& d,
+                 std::vector<start_batch>& out) {
   auto w = self->state.workers.find(d.worker);
   // The policy only places on registered workers; a missing one is a bug in this actor.
   assert(w != self->state.workers.end());
   e.at = phase::running;
   e.worker = d.worker;
   e.restart.reset();
-  self->send(w->second, start_atom::value, work_item{e.request, d.model, d.fallback_model});
+  auto b = std::find_if(out.begin(), out.end(),
+                        [&](const start_batch& x) { return x.worker == &w->second; });
+  if (b == out.end()) b = out.insert(out.end(), start_batch{&w->second, {}});
+  b->batch.items.push_back(work_item{e.request, d.model, d.fallback_model});
+}
+
+void send_starts(self_ptr self, std::vector<start_batch>& out) {
+  for (auto& b : out) self->send(*b.worker, start_atom::value, std::move(b.batch));
+  out.clear();
 }
 
 void arm_tick(self_ptr self) {
@@ -52,10 +68,34 @@ void arm_tick(self_ptr self) {
   self->delayed_send(self, st.settings.tick, tick_atom::value);
 }
 
-/// Runs the policy and applies its decisions: preempts first (they free the slots the starts
-/// use), then starts.
-void schedule(self_ptr self) {
+/// Ends the queued requests whose deadline has passed: they never start.
+void expire_queued(self_ptr self, std::chrono::nanoseconds now) {
   auto& st = self->state;
+  for (auto ticket : st.policy->expire(now)) {
+    auto it = st.requests.find(ticket);
+    if (it == st.requests.end()) continue;
+    auto& e = it->second;
+    e.request->fail(gateway::error_code::deadline_exceeded,
+                    "the request waited in the queue past its deadline", request_outcome::deadline);
+    if (e.at == phase::preempting) {
+      // Its worker still has to confirm; the entry goes when it does.
+      e.dequeued = true;
+      e.request->request_stop(stop_reason::deadline);
+    } else {
+      forget(st, ticket);
+    }
+  }
+}
+
+/// One scheduling pass: expires queued requests past their deadline, runs the policy and
+/// applies its decisions: preempts first (they free the slots the starts use), then starts,
+/// one message per worker. Reads each clock once.
+void run_pass(self_ptr self) {
+  auto& st = self->state;
+  st.pass_due = false;
+  st.messages_since_due = 0;
+  ++st.passes;
+  expire_queued(self, st.clock->monotonic());
   auto d = st.policy->schedule(local_now(st));
   for (const auto& p : d.preempts) {
     auto it = st.requests.find(p.request);
@@ -64,6 +104,7 @@ void schedule(self_ptr self) {
     it->second.dequeued = false;
     it->second.request->request_preempt();
   }
+  std::vector<start_batch> out;
   for (const auto& s : d.starts) {
     auto it = st.requests.find(s.request);
     assert(it != st.requests.end());
@@ -71,10 +112,31 @@ void schedule(self_ptr self) {
       it->second.restart = s;  // runs once its worker confirms the preemption
       continue;
     }
-    send_start(self, it->second, s);
+    stage_start(self, it->second, s, out);
   }
+  send_starts(self, out);
   publish_gauges(st);
   arm_tick(self);
+}
+
+/// Marks a pass as due: something changed what could run.
+void pass_due(self_ptr self) { self->state.pass_due = true; }
+
+/// Called at the end of every handler: runs a due pass once no other message waits (so the
+/// messages that arrived together share it), or when the bound of deferred messages is reached.
+void end_of_message(self_ptr self) {
+  auto& st = self->state;
+  if (!st.pass_due) return;
+  if (self->mailbox().empty() || ++st.messages_since_due >= st.settings.pass_coalesce_max) {
+    run_pass(self);
+    return;
+  }
+  arm_tick(self);  // a backstop: the tick runs the pass should no handled message follow
+}
+
+/// Before answering about the state: the answer must not show work only waiting for a pass.
+void run_due_pass(self_ptr self) {
+  if (self->state.pass_due) run_pass(self);
 }
 
 /// A request left the worker side for good (finished there, or confirmed preempted after it
@@ -127,6 +189,102 @@ gateway::inference_error refusal(const scheduling::admit_result& r, std::uint32_
   return e;
 }
 
+void admit(self_ptr self, served_request_ptr& r) {
+  auto& st = self->state;
+  const auto& req = r->request();
+  // One lookup both refuses a duplicate id and reserves the id for this request.
+  auto [by_id, fresh] = st.tickets_by_request.try_emplace(req.request_id, st.next_ticket);
+  if (!fresh) {
+    r->fail(gateway::error_code::invalid_argument,
+            "request id '" + req.request_id + "' is already in flight", request_outcome::invalid);
+    return;
+  }
+  r->ticket = st.next_ticket++;
+  const auto relative = req.deadline_ms > 0 ? std::chrono::milliseconds{req.deadline_ms}
+                                            : st.settings.deadline_default;
+  r->deadline = st.clock->monotonic() + relative;
+  scheduling::request_ticket t;
+  t.id = r->ticket;
+  t.model = req.model;
+  t.cls = req.priority;
+  t.deadline = r->deadline;
+  const auto verdict = st.policy->admit(std::move(t));
+  if (verdict.code != scheduling::admit_code::admitted) {
+    st.tickets_by_request.erase(by_id);
+    const auto counted = verdict.code == scheduling::admit_code::unknown_model
+                             ? request_outcome::unknown_model
+                             : request_outcome::overloaded;
+    r->complete(
+        refusal(verdict, static_cast<std::uint32_t>(st.settings.policy.retry_after_min.count())),
+        counted);
+    return;
+  }
+  st.requests.emplace(r->ticket, scheduler_state::entry{r, phase::queued, {}, {}, false});
+  pass_due(self);
+}
+
+void cancel(self_ptr self, const std::string& request_id) {
+  auto& st = self->state;
+  auto id = st.tickets_by_request.find(request_id);
+  if (id == st.tickets_by_request.end()) return;
+  const auto ticket = id->second;
+  auto& e = st.requests.at(ticket);
+  switch (e.at) {
+    case phase::queued:
+      st.policy->cancel(ticket);
+      e.request->request_stop(stop_reason::cancelled);
+      e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
+                        request_outcome::cancelled);
+      forget(st, ticket);
+      pass_due(self);
+      return;
+    case phase::running:
+    case phase::preempting:
+      // The worker ends it between steps (freeing its KV blocks) and reports finished.
+      e.request->request_stop(stop_reason::cancelled);
+      return;
+  }
+}
+
+void preempted(self_ptr self, std::uint64_t ticket) {
+  auto& st = self->state;
+  auto it = st.requests.find(ticket);
+  if (it == st.requests.end()) return;
+  auto& e = it->second;
+  pass_due(self);
+  if (e.request->completed() || e.request->stop_requested() != stop_reason::none) {
+    // Cancelled or expired while it was being preempted: it ends here.
+    if (!e.request->completed())
+      e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
+                        request_outcome::cancelled);
+    release(self, ticket, {});
+    return;
+  }
+  if (e.at == phase::preempting && e.restart) {
+    const auto d = *e.restart;
+    std::vector<start_batch> out;
+    stage_start(self, e, d, out);
+    send_starts(self, out);
+  } else if (e.at == phase::preempting) {
+    e.at = phase::queued;  // the policy requeued it when it decided the preemption
+  } else {
+    // Handed back unasked (its worker's step failed): free the slot and queue it again,
+    // so routing takes it to a healthy worker.
+    st.policy->finished(ticket, std::chrono::nanoseconds{0});
+    const auto& req = e.request->request();
+    const auto verdict = st.policy->admit(
+        scheduling::request_ticket{ticket, req.model, req.priority, e.request->deadline, false});
+    if (verdict.code != scheduling::admit_code::admitted) {
+      e.request->complete(
+          refusal(verdict, static_cast<std::uint32_t>(st.settings.policy.retry_after_min.count())),
+          request_outcome::overloaded);
+      forget(st, ticket);
+    } else {
+      e.at = phase::queued;
+    }
+  }
+}
+
 }  // namespace
 
 scheduler_actor::behavior_type scheduler_actor_impl(
@@ -138,131 +296,47 @@ scheduler_actor::behavior_type scheduler_actor_impl(
   self->state.policy = std::make_unique<scheduling::scheduler_policy>(self->state.settings.policy);
   return {
       [self](submit_atom, served_request_ptr& r) {
-        auto& st = self->state;
-        const auto& req = r->request();
-        if (st.tickets_by_request.count(req.request_id)) {
-          r->fail(gateway::error_code::invalid_argument,
-                  "request id '" + req.request_id + "' is already in flight",
-                  request_outcome::invalid);
-          return;
-        }
-        r->ticket = st.next_ticket++;
-        const auto relative = req.deadline_ms > 0 ? std::chrono::milliseconds{req.deadline_ms}
-                                                  : st.settings.deadline_default;
-        r->deadline = st.clock->monotonic() + relative;
-        scheduling::request_ticket t;
-        t.id = r->ticket;
-        t.model = req.model;
-        t.cls = req.priority;
-        t.deadline = r->deadline;
-        const auto verdict = st.policy->admit(t);
-        if (verdict.code != scheduling::admit_code::admitted) {
-          const auto counted = verdict.code == scheduling::admit_code::unknown_model
-                                   ? request_outcome::unknown_model
-                                   : request_outcome::overloaded;
-          r->complete(refusal(verdict, static_cast<std::uint32_t>(
-                                           st.settings.policy.retry_after_min.count())),
-                      counted);
-          return;
-        }
-        st.tickets_by_request[req.request_id] = r->ticket;
-        st.requests[r->ticket] = scheduler_state::entry{r, phase::queued, {}, {}, false};
-        schedule(self);
+        admit(self, r);
+        end_of_message(self);
       },
       [self](cancel_atom, const std::string& request_id) {
-        auto& st = self->state;
-        auto id = st.tickets_by_request.find(request_id);
-        if (id == st.tickets_by_request.end()) return;
-        const auto ticket = id->second;
-        auto& e = st.requests.at(ticket);
-        switch (e.at) {
-          case phase::queued:
-            st.policy->cancel(ticket);
-            e.request->request_stop(stop_reason::cancelled);
-            e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
-                              request_outcome::cancelled);
-            forget(st, ticket);
-            schedule(self);
-            return;
-          case phase::running:
-          case phase::preempting:
-            // The worker ends it between steps (freeing its KV blocks) and reports finished.
-            e.request->request_stop(stop_reason::cancelled);
-            return;
-        }
+        cancel(self, request_id);
+        end_of_message(self);
       },
       [self](register_atom, worker_registration& w) {
         auto& st = self->state;
         st.workers[w.state.id] = w.handle;
         st.policy->upsert_worker(std::move(w.state));
-        schedule(self);
+        pass_due(self);
+        end_of_message(self);
       },
       [self](finished_atom, std::uint64_t ticket, std::int64_t service_ns) {
         release(self, ticket, std::chrono::nanoseconds{service_ns});
-        schedule(self);
+        pass_due(self);
+        end_of_message(self);
+      },
+      [self](finished_atom, std::vector<finished_report>& reports) {
+        for (const auto& f : reports)
+          release(self, f.ticket, std::chrono::nanoseconds{f.service_ns});
+        pass_due(self);
+        end_of_message(self);
       },
       [self](preempted_atom, std::uint64_t ticket) {
-        auto& st = self->state;
-        auto it = st.requests.find(ticket);
-        if (it == st.requests.end()) return;
-        auto& e = it->second;
-        if (e.request->completed() || e.request->stop_requested() != stop_reason::none) {
-          // Cancelled or expired while it was being preempted: it ends here.
-          if (!e.request->completed())
-            e.request->finish(gateway::finish_reason::cancelled, e.request->request().model,
-                              request_outcome::cancelled);
-          release(self, ticket, {});
-          schedule(self);
-          return;
-        }
-        if (e.at == phase::preempting && e.restart) {
-          const auto d = *e.restart;
-          send_start(self, e, d);
-        } else if (e.at == phase::preempting) {
-          e.at = phase::queued;  // the policy requeued it when it decided the preemption
-        } else {
-          // Handed back unasked (its worker's step failed): free the slot and queue it again,
-          // so routing takes it to a healthy worker.
-          st.policy->finished(ticket, std::chrono::nanoseconds{0});
-          const auto& req = e.request->request();
-          const auto verdict = st.policy->admit(scheduling::request_ticket{
-              ticket, req.model, req.priority, e.request->deadline, false});
-          if (verdict.code != scheduling::admit_code::admitted) {
-            e.request->complete(refusal(verdict, static_cast<std::uint32_t>(
-                                                     st.settings.policy.retry_after_min.count())),
-                                request_outcome::overloaded);
-            forget(st, ticket);
-          } else {
-            e.at = phase::queued;
-          }
-        }
-        schedule(self);
+        preempted(self, ticket);
+        end_of_message(self);
       },
       [self](health_atom, const std::string& worker, bool healthy, const std::string&) {
         self->state.policy->set_health(worker, healthy);
-        schedule(self);
+        pass_due(self);
+        end_of_message(self);
       },
       [self](tick_atom) {
-        auto& st = self->state;
-        st.tick_armed = false;
-        for (auto ticket : st.policy->expire(st.clock->monotonic())) {
-          auto it = st.requests.find(ticket);
-          if (it == st.requests.end()) continue;
-          auto& e = it->second;
-          e.request->fail(gateway::error_code::deadline_exceeded,
-                          "the request waited in the queue past its deadline",
-                          request_outcome::deadline);
-          if (e.at == phase::preempting) {
-            // Its worker still has to confirm; the entry goes when it does.
-            e.dequeued = true;
-            e.request->request_stop(stop_reason::deadline);
-          } else {
-            forget(st, ticket);
-          }
-        }
-        schedule(self);
+        self->state.tick_armed = false;
+        pass_due(self);  // the pass expires queued deadlines and re-reads the time windows
+        end_of_message(self);
       },
       [self](drain_atom, bool cancel_all) -> bool {
+        run_due_pass(self);
         auto& st = self->state;
         st.draining = true;
         st.policy->start_drain();
@@ -275,8 +349,11 @@ scheduler_actor::behavior_type scheduler_actor_impl(
               e.request->fail(gateway::error_code::cancelled,
                               "the node is shutting down; the request was not started",
                               request_outcome::cancelled);
-              auto ticket = (it++)->first;
-              forget(st, ticket);
+              auto& by_id = st.tickets_by_request;
+              if (auto id = by_id.find(e.request->request().request_id);
+                  id != by_id.end() && id->second == it->first)
+                by_id.erase(id);
+              it = st.requests.erase(it);
               continue;
             }
             ++it;
@@ -286,6 +363,7 @@ scheduler_actor::behavior_type scheduler_actor_impl(
         return st.policy->drained() && st.requests.empty();
       },
       [self](snapshot_atom) -> scheduler_snapshot {
+        run_due_pass(self);
         auto& st = self->state;
         scheduler_snapshot s;
         for (std::size_t c = 0; c < scheduling::class_count; ++c) {
@@ -297,6 +375,7 @@ scheduler_actor::behavior_type scheduler_actor_impl(
         s.capacity_window = st.policy->window_name(local_now(st));
         s.draining = st.draining;
         s.drained = st.draining && st.policy->drained() && st.requests.empty();
+        s.passes = st.passes;
         return s;
       },
   };

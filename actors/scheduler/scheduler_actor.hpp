@@ -9,6 +9,14 @@
 // Per request, the actor keeps the phase the worker side is in: queued, running on a worker,
 // or preempting (the worker was told to stop it and has not confirmed yet; a restart the policy
 // decides meanwhile waits for the confirmation, so a request never runs twice at once).
+//
+// Scheduling passes are coalesced: a message that changes what could run (a submit, a finished
+// or preempted report, a health change, a tick) only marks a pass as due, and the pass runs
+// once the mailbox is empty, or after `pass_coalesce_max` messages when it never empties. So
+// requests that arrive together are placed together, in priority order, and reach each worker
+// in one start message. A pass reads the clocks once: it expires queued requests past their
+// deadline (never starting one), then applies the policy. Snapshot and drain run a due pass
+// first, so they never see work that is only waiting for one.
 
 #include "actors/scheduling/scheduler_policy.hpp"
 #include "actors/serving/served_request.hpp"
@@ -30,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace bastion::serving {
@@ -39,6 +48,9 @@ struct scheduler_settings {
   std::chrono::milliseconds deadline_default{60000};  // for requests that give none
   std::chrono::milliseconds tick{10};  // how often queued deadlines and windows are checked
   std::chrono::minutes utc_offset{0};  // local time of the capacity windows
+  // The most messages handled while a pass is due before it runs anyway (a mailbox that never
+  // empties under load must not starve placement).
+  std::uint32_t pass_coalesce_max = 64;
 };
 
 /// A worker joining the scheduler: what the policy routes by, and where to send its work.
@@ -53,20 +65,22 @@ struct scheduler_snapshot {
   std::uint64_t in_flight = 0;         // requests admitted and not yet ended
   std::string capacity_window;
   bool draining = false;
-  bool drained = false;  // draining and nothing left
+  bool drained = false;      // draining and nothing left
+  std::uint64_t passes = 0;  // scheduling passes run so far
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_snapshot& x) {
   return f(caf::meta::type_name("bastion.scheduler_snapshot"), x.queued, x.running, x.in_flight,
-           x.capacity_window, x.draining, x.drained);
+           x.capacity_window, x.draining, x.drained, x.passes);
 }
 
 /// The scheduler's typed interface.
 ///   submit:    admit a request (ends it at once with a typed error when refused).
 ///   cancel:    the client is gone; by request id; unknown ids are ignored.
 ///   register:  add or replace a worker.
-///   finished:  from a worker: the request ended there (ticket, service time in ns).
+///   finished:  from a worker: the request ended there (ticket, service time in ns), or a batch
+///              of such reports.
 ///   preempted: from a worker: the request stopped early, asked to or because its step failed
 ///              there, and runs again (its tokens kept) where the policy places it.
 ///   health:    from a worker: (worker id, healthy, reason).
@@ -79,6 +93,7 @@ using scheduler_actor =
                      caf::reacts_to<cancel_atom, std::string>,
                      caf::reacts_to<register_atom, worker_registration>,
                      caf::reacts_to<finished_atom, std::uint64_t, std::int64_t>,
+                     caf::reacts_to<finished_atom, std::vector<finished_report>>,
                      caf::reacts_to<preempted_atom, std::uint64_t>,
                      caf::reacts_to<health_atom, std::string, bool, std::string>,
                      caf::reacts_to<tick_atom>, caf::replies_to<drain_atom, bool>::with<bool>,
@@ -101,11 +116,14 @@ struct scheduler_state {
   serving_metrics* metrics = nullptr;
   std::unique_ptr<scheduling::scheduler_policy> policy;
   std::map<std::string, worker_actor> workers;
-  std::map<std::uint64_t, entry> requests;                  // by ticket
-  std::map<std::string, std::uint64_t> tickets_by_request;  // request id -> ticket
+  std::unordered_map<std::uint64_t, entry> requests;                  // by ticket
+  std::unordered_map<std::string, std::uint64_t> tickets_by_request;  // request id -> ticket
   std::uint64_t next_ticket = 1;
   bool tick_armed = false;
   bool draining = false;
+  bool pass_due = false;                 // a message changed what could run; no pass since
+  std::uint32_t messages_since_due = 0;  // handled while pass_due, bounded by pass_coalesce_max
+  std::uint64_t passes = 0;
 };
 
 /// Spawn with `sys.spawn(scheduler_actor_impl, settings, &clock, metrics)`. `clock` (and

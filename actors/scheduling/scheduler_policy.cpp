@@ -88,61 +88,70 @@ admit_result scheduler_policy::admit(request_ticket t) {
   return {};
 }
 
-std::vector<const worker_state*> scheduler_policy::eligible(const request_ticket& t,
-                                                            const std::string& model) const {
-  auto tier = [&](worker_kind kind) {
-    std::vector<const worker_state*> out;
-    for (const auto& [id, w] : workers_)
-      if (w.kind == kind && w.healthy && serves(w, model)) out.push_back(&w);
-    return out;
-  };
-  if (t.edge)
-    if (auto e = tier(worker_kind::edge); !e.empty()) return e;
-  // GPU workers whenever a healthy one has the model (wait for a slot there rather than run
-  // on a CPU); CPU workers of the same model only when no GPU worker is healthy.
-  if (auto g = tier(worker_kind::gpu); !g.empty()) return g;
-  return tier(worker_kind::cpu);
+bool scheduler_policy::route::admits(const worker_state& w) const {
+  return any && w.kind == kind && w.healthy &&
+         std::find(w.models.begin(), w.models.end(), *model) != w.models.end();
 }
 
-scheduler_policy::target scheduler_policy::targets(const request_ticket& t) const {
-  if (auto e = eligible(t, t.model); !e.empty()) return {std::move(e), t.model, false};
+scheduler_policy::route scheduler_policy::tier_for(const request_ticket& t,
+                                                   const std::string& model) const {
+  auto has = [&](worker_kind kind) {
+    return std::any_of(workers_.begin(), workers_.end(), [&](const auto& kv) {
+      return kv.second.kind == kind && kv.second.healthy && serves(kv.second, model);
+    });
+  };
+  if (t.edge && has(worker_kind::edge)) return {true, worker_kind::edge, &model, false};
+  // GPU workers whenever a healthy one has the model (wait for a slot there rather than run
+  // on a CPU); CPU workers of the same model only when no GPU worker is healthy.
+  if (has(worker_kind::gpu)) return {true, worker_kind::gpu, &model, false};
+  if (has(worker_kind::cpu)) return {true, worker_kind::cpu, &model, false};
+  return {};
+}
+
+scheduler_policy::route scheduler_policy::route_for(const request_ticket& t) const {
+  if (auto r = tier_for(t, t.model); r.any) return r;
   // The configured fallback model only when no healthy worker serves the requested one.
   if (auto fb = cfg_.fallback_model.find(t.model); fb != cfg_.fallback_model.end())
-    if (auto e = eligible(t, fb->second); !e.empty()) return {std::move(e), fb->second, true};
+    if (auto r = tier_for(t, fb->second); r.any) {
+      r.fallback = true;
+      return r;
+    }
   return {};
 }
 
 std::optional<dispatch> scheduler_policy::place(const request_ticket& t) const {
-  const auto tg = targets(t);
+  const auto r = route_for(t);
+  if (!r.any) return std::nullopt;
   const worker_state* best = nullptr;
   double best_load = 2.0;
-  for (const auto* w : tg.workers) {
-    const std::size_t busy = worker_running_.at(w->id);
-    if (busy >= w->slots) continue;
-    const double load = static_cast<double>(busy) / static_cast<double>(w->slots);
+  for (const auto& [id, w] : workers_) {
+    if (!r.admits(w)) continue;
+    const std::size_t busy = worker_running_.at(id);
+    if (busy >= w.slots) continue;
+    const double load = static_cast<double>(busy) / static_cast<double>(w.slots);
     if (load < best_load) {
       best_load = load;
-      best = w;
+      best = &w;
     }
   }
   if (!best) return std::nullopt;
-  return dispatch{t.id, best->id, tg.model, tg.fallback};
+  return dispatch{t.id, best->id, *r.model, r.fallback};
 }
 
 std::optional<std::uint64_t> scheduler_policy::victim_for(const request_ticket& t) const {
-  const auto tg = targets(t);
+  const auto r = route_for(t);
+  if (!r.any) return std::nullopt;
   std::optional<std::uint64_t> victim;
   priority_class worst = t.cls;
   std::uint64_t newest = 0;
-  for (const auto& [id, r] : running_) {
-    if (r.ticket.cls <= t.cls) continue;  // only strictly lower classes are preempted
-    const bool on_target = std::any_of(tg.workers.begin(), tg.workers.end(),
-                                       [&](const worker_state* w) { return w->id == r.worker; });
-    if (!on_target) continue;
-    if (!victim || r.ticket.cls > worst || (r.ticket.cls == worst && r.start_seq > newest)) {
+  for (const auto& [id, run] : running_) {
+    if (run.ticket.cls <= t.cls) continue;  // only strictly lower classes are preempted
+    const auto w = workers_.find(run.worker);
+    if (w == workers_.end() || !r.admits(w->second)) continue;
+    if (!victim || run.ticket.cls > worst || (run.ticket.cls == worst && run.start_seq > newest)) {
       victim = id;
-      worst = r.ticket.cls;
-      newest = r.start_seq;
+      worst = run.ticket.cls;
+      newest = run.start_seq;
     }
   }
   return victim;
@@ -160,19 +169,24 @@ decisions scheduler_policy::schedule(local_time now) {
   for (std::size_t ci = 0; ci < class_count; ++ci) {
     auto& q = queues_[ci];
     const auto cls = static_cast<priority_class>(ci);
+    if (q.empty()) continue;
+    // What this class may occupy. Starting its own requests does not change it (it depends on
+    // the other classes' counts, and production's only on its own limit), nor do production's
+    // preemptions of lower classes: computed once per class and pass.
+    std::size_t allowed = 0;
+    if (cls == priority_class::production) {
+      // Lower classes' slots are production's to take back (preemption below), so only
+      // production's own limit applies.
+      std::array<std::size_t, class_count> own{};
+      own[ci] = running_by_class_[ci];
+      allowed = cfg_.capacity.allowed_slots(now, cls, total, own);
+    } else {
+      allowed = cfg_.capacity.allowed_slots(now, cls, total, running_by_class_);
+    }
     // Scan the whole class queue in order: a request whose model's workers are full must not
     // block one for another model behind it.
     for (auto it = q.begin(); it != q.end();) {
-      if (cls == priority_class::production) {
-        // Lower classes' slots are production's to take back (preemption below), so only
-        // production's own limit applies.
-        std::array<std::size_t, class_count> own{};
-        own[ci] = running_by_class_[ci];
-        if (running_by_class_[ci] >= cfg_.capacity.allowed_slots(now, cls, total, own)) break;
-      } else if (running_by_class_[ci] >=
-                 cfg_.capacity.allowed_slots(now, cls, total, running_by_class_)) {
-        break;
-      }
+      if (running_by_class_[ci] >= allowed) break;
       auto d = place(*it);
       if (!d && cls == priority_class::production) {
         // Production waits only for production: take the slot of the lowest class running.

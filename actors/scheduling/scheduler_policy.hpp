@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace bastion::scheduling {
@@ -123,17 +124,21 @@ class scheduler_policy {
   };
 
   bool serves(const worker_state& w, const std::string& model) const;
-  struct target {
-    std::vector<const worker_state*> workers;  // where the request may run
-    std::string model;                         // the requested model or its fallback
+  /// Where a request may run: healthy workers of one kind that have `model`, which is the
+  /// requested model or its configured fallback. Found without allocating (placement runs for
+  /// every queued request on every pass).
+  struct route {
+    bool any = false;
+    worker_kind kind = worker_kind::cpu;
+    const std::string* model = nullptr;
     bool fallback = false;
+    bool admits(const worker_state& w) const;
   };
-  /// Healthy workers of the tier a request for `model` goes to: edge workers first for edge
-  /// requests, then GPU workers when any healthy one has the model, else CPU workers.
-  std::vector<const worker_state*> eligible(const request_ticket& t,
-                                            const std::string& model) const;
-  /// The eligible workers for the requested model, else for its configured fallback.
-  target targets(const request_ticket& t) const;
+  /// The tier a request for `model` goes to: edge workers first for edge requests, then GPU
+  /// workers when any healthy one has the model, else CPU workers. `any` false: none.
+  route tier_for(const request_ticket& t, const std::string& model) const;
+  /// The tier for the requested model, else for its configured fallback.
+  route route_for(const request_ticket& t) const;
   /// The least loaded target worker with a free slot, if any.
   std::optional<dispatch> place(const request_ticket& t) const;
   /// For a production ticket that cannot be placed: the lowest-class, most recently started
@@ -146,7 +151,7 @@ class scheduler_policy {
   std::map<std::string, worker_state> workers_;
   std::map<std::string, std::size_t> worker_running_;
   std::array<std::deque<request_ticket>, class_count> queues_;
-  std::map<std::uint64_t, running_entry> running_;
+  std::unordered_map<std::uint64_t, running_entry> running_;
   std::array<std::size_t, class_count> running_by_class_{};
   std::uint64_t next_start_seq_ = 0;
   double service_ms_ewma_ = 1000.0;

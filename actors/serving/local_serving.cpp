@@ -3,11 +3,8 @@
 #include "actors/scheduler/scheduler_actor.hpp"
 #include "actors/serving/serving_port.hpp"
 #include "actors/worker/worker_actor.hpp"
+#include "actors/worker/worker_backend.hpp"
 #include "actors/worker/worker_step_loop.hpp"
-#include "kernels/backend.hpp"
-#ifdef BASTION_USE_CUDA
-#include "kernels/cuda/cuda_backend.hpp"
-#endif
 #include "runtime/clock/clock.hpp"
 
 #include <caf/actor_system.hpp>
@@ -57,27 +54,6 @@ scheduler_settings settings_from(const config::node_config& cfg) {
   return s;
 }
 
-/// The backend a worker of `kind` runs on, or why there is none.
-std::unique_ptr<kernels::backend> make_backend(const config::worker_section& w, std::string& name,
-                                               std::string& error) {
-  if (w.kind != "gpu") {
-    name = "cpu";
-    return kernels::make_cpu_backend();
-  }
-  name = "cuda:" + std::to_string(std::max(0, w.device));
-#ifdef BASTION_USE_CUDA
-  std::unique_ptr<kernels::backend> be;
-  if (auto st = kernels::cuda::make_cuda_backend(std::max(0, w.device), be); !st) {
-    error = st.message();
-    return nullptr;
-  }
-  return be;
-#else
-  error = "this build has no CUDA backend";
-  return nullptr;
-#endif
-}
-
 class local_serving_impl final : public local_serving {
  public:
   local_serving_impl(caf::actor_system& sys, metrics::registry& reg)
@@ -116,8 +92,12 @@ class local_serving_impl final : public local_serving {
               "worker '" + w.id + "' names model '" + id + "', which the config does not define");
         specs.push_back({m->id, m->path, m->context_tokens_max});
       }
-      std::string backend_name, backend_error, load_error;
-      auto be = make_backend(w, backend_name, backend_error);
+      std::string load_error;
+      auto be = worker::make_worker_backend(w);
+      // A GPU worker without its device starts unhealthy (its models fall back to CPU
+      // workers); a CPU backend that cannot be made is a misconfiguration: refused at start.
+      if (!be.backend && w.kind != "gpu")
+        return caf::make_error(caf::sec::invalid_argument, be.error);
       worker_metrics_.push_back(std::make_unique<worker_metrics>(metrics_->registry(), w.id));
       worker::step_loop_settings ss;
       ss.worker_id = w.id;
@@ -125,11 +105,13 @@ class local_serving_impl final : public local_serving {
       ss.batch_max = std::max<std::uint32_t>(1, w.batch_max);
       ss.kv_blocks = std::max<std::uint32_t>(1, w.kv_blocks);
       ss.inbox_max = static_cast<std::size_t>(ss.batch_max) * 4 + 16;
+      ss.threads = be.threads;
+      ss.recovery_backoff = std::chrono::milliseconds{w.recovery_backoff_ms};
+      ss.recovery_backoff_max = std::chrono::milliseconds{w.recovery_backoff_ms_max};
       auto sched = caf::actor_cast<caf::actor>(scheduler_);
       worker::worker_reports reports;
-      reports.finished = [sched](std::uint64_t ticket, std::chrono::nanoseconds service) {
-        caf::anon_send(sched, finished_atom::value, ticket,
-                       static_cast<std::int64_t>(service.count()));
+      reports.finished = [sched](std::vector<finished_report> batch) {
+        caf::anon_send(sched, finished_atom::value, std::move(batch));
       };
       reports.preempted = [sched](std::uint64_t ticket) {
         caf::anon_send(sched, preempted_atom::value, ticket);
@@ -138,7 +120,7 @@ class local_serving_impl final : public local_serving {
         caf::anon_send(sched, health_atom::value, id, healthy, reason);
       };
       std::shared_ptr<worker::worker_step_loop> loop = worker::worker_step_loop::create(
-          ss, specs, std::move(be), backend_name, backend_error, clock_, std::move(reports),
+          ss, specs, std::move(be.backend), be.name, be.error, clock_, std::move(reports),
           worker_metrics_.back().get(), load_error);
       if (!loop) return caf::make_error(caf::sec::runtime_error, load_error);
       auto handle = sys_.spawn(worker_actor_impl, loop, sched);
@@ -147,7 +129,7 @@ class local_serving_impl final : public local_serving {
       ws.kind = parse_kind(w.kind);
       ws.models = w.models;
       ws.slots = static_cast<std::size_t>(ss.batch_max);
-      ws.healthy = backend_error.empty();
+      ws.healthy = be.error.empty();
       caf::anon_send(scheduler_, register_atom::value, worker_registration{ws, handle});
       loops_.push_back(std::move(loop));
       workers_.push_back(handle);

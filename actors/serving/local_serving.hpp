@@ -35,12 +35,13 @@ namespace bastion::serving {
 /// What one worker reports (for /metrics, health and tests).
 struct worker_snapshot {
   std::string id;
-  std::string kind;  // gpu | cpu | edge
-  std::string backend;  // "cpu", "cuda:0", ...
+  std::string kind;          // gpu | cpu | edge
+  std::string backend;       // "cpu", "cuda:0", ...
+  std::int64_t threads = 0;  // a CPU backend's compute threads as configured (0: one per core)
   std::vector<std::string> models;
   bool healthy = true;
-  std::int64_t running = 0;        // sequences in the runner
-  std::int64_t waiting = 0;        // queued inside the worker
+  std::int64_t running = 0;  // sequences in the runner
+  std::int64_t waiting = 0;  // queued inside the worker
   std::int64_t kv_blocks_used = 0;
   std::int64_t kv_blocks_total = 0;
   std::int64_t steps = 0;
@@ -49,9 +50,9 @@ struct worker_snapshot {
 
 struct serving_snapshot {
   std::vector<worker_snapshot> workers;
-  std::array<std::size_t, 4> queued{};   // per priority class, production first
+  std::array<std::size_t, 4> queued{};  // per priority class, production first
   std::array<std::size_t, 4> running{};
-  std::string capacity_window;           // the window in force now
+  std::string capacity_window;  // the window in force now
 };
 
 class local_serving {

@@ -14,6 +14,8 @@
 #include "actors/gateway/inference_port.hpp"
 #include "actors/serving/serving_metrics.hpp"
 
+#include <caf/meta/type_name.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -93,5 +95,18 @@ class served_request {
 };
 
 using served_request_ptr = std::shared_ptr<served_request>;
+
+/// A worker's word that a request ended there (completed: result, error, cancellation or
+/// deadline): its ticket and how long it ran, in ns. Workers send these in batches (one message
+/// per step-loop iteration), so a step that ends many requests costs the scheduler one message.
+struct finished_report {
+  std::uint64_t ticket = 0;
+  std::int64_t service_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, finished_report& x) {
+  return f(caf::meta::type_name("bastion.finished_report"), x.ticket, x.service_ns);
+}
 
 }  // namespace bastion::serving

@@ -18,6 +18,8 @@ const char* to_string(request_outcome o) noexcept {
       return "invalid";
     case request_outcome::failed:
       return "failed";
+    case request_outcome::prompt_too_long:
+      return "prompt_too_long";
   }
   return "unknown";
 }
@@ -52,6 +54,10 @@ worker_metrics::worker_metrics(metrics::registry& reg, const std::string& worker
   kv_blocks_total =
       &reg.get_gauge("bastion_worker_kv_blocks_total", "Paged KV-cache blocks in all", l);
   healthy = &reg.get_gauge("bastion_worker_healthy", "1 when the worker's backend is healthy", l);
+  recovery_probes = &reg.get_counter("bastion_worker_recovery_probes_total",
+                                     "Backend canaries an unhealthy worker ran", l);
+  recoveries = &reg.get_counter("bastion_worker_recoveries_total",
+                                "Times the worker became healthy again after a failing step", l);
 }
 
 }  // namespace bastion::serving

@@ -16,15 +16,16 @@ namespace bastion::serving {
 
 /// How a request ended, as counted in bastion_serving_requests_total{outcome}.
 enum class request_outcome : std::uint8_t {
-  completed,      // a final result (stop or length)
-  cancelled,      // the client or the server cancelled it
-  deadline,       // its deadline passed, queued or running
-  overloaded,     // refused at admission (queue full or draining)
-  unknown_model,  // refused at admission
-  invalid,        // bad input found by the worker (prompt too long, bad token ids, ...)
-  failed,         // a backend or internal error
+  completed,        // a final result (stop or length)
+  cancelled,        // the client or the server cancelled it
+  deadline,         // its deadline passed, queued or running
+  overloaded,       // refused at admission (queue full or draining)
+  unknown_model,    // refused at admission
+  invalid,          // bad input found by the worker (untokenizable, bad token ids, ...)
+  failed,           // a backend or internal error
+  prompt_too_long,  // refused by the worker: the prompt leaves no room in the model's context
 };
-constexpr std::size_t outcome_count = 7;
+constexpr std::size_t outcome_count = 8;
 const char* to_string(request_outcome o) noexcept;
 
 class serving_metrics {
@@ -63,6 +64,8 @@ struct worker_metrics {
   metrics::gauge* kv_blocks_used = nullptr;      // over all of the worker's models
   metrics::gauge* kv_blocks_total = nullptr;
   metrics::gauge* healthy = nullptr;
+  metrics::counter* recovery_probes = nullptr;  // canaries run while unhealthy
+  metrics::counter* recoveries = nullptr;       // returns to healthy after a failing step
 };
 
 }  // namespace bastion::serving

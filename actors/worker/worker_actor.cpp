@@ -4,6 +4,8 @@
 
 #include <caf/send.hpp>
 
+#include <vector>
+
 namespace bastion::serving {
 
 worker_actor::behavior_type worker_actor_impl(
@@ -12,16 +14,21 @@ worker_actor::behavior_type worker_actor_impl(
   self->state.loop = std::move(loop);
   self->state.scheduler = std::move(scheduler);
   return {
-      [self](start_atom, work_item& item) {
+      [self](start_atom, work_batch& batch) {
         auto& st = self->state;
-        auto request = item.request;
-        if (st.loop->submit(item.request, std::move(item.model))) return;
-        // The inbox bound is a bug catcher (the scheduler starts no more than the worker's
-        // slots), and the loop refuses after stop: either way the request ends here.
-        request->fail(gateway::error_code::overloaded,
-                      "worker '" + st.loop->snapshot().id + "' cannot take more requests now",
-                      request_outcome::overloaded, 1000);
-        caf::anon_send(st.scheduler, finished_atom::value, request->ticket, std::int64_t{0});
+        std::vector<finished_report> refused;
+        for (auto& item : batch.items) {
+          auto request = item.request;
+          if (st.loop->submit(item.request, std::move(item.model))) continue;
+          // The inbox bound is a bug catcher (the scheduler starts no more than the worker's
+          // slots), and the loop refuses after stop: either way the request ends here.
+          request->fail(gateway::error_code::overloaded,
+                        "worker '" + st.loop->snapshot().id + "' cannot take more requests now",
+                        request_outcome::overloaded, 1000);
+          refused.push_back({request->ticket, 0});
+        }
+        if (!refused.empty())
+          caf::anon_send(st.scheduler, finished_atom::value, std::move(refused));
       },
       [self](snapshot_atom) -> worker_snapshot { return self->state.loop->snapshot(); },
   };

@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bastion::worker {
 class worker_step_loop;
@@ -34,23 +35,29 @@ struct work_item {
   bool fallback_model = false;
 };
 
+/// What one scheduling pass starts on one worker: one message however many requests it starts.
+struct work_batch {
+  std::vector<work_item> items;
+};
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_snapshot& x) {
-  return f(caf::meta::type_name("bastion.worker_snapshot"), x.id, x.kind, x.backend, x.models,
-           x.healthy, x.running, x.waiting, x.kv_blocks_used, x.kv_blocks_total, x.steps,
+  return f(caf::meta::type_name("bastion.worker_snapshot"), x.id, x.kind, x.backend, x.threads,
+           x.models, x.healthy, x.running, x.waiting, x.kv_blocks_used, x.kv_blocks_total, x.steps,
            x.max_step_sequences);
 }
 
 /// The worker's typed interface.
-///   start:    run the item; the scheduler hears back exactly once (finished or preempted).
+///   start:    run the items; for each, the scheduler hears back exactly once (finished or
+///             preempted).
 ///   snapshot: queue, running sequences and KV use as of the latest step.
-using worker_actor = caf::typed_actor<caf::reacts_to<start_atom, work_item>,
+using worker_actor = caf::typed_actor<caf::reacts_to<start_atom, work_batch>,
                                       caf::replies_to<snapshot_atom>::with<worker_snapshot>>;
 
 struct worker_actor_state {
   static inline const char* name = "bastion.worker";
   std::shared_ptr<worker::worker_step_loop> loop;
-  caf::actor scheduler;  // told `finished` for an item the step thread could not take
+  caf::actor scheduler;  // told `finished` for items the step thread could not take
 };
 
 /// Spawn with `sys.spawn(worker_actor_impl, loop, scheduler)`. The loop is shared with its
@@ -62,3 +69,4 @@ worker_actor::behavior_type worker_actor_impl(
 }  // namespace bastion::serving
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bastion::serving::work_item)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bastion::serving::work_batch)

@@ -4,10 +4,10 @@
 
 namespace bastion::worker {
 
-std::optional<std::string> encode_input(const kernels::model_bundle& bundle,
-                                        const gateway::inference_input& input,
-                                        std::int64_t context_tokens_max,
-                                        std::vector<std::int32_t>& out) {
+std::optional<input_refusal> encode_input(const kernels::model_bundle& bundle,
+                                          const gateway::inference_input& input,
+                                          std::int64_t context_tokens_max,
+                                          std::vector<std::int32_t>& out) {
   out.clear();
   const std::int64_t vocab = bundle.weights.config.vocab;
   std::optional<std::string> error;
@@ -36,12 +36,15 @@ std::optional<std::string> encode_input(const kernels::model_bundle& bundle,
         }
       },
       input);
-  if (error) return error;
-  if (out.empty()) return std::string{"the input encodes to no tokens"};
+  if (error) return input_refusal{input_refusal::kind::malformed, std::move(*error)};
+  if (out.empty())
+    return input_refusal{input_refusal::kind::malformed, "the input encodes to no tokens"};
   if (static_cast<std::int64_t>(out.size()) >= context_tokens_max)
-    return "the prompt is " + std::to_string(out.size()) + " tokens; the model's context holds " +
-           std::to_string(context_tokens_max) +
-           " and must leave room for at least one generated token";
+    return input_refusal{input_refusal::kind::too_long,
+                         "the prompt is " + std::to_string(out.size()) +
+                             " tokens; the model's context holds " +
+                             std::to_string(context_tokens_max) +
+                             " and must leave room for at least one generated token"};
   return std::nullopt;
 }
 

@@ -92,6 +92,7 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   loop->published_.id = s.worker_id;
   loop->published_.kind = s.kind;
   loop->published_.backend = loop->backend_name_;
+  loop->published_.threads = s.threads;
   loop->published_.models = loop->model_ids_;
   loop->healthy_ = loop->backend_ != nullptr;
   loop->publish();
@@ -110,7 +111,8 @@ worker_step_loop::worker_step_loop(step_loop_settings settings,
       backend_error_(std::move(backend_error)),
       clock_(clock),
       reports_(std::move(reports)),
-      metrics_(metrics) {
+      metrics_(metrics),
+      recovery_(settings_.recovery_backoff, settings_.recovery_backoff_max) {
   if (!backend_ && backend_error_.empty()) backend_error_ = "no backend";
 }
 
@@ -144,7 +146,14 @@ void worker_step_loop::finished(const served_request_ptr& r, std::chrono::nanose
   assert(r->completed() && "a request is reported finished only once it is completed");
   const auto service =
       started.count() > 0 ? clock_.monotonic() - started : std::chrono::nanoseconds{0};
-  if (reports_.finished) reports_.finished(r->ticket, service);
+  finished_out_.push_back({r->ticket, static_cast<std::int64_t>(service.count())});
+}
+
+void worker_step_loop::flush_finished() {
+  if (finished_out_.empty()) return;
+  std::vector<serving::finished_report> batch;
+  batch.swap(finished_out_);
+  if (reports_.finished) reports_.finished(std::move(batch));
 }
 
 void worker_step_loop::end_stopped(const served_request_ptr& r, stop_reason why,
@@ -200,10 +209,17 @@ void worker_step_loop::take(inbox_item item) {
     if (auto err =
             encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids)) {
       // The input as a whole is at fault (too long, untokenizable); the front ends name it.
-      r->complete(
-          gateway::inference_error{
-              gateway::error_code::invalid_argument, *err, r->request().request_id, 0, {}, "input"},
-          request_outcome::invalid);
+      // A prompt too long for the context is counted as its own outcome.
+      const bool too_long = err->what == input_refusal::kind::too_long;
+      gateway::inference_error e{gateway::error_code::invalid_argument,
+                                 std::move(err->message),
+                                 r->request().request_id,
+                                 0,
+                                 {},
+                                 "input"};
+      if (too_long) e.reason = to_string(request_outcome::prompt_too_long);
+      r->complete(std::move(e),
+                  too_long ? request_outcome::prompt_too_long : request_outcome::invalid);
       return finished(r, {});
     }
   }
@@ -292,12 +308,7 @@ void worker_step_loop::step_model(loaded_model& m) {
     metrics_->step_sequences->set(static_cast<double>(sequences));
     metrics_->step_sequences_max->set(static_cast<double>(m.runner->stats().max_step_sequences));
   }
-  if (!st && healthy_) {
-    // Told before the requests are handed back, so the scheduler routes them elsewhere.
-    healthy_ = false;
-    if (reports_.health)
-      reports_.health(false, "worker '" + settings_.worker_id + "': " + st.message());
-  }
+  if (!st && healthy_) became_unhealthy(st.message());
   for (auto& e : events) {
     auto it = live_.find(e.id);
     if (it == live_.end()) continue;  // cancelled in this very step
@@ -346,11 +357,44 @@ void worker_step_loop::step_model(loaded_model& m) {
   }
 }
 
+void worker_step_loop::became_unhealthy(const std::string& why) {
+  // Told before the requests are handed back, so the scheduler routes them elsewhere.
+  healthy_ = false;
+  recovery_.failed(clock_.monotonic());
+  if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
+}
+
+void worker_step_loop::probe_if_due() {
+  if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
+  const auto st = probe_backend(*backend_);
+  if (metrics_) metrics_->recovery_probes->inc();
+  if (!st) {
+    recovery_.failed(clock_.monotonic());
+    return;
+  }
+  const auto failed_probes = recovery_.failed_probes();
+  recovery_.recovered();
+  healthy_ = true;
+  if (metrics_) metrics_->recoveries->inc();
+  if (reports_.health)
+    reports_.health(true, "worker '" + settings_.worker_id +
+                              "': the backend passed its probe after " +
+                              std::to_string(failed_probes) + " failed ones");
+}
+
+std::chrono::milliseconds worker_step_loop::idle_wait() const {
+  if (healthy_ || !backend_ || !recovery_.waiting()) return std::chrono::milliseconds::max();
+  const auto left = recovery_.next_probe() - clock_.monotonic();
+  if (left.count() <= 0) return std::chrono::milliseconds{0};
+  return std::min(settings_.recovery_poll, std::chrono::ceil<std::chrono::milliseconds>(left));
+}
+
 void worker_step_loop::publish() {
   serving::worker_snapshot s;
   s.id = settings_.worker_id;
   s.kind = settings_.kind;
   s.backend = backend_name_;
+  s.threads = settings_.threads;
   s.models = model_ids_;
   s.healthy = healthy_;
   for (const auto& m : models_) {
@@ -378,16 +422,24 @@ void worker_step_loop::run() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // Sleep only with nothing to run: live requests are polled after every step.
-      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !live_.empty(); });
+      // Sleep only with nothing to run: live requests are polled after every step. An
+      // unhealthy worker also wakes for its next probe.
+      auto ready = [&] { return stopping_ || !inbox_.empty() || !live_.empty(); };
+      const auto wait = idle_wait();
+      if (wait == std::chrono::milliseconds::max())
+        wake_.wait(lock, ready);
+      else
+        wake_.wait_for(lock, wait, ready);
       if (stopping_) break;
       taken.swap(inbox_);
     }
+    probe_if_due();
     for (auto& item : taken) take(std::move(item));
     taken.clear();
     poll_flags();
     for (auto& m : models_)
       if (m->runner && !m->runner->idle()) step_model(*m);
+    flush_finished();
     publish();
   }
   // Shutdown: what is left is told so, and reported, so the scheduler frees its slots.
@@ -405,6 +457,7 @@ void worker_step_loop::run() {
     finished(lr.request, lr.started);
   }
   live_.clear();
+  flush_finished();
   publish();
 }
 

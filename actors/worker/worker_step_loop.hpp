@@ -11,11 +11,13 @@
 // the request, for the scheduler to run it again). A backend error fails the requests of that
 // step back to the scheduler (to continue on another worker from their tokens, at most
 // failovers_max times, then with a typed error) and reports the worker unhealthy; it never ends
-// the process.
+// the process. An unhealthy worker probes its backend with a canary after a doubling, capped
+// backoff (worker_recovery.hpp) and reports itself healthy again when a probe passes.
 
 #include "actors/serving/local_serving.hpp"
 #include "actors/serving/served_request.hpp"
 #include "actors/serving/serving_metrics.hpp"
+#include "actors/worker/worker_recovery.hpp"
 #include "kernels/backend.hpp"
 #include "runtime/clock/clock.hpp"
 
@@ -34,9 +36,12 @@
 namespace bastion::worker {
 
 /// Where the step thread reports to (the scheduler actor, in the node). Called on the step
-/// thread; must not block.
+/// thread; must not block. Finished reports are gathered over one iteration of the loop (take
+/// the inbox, one step per model) and given in one call, so a step that ends many requests
+/// costs one message; preempted and health reports go at once (the scheduler must hear that a
+/// worker is unhealthy before it sees the requests it hands back).
 struct worker_reports {
-  std::function<void(std::uint64_t ticket, std::chrono::nanoseconds service)> finished;
+  std::function<void(std::vector<serving::finished_report> batch)> finished;
   std::function<void(std::uint64_t ticket)> preempted;
   std::function<void(bool healthy, const std::string& reason)> health;
 };
@@ -50,12 +55,20 @@ struct worker_model_spec {
 struct step_loop_settings {
   std::string worker_id;
   std::string kind = "cpu";
+  int threads = 0;  // the backend's compute threads, as configured (reported in snapshots)
   std::int64_t batch_max = 16;    // sequences per step (per model)
   std::int64_t kv_blocks = 1024;  // per model
   std::int64_t kv_block_tokens = 16;
   std::int64_t step_tokens_max = 512;
   std::size_t inbox_max = 256;      // requests handed over but not yet taken; more: refused
   std::uint32_t failovers_max = 2;  // a request a failing step hands back; more: it fails
+  // After a failing step the worker is unhealthy; it probes its backend after this backoff,
+  // doubling after each failed probe up to the cap, and is healthy again once a probe passes.
+  std::chrono::milliseconds recovery_backoff{100};
+  std::chrono::milliseconds recovery_backoff_max{10000};
+  // While waiting to probe, the step thread rechecks the clock at least this often (real time),
+  // so it follows any clock_source, a test's manual one included.
+  std::chrono::milliseconds recovery_poll{20};
 };
 
 class worker_step_loop {
@@ -110,6 +123,14 @@ class worker_step_loop {
   void end_stopped(const serving::served_request_ptr& r, serving::stop_reason why,
                    const loaded_model* m);
   void publish();
+  /// A step failed: unhealthy (told at once), the first probe due one backoff from now.
+  void became_unhealthy(const std::string& why);
+  /// Runs the canary when one is due; healthy again when it passes.
+  void probe_if_due();
+  /// How long the idle step thread may sleep before it must look at the clock again.
+  std::chrono::milliseconds idle_wait() const;
+  /// Sends the finished reports gathered since the last flush (one call), if any.
+  void flush_finished();
 
   // Declared in teardown order (reverse): the thread stops before the models go, and the
   // models before the backend they run on.
@@ -124,6 +145,8 @@ class worker_step_loop {
   std::vector<std::string> model_ids_;
   std::map<std::uint64_t, live_request> live_;  // by ticket; touched only by the step thread
   bool healthy_ = true;                         // step thread only
+  recovery_backoff recovery_;                   // step thread only
+  std::vector<serving::finished_report> finished_out_;  // step thread only; flushed per iteration
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

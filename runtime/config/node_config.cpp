@@ -304,12 +304,22 @@ void read_workers(section& root, std::vector<std::string>& errors, node_config& 
     for (const auto& m : w.models)
       if (!models.count(m)) s.refuse("models", "'" + m + "'", "no model has this id");
     s.get_int("batch_max", w.batch_max, 1, 1024);
-    s.get_int("threads", w.threads, 0, 1024);
+    // The CPU backend runs at most 256 threads per operation (0: one per core).
+    s.get_int("threads", w.threads, 0, 256);
     s.get_int("kv_blocks", w.kv_blocks, 1, 1 << 22);
     s.get_int("device", w.device, -1, 1023);
     if (w.kind == "gpu" && w.device < 0) w.device = 0;
     if (w.kind != "gpu" && w.device >= 0)
       s.refuse("device", std::to_string(w.device), "only gpu workers use a device");
+    s.get_int("recovery_backoff_ms", w.recovery_backoff_ms, 1, 3600000);
+    s.get_int("recovery_backoff_ms_max", w.recovery_backoff_ms_max, 1, 3600000);
+    if (w.recovery_backoff_ms_max < w.recovery_backoff_ms)
+      s.refuse(
+          "recovery_backoff_ms_max", std::to_string(w.recovery_backoff_ms_max),
+          "must be at least recovery_backoff_ms (" + std::to_string(w.recovery_backoff_ms) + ")");
+    if (w.kind == "gpu" && w.threads != 0)
+      s.refuse("threads", std::to_string(w.threads),
+               "only cpu and edge workers run compute threads; a gpu worker runs on its device");
     cfg.workers.push_back(std::move(w));
   }
 }

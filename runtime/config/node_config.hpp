@@ -45,9 +45,13 @@ struct worker_section {
   std::string kind = "cpu";  // gpu | cpu | edge
   std::vector<std::string> models;
   std::uint32_t batch_max = 16;    // sequences per step
-  std::uint32_t threads = 0;       // compute threads; 0 = one per core
+  std::uint32_t threads = 0;       // CPU backend compute threads, 0..256; 0 = one per core
   std::uint32_t kv_blocks = 1024;  // paged KV cache size, in blocks
   int device = -1;                 // CUDA device for gpu workers
+  // After a failing step: the first wait before the worker probes its backend, doubling after
+  // each failed probe up to the max.
+  std::uint32_t recovery_backoff_ms = 100;
+  std::uint32_t recovery_backoff_ms_max = 10000;
 };
 
 struct window_section {

@@ -286,6 +286,34 @@ TEST_CASE("the port's errors map to HTTP statuses") {
   CHECK(r.header("retry-after") == "1");
 }
 
+TEST_CASE("a prompt too long for the context is counted as a rejection under its own reason") {
+  gateway_fixture f;
+  f.port.set_script([&](const inference_request&) {
+    fake_script s;
+    s.error = inference_error{
+        error_code::invalid_argument, "the prompt is 9000 tokens", "", 0, "", "input"};
+    s.error->reason = "prompt_too_long";
+    return s;
+  });
+  auto r = post(f, "/v1/completions", R"({"model":"echo","prompt":"a"})");
+  check_error_shape(r, 400, "invalid_argument");
+  CHECK(body_json(r)["error"]["param"] == "prompt");
+  r = post(f, "/v1/chat/completions",
+           R"({"model":"echo","messages":[{"role":"user","content":"a"}],"stream":true})");
+  check_error_shape(r, 400, "invalid_argument");
+  CHECK(body_json(r)["error"]["param"] == "messages");
+  // Another invalid input from the port is not counted as too long.
+  f.port.set_script([&](const inference_request&) {
+    fake_script s;
+    s.error = inference_error{error_code::invalid_argument, "bad token", "", 0, "", "input"};
+    return s;
+  });
+  check_error_shape(post(f, "/v1/completions", R"({"model":"echo","prompt":"a"})"), 400,
+                    "invalid_argument");
+  const auto m = http_request(f.server.http_port(), "GET", "/metrics").body;
+  CHECK(m.find("bastion_http_rejected_total{reason=\"prompt_too_long\"} 2") != std::string::npos);
+}
+
 TEST_CASE("streaming completions: SSE chunks, final chunk with finish reason and usage, [DONE]") {
   gateway_fixture f;
   f.port.set_script([](const inference_request& r) {

@@ -125,6 +125,23 @@ TEST_CASE("RPC errors come back as typed Error values") {
   REQUIRE(result.isError());
   CHECK(result.getError().getCode() == EC::NOT_PRIMARY);
   CHECK(result.getError().getLeaderAddress() == "dr-local:7000");
+
+  // A prompt too long for the context: an invalid argument, counted under its own reason.
+  f.port.set_script([](const inference_request&) {
+    fake_script s;
+    s.error = inference_error{error_code::invalid_argument, "too long", "", 0, "", "input"};
+    s.error->reason = "prompt_too_long";
+    return s;
+  });
+  auto long_req = cap.inferenceRequest();
+  long_req.setModelId("echo");
+  long_req.initInputData().setPrompt("x");
+  fill(long_req.initParams(), alice_key);
+  auto long_response = long_req.send().wait(client.getWaitScope());
+  REQUIRE(long_response.getResult().isError());
+  CHECK(long_response.getResult().getError().getCode() == EC::INVALID_ARGUMENT);
+  CHECK(f.registry.render_prometheus().find(
+            "bastion_rpc_rejected_total{reason=\"prompt_too_long\"} 1") != std::string::npos);
 }
 
 TEST_CASE("RPC streaming calls TokenSink.token per token, then done(result)") {

@@ -31,11 +31,15 @@ namespace {
 // What one scripted worker was told, in order.
 struct worker_log {
   std::vector<work_item> starts;
+  std::size_t start_messages = 0;
 };
 
 worker_actor::behavior_type scripted_worker(worker_actor::pointer self, worker_log* log) {
   return {
-      [log](start_atom, work_item& item) { log->starts.push_back(std::move(item)); },
+      [log](start_atom, work_batch& batch) {
+        ++log->start_messages;
+        for (auto& item : batch.items) log->starts.push_back(std::move(item));
+      },
       [self](snapshot_atom) -> worker_snapshot {
         worker_snapshot s;
         s.id = caf::to_string(self->address());
@@ -73,6 +77,7 @@ struct fixture : test_coordinator_fixture<> {
     s.policy.retry_after_min = std::chrono::milliseconds{50};
     s.deadline_default = std::chrono::milliseconds{5000};
     s.tick = std::chrono::milliseconds{10};
+    s.pass_coalesce_max = 3;
     scheduler = sys.spawn(scheduler_actor_impl, s, &clock, &metrics);
     worker_a = sys.spawn(scripted_worker, &log_a);
     scheduling::worker_state w;
@@ -94,6 +99,15 @@ struct fixture : test_coordinator_fixture<> {
 
   served_request_ptr submit(const std::string& id, priority_class cls = priority_class::interactive,
                             std::uint32_t deadline_ms = 0, const std::string& model = "m") {
+    auto r = send_submit(id, cls, deadline_ms, model);
+    sched.run();
+    return r;
+  }
+
+  // Only puts the submit in the scheduler's mailbox: messages sent together arrive together.
+  served_request_ptr send_submit(const std::string& id,
+                                 priority_class cls = priority_class::interactive,
+                                 std::uint32_t deadline_ms = 0, const std::string& model = "m") {
     gateway::inference_request req;
     req.request_id = id;
     req.model = model;
@@ -111,7 +125,6 @@ struct fixture : test_coordinator_fixture<> {
         },
         "prod", &metrics);
     self->send(scheduler, submit_atom::value, r);
-    sched.run();
     return r;
   }
 
@@ -334,6 +347,84 @@ CAF_TEST(a request its failing worker hands back runs again on a healthy worker)
   CAF_CHECK_EQUAL(clients["r"]->done_calls, 1);
   caf::anon_send_exit(worker_b, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+CAF_TEST(requests that arrive together share one pass and start in priority order) {
+  const auto passes_before = snapshot().passes;
+  // Batch first, production last, all in the mailbox before the scheduler runs: one slot.
+  auto batch = send_submit("b", priority_class::batch);
+  auto inter = send_submit("i", priority_class::interactive);
+  auto prod = send_submit("p", priority_class::production);
+  sched.run();
+  CAF_CHECK_EQUAL(snapshot().passes, passes_before + 1);
+  // Production got the slot; the batch request never started, so nothing was preempted.
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 1u);
+  CAF_CHECK(log_a.starts[0].request == prod);
+  CAF_CHECK(!batch->preempt_pending());
+  finish(prod);
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 2u);
+  CAF_CHECK(log_a.starts[1].request == inter);  // interactive before batch
+  finish(inter);
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 3u);
+  CAF_CHECK(log_a.starts[2].request == batch);
+}
+
+CAF_TEST(a pass never starts a queued request whose deadline has passed) {
+  auto busy = submit("busy");
+  submit("late", priority_class::interactive, 100);
+  // Time passes without the tick firing; the slot frees: the pass expires, it does not start.
+  clock.advance(std::chrono::milliseconds{150});
+  finish(busy);
+  CAF_CHECK_EQUAL(log_a.starts.size(), 1u);
+  CAF_REQUIRE(clients["late"]->error() != nullptr);
+  CAF_CHECK(clients["late"]->error()->code == error_code::deadline_exceeded);
+  CAF_CHECK_EQUAL(metrics.requests(priority_class::interactive, request_outcome::deadline), 1u);
+  CAF_CHECK_EQUAL(snapshot().in_flight + 0, 0u);
+}
+
+CAF_TEST(a mailbox that never empties still gets a pass every pass_coalesce_max messages) {
+  send_submit("r");
+  for (int i = 0; i < 4; ++i) self->send(scheduler, cancel_atom::value, std::string{"unknown"});
+  // Runs one scheduler message, then lets the worker take whatever the scheduler sent it.
+  auto one_message = [&] {
+    CAF_REQUIRE(sched.prioritize(scheduler));
+    sched.run_once();
+    if (sched.prioritize(worker_a)) sched.run_once();
+  };
+  one_message();  // the submit: a pass is due, four messages wait
+  one_message();
+  CAF_CHECK_EQUAL(log_a.starts.size(), 0u);
+  one_message();  // the third message since: the bound (3) runs the pass
+  CAF_CHECK_EQUAL(log_a.starts.size(), 1u);
+  sched.run();
+  CAF_CHECK_EQUAL(log_a.starts.size(), 1u);
+}
+
+CAF_TEST(one batch of finished reports frees every slot and the starts go in one message) {
+  scheduling::worker_state w;
+  w.id = "a";
+  w.models = {"m"};
+  w.slots = 3;
+  self->send(scheduler, register_atom::value, worker_registration{w, worker_a});
+  sched.run();
+  auto r1 = submit("r1");
+  auto r2 = submit("r2");
+  auto r3 = submit("r3");
+  submit("q1");
+  submit("q2");
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 3u);
+  const auto messages_before = log_a.start_messages;
+  for (const auto& r : {r1, r2})
+    r->complete(gateway::final_result{"x", finish_reason::stop, {1, 1}, "m", "prod", 0},
+                request_outcome::completed);
+  self->send(scheduler, finished_atom::value,
+             std::vector<finished_report>{{r1->ticket, 1000}, {r2->ticket, 1000}, {999999, 1}});
+  sched.run();
+  CAF_REQUIRE_EQUAL(log_a.starts.size(), 5u);
+  CAF_CHECK_EQUAL(log_a.start_messages, messages_before + 1);
+  CAF_CHECK_EQUAL(snapshot().in_flight + 0, 3u);
+  CAF_CHECK_EQUAL(metrics.requests(priority_class::interactive, request_outcome::completed), 2u);
+  finish(r3);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

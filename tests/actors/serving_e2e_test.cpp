@@ -152,6 +152,13 @@ TEST_CASE("unary and streamed answers through HTTP agree, are right and carry us
           .dump());
   CHECK(too_long.status == 400);
   CHECK(too_long.body.find("context") != std::string::npos);
+  // Counted under its own reason, with the gateway's refusals and in the serving outcomes.
+  CHECK(metric_line(node, "bastion_http_rejected_total{reason=\"prompt_too_long\"}") ==
+        "bastion_http_rejected_total{reason=\"prompt_too_long\"} 1");
+  CHECK(metric_line(node,
+                    "bastion_serving_requests_total{class=\"interactive\",outcome=\"prompt_"
+                    "too_long\"}") ==
+        "bastion_serving_requests_total{class=\"interactive\",outcome=\"prompt_too_long\"} 1");
   CHECK(post(node.http(), "/v1/chat/completions", chat_body(question, 2, false)).status == 200);
 }
 

@@ -78,6 +78,19 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
           "test.toml: node.site = 'moon' refused: must be one of prod, dr-local, dr-remote"));
   CHECK_THAT(errors_of(b + "batch_max = 0\n"),
              Catch::Contains("workers[0].batch_max = 0 refused: must be between 1 and 1024"));
+  CHECK_THAT(errors_of(b + "threads = 300\n"),
+             Catch::Contains("workers[0].threads = 300 refused: must be between 0 and 256"));
+  CHECK_THAT(errors_of(b + "threads = -1\n"),
+             Catch::Contains("workers[0].threads = -1 refused: must be between 0 and 256"));
+  CHECK_THAT(errors_of("[[models]]\nid = \"m\"\npath = \"" + model_file +
+                       "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n"
+                       "threads = 4\n"),
+             Catch::Contains("workers[0].threads = 4 refused: only cpu and edge workers"));
+  CHECK_THAT(errors_of(b + "recovery_backoff_ms = 500\nrecovery_backoff_ms_max = 200\n"),
+             Catch::Contains("workers[0].recovery_backoff_ms_max = 200 refused: must be at least "
+                             "recovery_backoff_ms (500)"));
+  CHECK_THAT(errors_of(b + "recovery_backoff_ms = 0\n"),
+             Catch::Contains("workers[0].recovery_backoff_ms = 0 refused: must be between 1"));
   CHECK_THAT(errors_of(b + "kind2 = 1\n"),
              Catch::Contains("workers[0].kind2 is not a known setting"));
   CHECK_THAT(errors_of(b + "[http]\nlisten = \"localhost\"\n"),

@@ -1,0 +1,32 @@
+#pragma once
+// The backend a worker runs its model steps on, as its config section asks (DESIGN.md §3):
+// CPU and edge workers get the CPU backend with the worker's `threads` compute threads, GPU
+// workers their CUDA device. Kept apart from local_serving so that what a worker's settings
+// turn into can be checked without starting a node.
+
+#include "kernels/backend.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+#include "runtime/config/node_config.hpp"
+
+#include <memory>
+#include <string>
+
+namespace bastion::worker {
+
+struct worker_backend {
+  std::unique_ptr<kernels::backend> backend;  // null when there is none; `error` says why
+  std::string name;                           // "cpu", "cuda:0", ...
+  std::string error;
+  int threads = 0;  // a CPU backend's compute threads as configured (0: one per core); GPU: 0
+};
+
+/// The CPU backend options for worker `w`: the environment's choices (BASTION_CPU_KERNELS,
+/// BASTION_CPU_NUMERICS, BASTION_CPU_THREADS), with the worker's `threads` taking precedence
+/// over BASTION_CPU_THREADS when it is not 0. Fails when the environment holds a bad value.
+kernels::status cpu_options_for(const config::worker_section& w, kernels::cpu_backend_options& out);
+
+/// Builds the backend of worker `w`. Never throws; a backend that cannot be made (bad
+/// environment, no CUDA in this build, no device) comes back null with the reason.
+worker_backend make_worker_backend(const config::worker_section& w);
+
+}  // namespace bastion::worker

@@ -1,0 +1,255 @@
+// The worker's step thread on SmolLM2 (skips with 77 when the model is not fetched), driven
+// directly with a manual clock and a backend that can be broken and healed: a failing step
+// hands its request back and reports the worker unhealthy; the worker probes after a doubling,
+// capped backoff (nothing before it is due), counts the probes, and reports itself healthy
+// again (counted as a recovery) once its backend works, after which it serves requests again.
+
+#define CATCH_CONFIG_RUNNER
+#include "actors/worker/worker_step_loop.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+#include "runtime/clock/clock.hpp"
+#include "runtime/metrics/registry.hpp"
+#include "tests/actors/flaky_backend.hpp"
+#include "tests/support/model_path.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace bastion;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What the step thread reported, for the test thread to wait on.
+struct recorder {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::pair<bool, std::string>> health;
+  std::vector<std::uint64_t> preempted;
+  std::vector<std::uint64_t> finished;
+  std::vector<std::size_t> finished_batches;  // reports per finished call
+
+  template <class Pred>
+  bool wait(Pred pred, std::chrono::milliseconds limit = 20s) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return changed.wait_for(lock, limit, pred);
+  }
+  worker::worker_reports reports() {
+    worker::worker_reports r;
+    r.finished = [this](std::vector<serving::finished_report> batch) {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished_batches.push_back(batch.size());
+      for (const auto& f : batch) finished.push_back(f.ticket);
+      changed.notify_all();
+    };
+    r.preempted = [this](std::uint64_t ticket) {
+      std::lock_guard<std::mutex> lock(mutex);
+      preempted.push_back(ticket);
+      changed.notify_all();
+    };
+    r.health = [this](bool healthy, const std::string& why) {
+      std::lock_guard<std::mutex> lock(mutex);
+      health.emplace_back(healthy, why);
+      changed.notify_all();
+    };
+    return r;
+  }
+};
+
+struct outcome {
+  std::mutex mutex;
+  std::optional<gateway::completion> done;
+};
+
+serving::served_request_ptr make_request(
+    std::uint64_t ticket, std::shared_ptr<outcome> out,
+    gateway::inference_input input = std::string{"The capital of France is"},
+    serving::serving_metrics* counted_in = nullptr) {
+  gateway::inference_request req;
+  req.request_id = "r" + std::to_string(ticket);
+  req.model = "m";
+  req.input = std::move(input);
+  req.params.max_tokens = 3;
+  req.params.temperature = 0.0f;
+  auto r = std::make_shared<serving::served_request>(
+      std::move(req), nullptr,
+      [out](gateway::completion c) {
+        std::lock_guard<std::mutex> lock(out->mutex);
+        out->done = std::move(c);
+      },
+      "prod", counted_in);
+  r->ticket = ticket;
+  return r;
+}
+
+struct node_under_test {
+  manual_clock clock{1000s};
+  metrics::registry registry;
+  serving::worker_metrics metrics{registry, "w"};
+  recorder seen;
+  test::flaky_backend* backend = nullptr;
+  std::unique_ptr<worker::worker_step_loop> loop;
+
+  explicit node_under_test(std::int64_t context_tokens_max = 512) {
+    auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
+    backend = flaky.get();
+    worker::step_loop_settings s;
+    s.worker_id = "w";
+    s.batch_max = 4;
+    s.kv_blocks = 64;
+    s.recovery_backoff = 100ms;
+    s.recovery_backoff_max = 400ms;
+    s.recovery_poll = 2ms;
+    std::string error;
+    loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), context_tokens_max}},
+                                            std::move(flaky), "cpu", "", clock, seen.reports(),
+                                            &metrics, error);
+    INFO(error);
+    REQUIRE(loop);
+  }
+
+  std::uint64_t probes() const { return metrics.recovery_probes->value(); }
+  // Advances the manual clock and waits (real time) until the step thread ran `probes` probes.
+  bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
+    clock.advance(d);
+    for (int i = 0; i < 2000 && probes() < want; ++i) std::this_thread::sleep_for(5ms);
+    return probes() == want;
+  }
+  // Advances the clock, gives the step thread many polls, and says whether it stayed idle.
+  bool advance_without_probe(std::chrono::milliseconds d) {
+    const auto before = probes();
+    clock.advance(d);
+    std::this_thread::sleep_for(60ms);
+    return probes() == before;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an unhealthy worker probes after a doubling capped backoff and recovers") {
+  node_under_test n;
+  auto first = std::make_shared<outcome>();
+  n.backend->set_broken(true);
+  REQUIRE(n.loop->submit(make_request(1, first), "m"));
+  // The step fails: unhealthy first, then the request is handed back for another worker.
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    REQUIRE(n.seen.health.size() == 1);
+    CHECK_FALSE(n.seen.health[0].first);
+    CHECK_THAT(n.seen.health[0].second, Catch::Contains("injected fault"));
+  }
+  CHECK(n.metrics.healthy->value() == 0.0);
+
+  // t+0: failed step. Probes due at t+100 (fails), t+300 (fails), t+700 (fails), then every
+  // 400 ms (the cap, not 800).
+  CHECK(n.advance_without_probe(99ms));
+  CHECK(n.advance_until_probes(1ms, 1));  // t+100
+  CHECK(n.advance_without_probe(199ms));  // t+299
+  CHECK(n.advance_until_probes(1ms, 2));  // t+300
+  CHECK(n.advance_without_probe(399ms));  // t+699
+  CHECK(n.advance_until_probes(1ms, 3));  // t+700
+  n.backend->set_broken(false);
+  CHECK(n.advance_without_probe(399ms));  // t+1099
+  CHECK(n.advance_until_probes(1ms, 4));  // t+1100: the capped backoff, and it passes
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 2; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    CHECK(n.seen.health[1].first);
+    CHECK_THAT(n.seen.health[1].second, Catch::Contains("after 3 failed"));
+  }
+  CHECK(n.metrics.recoveries->value() == 1u);
+  for (int i = 0; i < 200 && !n.loop->snapshot().healthy; ++i) std::this_thread::sleep_for(5ms);
+  CHECK(n.loop->snapshot().healthy);
+  CHECK(n.advance_without_probe(10s));  // healthy: no more probes
+
+  // It serves again: a new request completes with text.
+  auto second = std::make_shared<outcome>();
+  REQUIRE(n.loop->submit(make_request(2, second), "m"));
+  REQUIRE(n.seen.wait([&] {
+    return std::find(n.seen.finished.begin(), n.seen.finished.end(), 2u) != n.seen.finished.end();
+  }));
+  std::lock_guard<std::mutex> lock(second->mutex);
+  REQUIRE(second->done);
+  const auto* result = std::get_if<gateway::final_result>(&*second->done);
+  REQUIRE(result != nullptr);
+  CHECK(result->usage.completion_tokens == 3u);
+}
+
+TEST_CASE("a later fault starts the backoff from its initial value again") {
+  node_under_test n;
+  n.backend->set_broken(true);
+  REQUIRE(n.loop->submit(make_request(1, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 1; }));
+  n.backend->set_broken(false);
+  CHECK(n.advance_until_probes(100ms, 1));
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 2; }));
+  n.backend->set_broken(true);
+  REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 3; }));
+  n.backend->set_broken(false);
+  CHECK(n.advance_without_probe(99ms));
+  CHECK(n.advance_until_probes(1ms, 2));
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 4; }));
+  CHECK(n.metrics.recoveries->value() == 2u);
+}
+
+TEST_CASE("a prompt longer than the context is refused and counted as prompt_too_long") {
+  node_under_test n(16);
+  serving::serving_metrics counted{n.registry};
+  auto long_one = std::make_shared<outcome>();
+  std::string words;
+  for (int i = 0; i < 40; ++i) words += "word ";
+  REQUIRE(n.loop->submit(make_request(1, long_one, words, &counted), "m"));
+  // Malformed input (a token id outside the vocabulary) stays an ordinary invalid request.
+  auto bad_ids = std::make_shared<outcome>();
+  REQUIRE(n.loop->submit(
+      make_request(2, bad_ids, std::vector<std::uint32_t>{1, 2, 1u << 30}, &counted), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 2; }));
+  {
+    std::lock_guard<std::mutex> lock(long_one->mutex);
+    REQUIRE(long_one->done);
+    const auto* e = std::get_if<gateway::inference_error>(&*long_one->done);
+    REQUIRE(e != nullptr);
+    CHECK(e->code == gateway::error_code::invalid_argument);
+    CHECK(e->param == "input");
+    CHECK(e->reason == "prompt_too_long");
+    CHECK_THAT(e->message, Catch::Contains("context holds 16"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(bad_ids->mutex);
+    REQUIRE(bad_ids->done);
+    const auto* e = std::get_if<gateway::inference_error>(&*bad_ids->done);
+    REQUIRE(e != nullptr);
+    CHECK(e->reason.empty());
+  }
+  using scheduling::priority_class;
+  CHECK(counted.requests(priority_class::interactive, serving::request_outcome::prompt_too_long) ==
+        1u);
+  CHECK(counted.requests(priority_class::interactive, serving::request_outcome::invalid) == 1u);
+  CHECK(
+      n.registry.render_prometheus().find(
+          "bastion_serving_requests_total{class=\"interactive\",outcome=\"prompt_too_long\"} 1") !=
+      std::string::npos);
+  // The worker stays healthy: bad input is the client's fault, not the backend's.
+  CHECK(n.seen.health.empty());
+}
+
+int main(int argc, char** argv) {
+  const std::string path = bastion::test::smollm2_path();
+  if (!bastion::test::file_exists(path)) {
+    std::printf("SKIP: %s not found (run scripts/fetch-model)\n", path.c_str());
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
