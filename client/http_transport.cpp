@@ -130,10 +130,6 @@ struct http_connection::wire {
   beast::flat_buffer buffer;  // received, not yet parsed; bounded (see the constructor)
   http::response_parser<http::buffer_body> parser;
   char piece[body_piece_bytes];
-  // A failure that came in the same read as body bytes: thrown by the next read_body(), after
-  // the caller has had those bytes (as it would have, had they come in separate reads).
-  error_code pending;
-  bool pending_deadline_nearer = false;
 };
 
 http_connection::http_connection(transport_limits limits)
@@ -297,11 +293,6 @@ response_head http_connection::read_head() {
 
 bool http_connection::read_body(std::string& out) {
   auto& w = *wire_;
-  if (w.pending) {
-    const auto ec = std::exchange(w.pending, error_code());
-    throw read_failure(peer_, limits_, ec, w.pending_deadline_nearer, "the response body",
-                       w.buffer);
-  }
   while (!w.parser.is_done()) {
     auto& body = w.parser.get().body();
     body.data = w.piece;
@@ -313,11 +304,12 @@ bool http_connection::read_body(std::string& out) {
     if (ec == http::error::need_buffer) ec = {};  // the piece is full: the caller takes it
     const std::size_t n = sizeof(w.piece) - body.size;
     body.data = nullptr;
-    if (n == 0 && ec) {
+    // The parser is not eager: each read_some ends after one parsing step that made progress,
+    // so body bytes and a failure never come back together; the bytes before a malformed chunk
+    // or a closed connection reach the caller first.
+    if (ec) {
       throw read_failure(peer_, limits_, ec, bound.deadline_nearer, "the response body", w.buffer);
     }
-    w.pending = ec;
-    w.pending_deadline_nearer = bound.deadline_nearer;
     if (n == 0) continue;  // a chunk's size line, no data yet
     body_bytes_ += n;
     out.append(w.piece, n);
