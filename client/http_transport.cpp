@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -184,9 +185,14 @@ transport_error read_failure(const std::string& peer, const transport_limits& li
             where + "a chunk size line or the end of the chunk before it is malformed (" +
                 ec.message() + ") at '" + excerpt_of(pending) + "'"};
   }
+  if (ec == http::error::bad_version) {
+    // What came back does not start like "HTTP/1.x": another protocol, TLS, or noise.
+    return {transport_failure::malformed, where + "the answer is not HTTP/1.x (" + ec.message() +
+                                              ") at '" + excerpt_of(pending) + "'"};
+  }
   if (ec.category() == error_code(http::error::bad_version).category()) {
-    return {transport_failure::malformed, where + "the answer is not HTTP/1.x: " + ec.message() +
-                                              " in " + part + " at '" + excerpt_of(pending) + "'"};
+    return {transport_failure::malformed, where + std::string(part) + " is malformed (" +
+                                              ec.message() + ") at '" + excerpt_of(pending) + "'"};
   }
   return {transport_failure::lost, where + "the connection broke: " + ec.message()};
 }
@@ -258,12 +264,8 @@ response_head http_connection::read_head() {
     throw read_failure(peer_, limits_, ec, bound.deadline_nearer, "the response head", w.buffer);
   }
   const auto& message = w.parser.get();
-  if (message.version() != 10 && message.version() != 11) {
-    throw transport_error(transport_failure::malformed,
-                          peer_ + ": the answer is not HTTP/1.x (version " +
-                              std::to_string(message.version() / 10) + "." +
-                              std::to_string(message.version() % 10) + ")");
-  }
+  // Beast refuses any version but HTTP/1.0 and 1.1 (bad_version, above), and a status that is
+  // not three digits; the range it leaves to us.
   response_head head;
   head.status = static_cast<int>(message.result_int());
   if (head.status < 100 || head.status > 599) {
