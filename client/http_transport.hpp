@@ -1,8 +1,11 @@
 #pragma once
-// One HTTP/1.1 exchange on its own TCP connection, on plain blocking-style sockets polled with
-// timeouts: connect, send the request, read the head, then the body piece by piece (Content-Length,
-// chunked, or until close) so a server-sent-event stream is seen as it arrives. Every wait is
-// bounded by the idle timeout and by the call's deadline; every buffer by a byte limit.
+// One HTTP/1.1 exchange on its own TCP connection: Boost.Beast's response parser over an Asio
+// TCP stream, driven from the calling thread (each wait runs the connection's own io_context
+// until the operation or its timer completes). Connect, send the request, read the head, then the
+// body piece by piece (Content-Length, chunked, or until close) so a server-sent-event stream is
+// seen as it arrives. Every wait is bounded by the idle timeout and by the call's deadline; the
+// head and the body by byte limits. Beast stays out of this header (compile time): the stream,
+// buffer and parser live in http_connection::wire, defined in http_transport.cpp.
 //
 // Failures are thrown as transport_error and caught by the client's attempt runner
 // (client/client.cpp), which turns them into a retry decision or a typed error: a failure can
@@ -15,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -62,7 +66,7 @@ struct response_head {
 
 class http_connection {
  public:
-  explicit http_connection(transport_limits limits) : limits_(limits) {}
+  explicit http_connection(transport_limits limits);
   ~http_connection();
   http_connection(const http_connection&) = delete;
   http_connection& operator=(const http_connection&) = delete;
@@ -79,22 +83,11 @@ class http_connection {
   std::size_t body_bytes() const noexcept { return body_bytes_; }
 
  private:
-  enum class framing { length, chunked, until_close };
-  enum class chunk_state { size_line, data, data_end, trailer, done };
-
-  bool fill();  // reads more bytes into buffer_; false at the peer's orderly close
-  std::string take_line(std::size_t chars_max, const char* what);
-  std::chrono::milliseconds wait_budget(std::chrono::milliseconds step) const;
-  void count_body(std::size_t n);
+  struct wire;  // Beast's stream, read buffer and parser
 
   transport_limits limits_;
   std::string peer_;
-  int fd_ = -1;
-  std::string buffer_;  // received, not yet consumed
-  framing framing_ = framing::until_close;
-  std::uint64_t length_left_ = 0;
-  chunk_state chunk_ = chunk_state::size_line;
-  bool body_done_ = false;
+  std::unique_ptr<wire> wire_;
   std::size_t body_bytes_ = 0;
 };
 

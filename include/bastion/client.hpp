@@ -39,8 +39,9 @@
 // completed.
 //
 // Threads: a client may be shared by threads; each call blocks its caller and runs the
-// callbacks on the caller's thread. No event loop, CAF or KJ is involved: the client uses plain
-// sockets, so it can be called from anywhere, including a thread that runs a KJ event loop.
+// callbacks on the caller's thread. No shared event loop, CAF or KJ is involved: each connection
+// runs on its own private Asio io_context on the calling thread (Boost.Beast reads the HTTP), so
+// the client can be called from anywhere, including a thread that runs a KJ event loop.
 // Each request opens its own connection (no keep-alive). Plain HTTP only (TLS is the
 // gateway's and a later change's). Link Bastion::bastion_client; bastion::to_string of
 // request.hpp's enums lives in Bastion::bastion, so use to_string(client_error_kind) here.
