@@ -334,9 +334,10 @@ def main(binary, schema_path):
                 if k[0] in (REJECTED, RPC_REJECTED) and v != before.get(k, 0.0)}
         print("rejections counted:", {f"{k[0]}{dict(k[1])}": v for k, v in sorted(seen.items())})
         # What each check above sent, by the reason the node counts it under. A prompt too
-        # long for the context is refused by the worker (which tokenizes), so it shows in the
-        # answered-400 count, not among the gateway's own refusals.
+        # long for the context is refused by the worker (which tokenizes) and counted under
+        # its own reason: the long completion prompt and the two long chat messages.
         expected = {(REJECTED, "bad_http"): 1, (REJECTED, "body_too_large"): 2,
+                    (REJECTED, "prompt_too_long"): 3,
                     (REJECTED, "invalid"): 2 + 5, (REJECTED, "unknown_model"): 1,
                     (REJECTED, "header_timeout"): 1 + SLOW_CLIENTS,
                     (RPC_REJECTED, "malformed"): 3, (RPC_REJECTED, "truncated"): 1,
