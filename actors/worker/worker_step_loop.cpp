@@ -361,6 +361,9 @@ void worker_step_loop::became_unhealthy(const std::string& why) {
   // Told before the requests are handed back, so the scheduler routes them elsewhere.
   healthy_ = false;
   recovery_.failed(clock_.monotonic());
+  // The gauge changes with the report, not at the next publish(): a scrape or a test that
+  // follows the report must not read the old state.
+  if (metrics_) metrics_->healthy->set(0.0);
   if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
 }
 
@@ -375,7 +378,10 @@ void worker_step_loop::probe_if_due() {
   const auto failed_probes = recovery_.failed_probes();
   recovery_.recovered();
   healthy_ = true;
-  if (metrics_) metrics_->recoveries->inc();
+  if (metrics_) {
+    metrics_->healthy->set(1.0);
+    metrics_->recoveries->inc();
+  }
   if (reports_.health)
     reports_.health(true, "worker '" + settings_.worker_id +
                               "': the backend passed its probe after " +
