@@ -11,6 +11,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -132,4 +133,55 @@ TEST_CASE("hostile snapshot bytes are refused and leave the state as it was") {
   REQUIRE(err);
   CHECK_THAT(bastion::actors::replicator_error_detail(err),
              Catch::Contains("serialized_bytes_max 8"));
+}
+
+// What a subscriber that never saw the compacted entries gets instead (covered_records): the
+// configuration in force, oldest change first, then the remembered completions in log order,
+// each a JournalRecord; the completions carry digest and finish reason, never text or a site,
+// which is how a replay tells "compacted" from an answer. No epoch start is repeated.
+TEST_CASE("covered records stand for the configuration in force and the completions") {
+  journal_summary s;
+  s.apply(1, epoch(3, "prod"));
+  s.apply(2, policy("retention", 1));
+  s.apply(3, completion("req-a", 7));
+  s.apply(4, policy("audit", 2));
+  s.apply(5, policy("retention", 3));  // replaces the first
+  s.apply(6, completion("req-b", 8));
+  const auto records = s.covered_records();
+  REQUIRE(records.size() == 4);
+  auto read = [](const std::vector<std::uint8_t>& bytes, auto&& check) {
+    REQUIRE(bytes.size() % sizeof(capnp::word) == 0);
+    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), bytes.data(), bytes.size());
+    capnp::FlatArrayMessageReader reader{words};
+    check(reader.getRoot<schema::JournalRecord>());
+  };
+  read(records[0], [](schema::JournalRecord::Reader r) {
+    REQUIRE(r.isConfigurationChange());
+    CHECK(std::string{r.getConfigurationChange().getPolicy().getName().cStr()} == "audit");
+  });
+  read(records[1], [](schema::JournalRecord::Reader r) {
+    REQUIRE(r.isConfigurationChange());
+    auto p = r.getConfigurationChange().getPolicy();
+    CHECK(std::string{p.getName().cStr()} == "retention");
+    CHECK(p.getDocumentDigest()[0] == 3);  // the later change, not the first
+  });
+  const char* ids[] = {"req-a", "req-b"};
+  const std::uint8_t seeds[] = {7, 8};
+  for (int i = 0; i < 2; ++i)
+    read(records[2 + i], [&](schema::JournalRecord::Reader r) {
+      REQUIRE(r.isCompletion());
+      auto c = r.getCompletion();
+      CHECK(std::string{c.getRequestId().cStr()} == ids[i]);
+      CHECK(c.getOutputDigest().size() == 32);
+      CHECK(c.getOutputDigest()[0] == seeds[i]);
+      CHECK(c.getFinishReason() == bastion::schema::FinishReason::LENGTH);
+      CHECK_FALSE(c.hasOutputText());
+      CHECK_FALSE(c.hasSite());
+    });
+  // After a snapshot round trip the same records come out.
+  journal_summary restored;
+  REQUIRE(!restored.restore(s.serialize()));
+  CHECK(restored.covered_records() == records);
+  CHECK(journal_summary{}.covered_records().empty());
 }
