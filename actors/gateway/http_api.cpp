@@ -620,13 +620,16 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
     data += sse_event(render_text_chunk(kind_, meta_, "", true));
     role_sent_ = true;
   }
+  // The closing chunks name the releasing site and epoch, as the unary answer does, so a
+  // streaming client can tell a replay from the journal too.
+  const auto fingerprint = system_fingerprint_of(result);
   if (request_.include_usage) {
     // OpenAI's shape under stream_options.include_usage: finish chunk, then a usage chunk.
-    data += sse_event(render_finish_chunk(kind_, meta_, result.reason, nullptr));
-    data += sse_event(render_usage_chunk(kind_, meta_, result.usage));
+    data += sse_event(render_finish_chunk(kind_, meta_, result.reason, nullptr, fingerprint));
+    data += sse_event(render_usage_chunk(kind_, meta_, result.usage, fingerprint));
   } else {
     // Bastion's final event carries finish reason and usage together (DESIGN.md §4).
-    data += sse_event(render_finish_chunk(kind_, meta_, result.reason, &result.usage));
+    data += sse_event(render_finish_chunk(kind_, meta_, result.reason, &result.usage, fingerprint));
   }
   data += "data: [DONE]\n\n";
   return data;

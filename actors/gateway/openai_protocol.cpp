@@ -417,8 +417,7 @@ std::string render_response(api_kind kind, const response_meta& meta, const fina
             {"usage", usage_json(result.usage)}};
   // Which site released the answer, in which epoch (a field OpenAI defines for the serving
   // configuration): a retry answered from the journal names the original release.
-  if (!result.site.empty())
-    body["system_fingerprint"] = "bastion:" + result.site + ":" + std::to_string(result.epoch);
+  if (const auto fp = system_fingerprint_of(result); !fp.empty()) body["system_fingerprint"] = fp;
   return dump(body);
 }
 
@@ -437,9 +436,16 @@ std::string render_text_chunk(api_kind kind, const response_meta& meta, std::str
   return dump(chunk);
 }
 
+std::string system_fingerprint_of(const final_result& result) {
+  if (result.site.empty()) return {};
+  return "bastion:" + result.site + ":" + std::to_string(result.epoch);
+}
+
 std::string render_finish_chunk(api_kind kind, const response_meta& meta, finish_reason reason,
-                                const usage_counts* usage) {
+                                const usage_counts* usage, std::string_view fingerprint) {
   json chunk = chunk_base(kind, meta);
+  chunk["system_fingerprint"] =
+      fingerprint.empty() ? json(nullptr) : json(std::string(fingerprint));
   json choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_name(reason)}};
   if (kind == api_kind::chat) {
     choice["delta"] = json::object();
@@ -451,9 +457,11 @@ std::string render_finish_chunk(api_kind kind, const response_meta& meta, finish
   return dump(chunk);
 }
 
-std::string render_usage_chunk(api_kind kind, const response_meta& meta,
-                               const usage_counts& usage) {
+std::string render_usage_chunk(api_kind kind, const response_meta& meta, const usage_counts& usage,
+                               std::string_view fingerprint) {
   json chunk = chunk_base(kind, meta);
+  chunk["system_fingerprint"] =
+      fingerprint.empty() ? json(nullptr) : json(std::string(fingerprint));
   chunk["choices"] = json::array();
   chunk["usage"] = usage_json(usage);
   return dump(chunk);

@@ -62,12 +62,17 @@ std::string render_text_chunk(api_kind kind, const response_meta& meta, std::str
 
 /// The chunk with the finish reason. With `usage` non-null the chunk carries usage as well
 /// (Bastion's final event, DESIGN.md §4); null renders `"usage": null` as OpenAI does before
-/// its separate usage chunk.
+/// its separate usage chunk. `fingerprint` (system_fingerprint_of) names the site and epoch
+/// that released the answer, as in the unary response; empty renders null.
 std::string render_finish_chunk(api_kind kind, const response_meta& meta, finish_reason reason,
-                                const usage_counts* usage);
+                                const usage_counts* usage, std::string_view fingerprint = {});
 
 /// OpenAI's usage chunk under stream_options.include_usage: empty choices, usage set.
-std::string render_usage_chunk(api_kind kind, const response_meta& meta, const usage_counts& usage);
+std::string render_usage_chunk(api_kind kind, const response_meta& meta, const usage_counts& usage,
+                               std::string_view fingerprint = {});
+
+/// "bastion:<site>:<epoch>" for an answer released by a site of a cluster; empty without one.
+std::string system_fingerprint_of(const final_result& result);
 
 std::string render_models(const std::vector<model_info>& models);
 

@@ -131,6 +131,21 @@ TEST_CASE(
       json::parse(render_finish_chunk(api_kind::chat, meta, finish_reason::stop, &r.usage));
   CHECK(fin["choices"][0]["delta"] == json::object());
   CHECK(fin["usage"]["completion_tokens"] == 4);
+  CHECK(fin["system_fingerprint"].is_null());  // a single node: no site released it
+  // In a cluster the closing chunks name the releasing site and epoch, like the unary answer.
+  auto released = r;
+  released.site = "dr-local";
+  released.epoch = 7;
+  CHECK(system_fingerprint_of(released) == "bastion:dr-local:7");
+  CHECK(system_fingerprint_of(r).empty());
+  const auto fin_site = json::parse(render_finish_chunk(api_kind::chat, meta, finish_reason::stop,
+                                                        &r.usage, system_fingerprint_of(released)));
+  CHECK(fin_site["system_fingerprint"] == "bastion:dr-local:7");
+  const auto usage_site = json::parse(
+      render_usage_chunk(api_kind::chat, meta, r.usage, system_fingerprint_of(released)));
+  CHECK(usage_site["system_fingerprint"] == "bastion:dr-local:7");
+  CHECK(json::parse(render_response(api_kind::chat, meta, released))["system_fingerprint"] ==
+        "bastion:dr-local:7");
   const auto err = json::parse(render_error_body("m", "t", "", "c"));
   CHECK(err ==
         json{{"error", {{"message", "m"}, {"type", "t"}, {"param", nullptr}, {"code", "c"}}}});
