@@ -82,10 +82,9 @@ std::vector<alert_change> peer_watch::evaluate(
     auto heard = heard_ms_.find(peer);
     const auto since = std::max(leading_since_ms_, heard == heard_ms_.end() ? 0 : heard->second);
     r.silence_ms = std::max<std::int64_t>(0, now_ms - since);
-    auto before = std::find_if(readings_.begin(), readings_.end(),
-                               [&](const peer_reading& p) { return p.peer == peer; });
-    const bool was_lagging = before != readings_.end() && before->lagging;
-    const bool was_silent = before != readings_.end() && before->silent;
+    const auto* before = reading_of(peer);
+    const bool was_lagging = before != nullptr && before->lagging;
+    const bool was_silent = before != nullptr && before->silent;
     r.lagging =
         was_lagging ? r.lag_ms * 2 > settings_.lag_alert_ms : r.lag_ms > settings_.lag_alert_ms;
     r.silent = r.silence_ms > settings_.silence_alert_ms;
@@ -119,6 +118,22 @@ std::vector<alert_change> peer_watch::stand_down() {
   readings_.clear();
   samples_.clear();
   return changes;
+}
+
+const peer_reading* peer_watch::reading_of(std::uint64_t peer) const {
+  for (const auto& r : readings_)
+    if (r.peer == peer) return &r;
+  return nullptr;
+}
+
+std::vector<std::string> peer_watch::firing() const {
+  std::vector<std::string> out;
+  for (const auto& r : readings_) {
+    if (r.lagging) out.push_back(describe({alert_peer_lagging, r.peer, true, r.lag_ms}, settings_));
+    if (r.silent)
+      out.push_back(describe({alert_peer_silent, r.peer, true, r.silence_ms}, settings_));
+  }
+  return out;
 }
 
 std::string peer_watch::describe(const alert_change& c, const peer_watch_settings& s) {

@@ -84,6 +84,10 @@ class peer_watch {
 
   bool leading() const { return leading_; }
   const std::vector<peer_reading>& readings() const { return readings_; }
+  /// The latest reading of `peer`; null when it has none (not leading, not evaluated yet).
+  const peer_reading* reading_of(std::uint64_t peer) const;
+  /// The alerts firing now, one describe() line each, in peer order.
+  std::vector<std::string> firing() const;
   std::size_t samples() const { return samples_.size(); }
 
   /// "journal_peer_lagging peer 2: 7.1 s behind (alert above 5 s)", for status and logs.

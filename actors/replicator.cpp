@@ -616,7 +616,8 @@ struct replicator_state {
     auto peer = peers.find(id);
     if (peer == peers.end() || id == cfg.id)
       return membership_error(id, "it is not one of this replica's configured peers");
-    if (const auto* s = configured(id); s != nullptr && s->role == RAFT_VOTER) return voter_count();
+    const auto* server = configured(id);
+    if (server != nullptr && server->role == RAFT_VOTER) return voter_count();
     if (membership) return membership_error(id, "a membership change is already running");
     auto m = std::make_unique<membership_request>();
     m->owner = this;
@@ -626,7 +627,7 @@ struct replicator_state {
     auto promise = m->promise;
     // Already a spare or standby (an earlier attempt got that far): straight to the promotion.
     int rv = 0;
-    if (configured(id) != nullptr) {
+    if (server != nullptr) {
       m->promoting = true;
       rv = raft_assign(raft(), &m->req, id, RAFT_VOTER, on_changed);
     } else {
@@ -779,46 +780,36 @@ struct replicator_state {
     s.last_applied = raft_last_applied(r);
     s.last_index = raft_last_index(r);
     s.snapshot_index = r->log.snapshot.last_index;
-    if (raft_state(r) == RAFT_LEADER && r->leader_state.progress != nullptr) {
-      for (unsigned i = 0; i < r->configuration.n; ++i) {
-        const auto id = r->configuration.servers[i].id;
-        // Voters only: a spare being caught up cannot take leadership or count for a majority.
-        if (id == cfg.id || r->configuration.servers[i].role != RAFT_VOTER) continue;
-        s.peer_ids.push_back(id);
-        s.peer_match_index.push_back(r->leader_state.progress[i].match_index);
-        std::int64_t lag_ms = 0;
-        std::int64_t silence_ms = 0;
-        for (const auto& reading : watch->readings()) {
-          if (reading.peer != id) continue;
-          lag_ms = reading.lag_ms;
-          silence_ms = reading.silence_ms;
-          if (reading.lagging)
-            s.alerts.push_back(
-                peer_watch::describe({alert_peer_lagging, id, true, reading.lag_ms}, cfg.watch));
-          if (reading.silent)
-            s.alerts.push_back(
-                peer_watch::describe({alert_peer_silent, id, true, reading.silence_ms}, cfg.watch));
-        }
-        s.peer_lag_ms.push_back(lag_ms);
-        s.peer_silence_ms.push_back(silence_ms);
-      }
+    for (const auto& [id, match] : voting_peers()) {
+      const auto* reading = watch->reading_of(id);
+      s.peer_ids.push_back(id);
+      s.peer_match_index.push_back(match);
+      s.peer_lag_ms.push_back(reading != nullptr ? reading->lag_ms : 0);
+      s.peer_silence_ms.push_back(reading != nullptr ? reading->silence_ms : 0);
     }
+    s.alerts = watch->firing();
     return s;
+  }
+
+  /// While leading: each other voter's id and match index (libraft's progress). Voters only:
+  /// a spare being caught up cannot take leadership or count for a majority. Empty otherwise.
+  std::map<std::uint64_t, std::uint64_t> voting_peers() {
+    std::map<std::uint64_t, std::uint64_t> out;
+    auto* r = raft();
+    if (raft_state(r) != RAFT_LEADER || r->leader_state.progress == nullptr) return out;
+    for (unsigned i = 0; i < r->configuration.n; ++i) {
+      const auto& server = r->configuration.servers[i];
+      if (server.id != cfg.id && server.role == RAFT_VOTER)
+        out[server.id] = r->leader_state.progress[i].match_index;
+    }
+    return out;
   }
 
   // --- The leader's watch on its peers (peer_watch.hpp) ---------------------------------
 
   void watch_peers() {
-    if (!running() || !watch->leading()) return;
-    auto* r = raft();
-    if (raft_state(r) != RAFT_LEADER || r->leader_state.progress == nullptr) return;
-    std::map<std::uint64_t, std::uint64_t> match;
-    for (unsigned i = 0; i < r->configuration.n; ++i) {
-      const auto id = r->configuration.servers[i].id;
-      if (id != cfg.id && r->configuration.servers[i].role == RAFT_VOTER)
-        match[id] = r->leader_state.progress[i].match_index;
-    }
-    tell(watch->evaluate(match, raft_last_index(r), now_ms()));
+    if (!running() || !watch->leading() || raft_state(raft()) != RAFT_LEADER) return;
+    tell(watch->evaluate(voting_peers(), raft_last_index(raft()), now_ms()));
     if (!metrics) return;
     for (const auto& reading : watch->readings()) {
       metrics->peer_lag(reading.peer).set(static_cast<double>(reading.lag_ms) / 1000.0);

@@ -2,6 +2,7 @@
 // classified into a verdict (done, redirect, retry elsewhere, retry here later, fail), every
 // loop bounded by the options (attempts, redirects, backoff, Retry-After, deadline).
 #include <bastion/client.hpp>
+#include <bastion/request_id.hpp>
 
 #include "client/http_transport.hpp"
 #include "client/openai_wire.hpp"
@@ -19,16 +20,6 @@ namespace bastion {
 using namespace client_detail;
 
 namespace {
-
-constexpr std::size_t request_id_chars_max = 128;
-
-bool valid_request_id(const std::string& id) {
-  if (id.empty() || id.size() > request_id_chars_max) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == ':' || c == '-';
-  });
-}
 
 std::string mint_random_id() {
   std::random_device rd;  // the kernel's CSPRNG on Linux
@@ -144,7 +135,7 @@ attempt_result classify_status(const std::string& where, const response_head& he
     if (s == 401) a.error.kind = client_error_kind::unauthenticated;
     if (s == 403) a.error.kind = client_error_kind::permission_denied;
     if (s == 404 && e.code != "model_not_found") a.error.kind = client_error_kind::rejected;
-    if (s > 404 && s != 429) a.error.kind = client_error_kind::rejected;
+    if (s > 404) a.error.kind = client_error_kind::rejected;  // 429 returned above
     if (a.what != verdict::fail) {  // a 4xx is the client's fault whatever its body says
       a.what = verdict::fail;
       a.error.kind = client_error_kind::rejected;
@@ -153,7 +144,7 @@ attempt_result classify_status(const std::string& where, const response_head& he
   }
   if (s >= 500) {
     auto a = classify_code(where, s, e);
-    if (a.what != verdict::fail) a.what = verdict::fail;
+    a.what = verdict::fail;
     a.error.kind = client_error_kind::server_error;
     return a;
   }

@@ -18,6 +18,7 @@
 #include "cluster/cli/journal_dump.hpp"
 #include "cluster/cli/promote.hpp"
 #include "cluster/cli/rejoin.hpp"
+#include "cluster/cli/sites.hpp"
 #include "runtime/config/node_config.hpp"
 
 #include <boost/program_options.hpp>
@@ -38,17 +39,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct site_address {
-  std::string site;
-  std::string http;  // host:port
-};
-
-std::vector<site_address> sites_of(const bastion::config::node_config& cfg) {
-  std::vector<site_address> out{
-      {cfg.node.site, cfg.http.listen.host + ":" + std::to_string(cfg.http.listen.port)}};
-  for (const auto& p : cfg.cluster.peers) out.push_back({p.site, p.http_address});
-  return out;
-}
+using bastion::cli::answer_text;
+using bastion::cli::ask_all;
+using bastion::cli::site_address;
+using bastion::cli::sites_of;
 
 std::optional<bastion::config::node_config> load(const std::string& path) {
   auto loaded = bastion::config::load_node_config(path);
@@ -62,39 +56,6 @@ std::optional<bastion::config::node_config> load(const std::string& path) {
     return std::nullopt;
   }
   return loaded.config;
-}
-
-std::string error_text(const bastion::cli::http_answer& a) {
-  if (a.status == 0) return a.error;
-  auto j = json::parse(a.body, nullptr, false);
-  if (!j.is_discarded() && j.contains("error") && j["error"].contains("message"))
-    return "HTTP " + std::to_string(a.status) + ": " + j["error"]["message"].get<std::string>();
-  return "HTTP " + std::to_string(a.status) + ": " + a.body;
-}
-
-struct site_status {
-  site_address where;
-  std::optional<json> status;  // nullopt: down or not answering
-  std::string error;
-};
-
-std::vector<site_status> ask_all(const std::vector<site_address>& sites, const std::string& key) {
-  std::vector<site_status> out;
-  for (const auto& s : sites) {
-    auto a = bastion::cli::http_call(s.http, "GET", "/admin/v1/status", key, "", 3s);
-    site_status st{s, std::nullopt, {}};
-    if (a.status == 200) {
-      auto j = json::parse(a.body, nullptr, false);
-      if (!j.is_discarded())
-        st.status = std::move(j);
-      else
-        st.error = "unreadable status";
-    } else {
-      st.error = error_text(a);
-    }
-    out.push_back(std::move(st));
-  }
-  return out;
 }
 
 std::string u64(const json& j, const char* k) {
@@ -168,13 +129,13 @@ int cmd_status(const bastion::config::node_config& cfg, const std::string& key, 
 int cmd_switchover(const bastion::config::node_config& cfg, const std::string& key,
                    const std::string& to, int wait_s) {
   const auto sites = sites_of(cfg);
-  std::optional<site_address> primary;
-  for (const auto& s : ask_all(sites, key))
-    if (s.status && (*s.status)["ready"].get<bool>()) primary = s.where;
-  if (!primary) {
+  const auto all = ask_all(sites, key);
+  const auto* found = bastion::cli::ready_primary(all);
+  if (found == nullptr) {
     std::cerr << "bastion switchover: no site is the ready primary; nothing to switch over\n";
     return 1;
   }
+  const auto* primary = &found->where;
   const site_address* target = nullptr;
   for (const auto& s : sites)
     if (s.site == to) target = &s;
@@ -186,10 +147,10 @@ int cmd_switchover(const bastion::config::node_config& cfg, const std::string& k
   auto a = bastion::cli::http_call(primary->http, "POST", "/admin/v1/switchover", key,
                                    json{{"to", to}}.dump(), 20s);
   if (a.status != 200) {
-    std::cerr << "bastion switchover: " << primary->site << " refused: " << error_text(a) << "\n";
+    std::cerr << "bastion switchover: " << primary->site << " refused: " << answer_text(a) << "\n";
     return 1;
   }
-  std::cout << primary->site << ": " << json::parse(a.body)["result"].get<std::string>() << "\n";
+  std::cout << primary->site << ": " << answer_text(a) << "\n";
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds{wait_s}) {
     auto t = bastion::cli::http_call(target->http, "GET", "/admin/v1/status", key, "", 2s);
     if (t.status == 200) {
@@ -244,7 +205,7 @@ int cmd_fault(const bastion::config::node_config& cfg, const std::string& key,
     auto r = bastion::cli::http_call(address(from), heal ? "DELETE" : "POST", "/admin/v1/faults",
                                      key, heal ? json{{"peer", peer}}.dump() : body.dump(), 5s);
     if (r.status != 200) {
-      std::cerr << "bastion fault: " << from << ": " << error_text(r) << "\n";
+      std::cerr << "bastion fault: " << from << ": " << answer_text(r) << "\n";
       rc = 1;
     } else {
       std::cout << from << " -> " << peer << ": " << (heal ? "healed" : body.dump()) << "\n";

@@ -7,16 +7,6 @@
 
 namespace bastion::gateway {
 
-bool valid_request_id(std::string_view id) {
-  if (id.empty() || id.size() > request_id_chars_max) return false;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::string mint_random_request_id() {
   std::array<unsigned char, 16> bytes{};
   if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {

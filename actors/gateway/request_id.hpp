@@ -1,7 +1,9 @@
 #pragma once
-// Request ids: a client may bring its own (so a retry can be recognised, DESIGN.md §4); it must
-// be 1..128 characters from [A-Za-z0-9._:-], since it travels in headers, logs and the journal.
-// Otherwise the gateway mints 128 random bits as 32 hex digits.
+// Request ids: a client may bring its own (so a retry can be recognised, DESIGN.md §4), checked
+// by bastion::valid_request_id (include/bastion/request_id.hpp, shared with the client
+// library). Otherwise the gateway mints 128 random bits as 32 hex digits.
+
+#include "include/bastion/request_id.hpp"
 
 #include <cstddef>
 #include <functional>
@@ -10,9 +12,8 @@
 
 namespace bastion::gateway {
 
-constexpr std::size_t request_id_chars_max = 128;
-
-bool valid_request_id(std::string_view id);
+using bastion::request_id_chars_max;
+using bastion::valid_request_id;
 
 /// Produces a fresh id. Passed in (STYLE.md 8) so tests can make ids predictable.
 using id_source = std::function<std::string()>;

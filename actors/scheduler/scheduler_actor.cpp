@@ -349,11 +349,8 @@ scheduler_actor::behavior_type scheduler_actor_impl(
               e.request->fail(gateway::error_code::cancelled,
                               "the node is shutting down; the request was not started",
                               request_outcome::cancelled);
-              auto& by_id = st.tickets_by_request;
-              if (auto id = by_id.find(e.request->request().request_id);
-                  id != by_id.end() && id->second == it->first)
-                by_id.erase(id);
-              it = st.requests.erase(it);
+              // Erasing from an unordered_map leaves the other iterators valid.
+              forget(st, (it++)->first);
               continue;
             }
             ++it;

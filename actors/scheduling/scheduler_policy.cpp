@@ -84,6 +84,7 @@ admit_result scheduler_policy::admit(request_ticket t) {
             std::string{"the "} + to_string(t.cls) + " queue is full (" + std::to_string(q.size()) +
                 " requests); retry after " + std::to_string(after) + " ms"};
   }
+  enqueued(t);
   q.push_back(std::move(t));
   return {};
 }
@@ -196,6 +197,7 @@ decisions scheduler_policy::schedule(local_time now) {
           --worker_running_[entry.worker];
           --running_by_class_[static_cast<std::size_t>(entry.ticket.cls)];
           running_.erase(*victim);
+          enqueued(entry.ticket);
           queues_[static_cast<std::size_t>(entry.ticket.cls)].push_front(entry.ticket);
           d = place(*it);
           assert(d && "a preempted slot must be usable by the production request");
@@ -242,12 +244,15 @@ scheduler_policy::cancel_outcome scheduler_policy::cancel(std::uint64_t request,
 
 std::vector<std::uint64_t> scheduler_policy::expire(std::chrono::nanoseconds now) {
   std::vector<std::uint64_t> expired;
+  if (now < next_expiry_) return expired;
+  next_expiry_ = std::chrono::nanoseconds::max();
   for (auto& q : queues_) {
     for (auto it = q.begin(); it != q.end();) {
       if (it->deadline.count() > 0 && it->deadline <= now) {
         expired.push_back(it->id);
         it = q.erase(it);
       } else {
+        enqueued(*it);  // still queued: its deadline bounds the next walk
         ++it;
       }
     }

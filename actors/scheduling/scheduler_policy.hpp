@@ -151,6 +151,13 @@ class scheduler_policy {
   std::map<std::string, worker_state> workers_;
   std::map<std::string, std::size_t> worker_running_;
   std::array<std::deque<request_ticket>, class_count> queues_;
+  // No queued deadline passes before this (max: none queued). Lowered by every enqueue,
+  // recomputed by expire()'s walk, so expire() walks the queues only when one may have passed:
+  // the scheduler asks on every pass, and most passes have nothing to expire.
+  std::chrono::nanoseconds next_expiry_ = std::chrono::nanoseconds::max();
+  void enqueued(const request_ticket& t) noexcept {
+    if (t.deadline.count() > 0) next_expiry_ = std::min(next_expiry_, t.deadline);
+  }
   std::unordered_map<std::uint64_t, running_entry> running_;
   std::array<std::size_t, class_count> running_by_class_{};
   std::uint64_t next_start_seq_ = 0;

@@ -3,9 +3,11 @@
 #include "actors/replicator_errors.hpp"
 #include "actors/replicator_rejoin.hpp"
 #include "cluster/cli/admin_client.hpp"
+#include "cluster/cli/sites.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <istream>
@@ -20,26 +22,10 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-struct primary_view {
-  std::string site;
-  std::string http;
-  json status;
-};
-
-/// The ready primary among the other sites, with its status; nullopt when none answers so.
-std::optional<primary_view> find_primary(const config::node_config& cfg, const std::string& key) {
-  std::vector<std::pair<std::string, std::string>> sites{
-      {cfg.node.site, cfg.http.listen.host + ":" + std::to_string(cfg.http.listen.port)}};
-  for (const auto& p : cfg.cluster.peers) sites.push_back({p.site, p.http_address});
-  for (const auto& [site, http] : sites) {
-    auto a = http_call(http, "GET", "/admin/v1/status", key, "", 3s);
-    if (a.status != 200) continue;
-    auto j = json::parse(a.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) continue;
-    const auto ready = j.find("ready");
-    if (ready != j.end() && ready->is_boolean() && ready->get<bool>())
-      return primary_view{site, http, std::move(j)};
-  }
+/// The ready primary now, with its status.
+std::optional<site_status> find_primary(const config::node_config& cfg, const std::string& key) {
+  const auto all = ask_all(sites_of(cfg), key);
+  if (const auto* p = ready_primary(all)) return *p;
   return std::nullopt;
 }
 
@@ -69,28 +55,12 @@ std::string now_suffix() {
   return buf;
 }
 
-std::string message_of(const http_answer& a) {
-  if (a.status == 0) return a.error;
-  auto j = json::parse(a.body, nullptr, false);
-  if (!j.is_discarded() && j.is_object()) {
-    const auto e = j.find("error");
-    if (e != j.end() && e->is_object()) {
-      const auto m = e->find("message");
-      if (m != e->end() && m->is_string())
-        return "HTTP " + std::to_string(a.status) + ": " + m->get<std::string>();
-    }
-    const auto r = j.find("result");
-    if (r != j.end() && r->is_string()) return r->get<std::string>();
-  }
-  return "HTTP " + std::to_string(a.status) + ": " + a.body;
-}
-
 }  // namespace
 
 int rejoin(const config::node_config& cfg, const std::string& key, bool assume_yes,
            std::istream& in, std::ostream& out, std::ostream& err) {
   const std::string& site = cfg.node.site;
-  const std::string self_http = cfg.http.listen.host + ":" + std::to_string(cfg.http.listen.port);
+  const std::string self_http = sites_of(cfg).front().http;
   if (http_call(self_http, "GET", "/healthz", "", "", 2s).status != 0) {
     err << "bastion rejoin: site '" << site << "' answers at " << self_http
         << ": stop its node first (its journal must not change under it)\n";
@@ -103,13 +73,13 @@ int rejoin(const config::node_config& cfg, const std::string& key, bool assume_y
            "simply started.\n";
     return 1;
   }
-  if (voter_lag(primary->status, site)) {
-    err << "bastion rejoin: the primary " << primary->site << " still counts '" << site
+  if (voter_lag(*primary->status, site)) {
+    err << "bastion rejoin: the primary " << primary->where.site << " still counts '" << site
         << "' as a voter: its journal is valid, start its node as it is\n";
     return 1;
   }
   const auto& dir = cfg.cluster.journal_dir;
-  out << "Rejoin of site '" << site << "' to the cluster led by " << primary->site << ".\n"
+  out << "Rejoin of site '" << site << "' to the cluster led by " << primary->where.site << ".\n"
       << "Its journal " << dir << " is moved aside (kept: it holds what this site committed "
       << "that the promoted cluster may lack) and replaced by an empty one that waits to be "
       << "added.\n";
@@ -142,10 +112,9 @@ int rejoin(const config::node_config& cfg, const std::string& key, bool assume_y
 
 int add_site(const config::node_config& cfg, const std::string& key, const std::string& site,
              int wait_s, std::ostream& out, std::ostream& err) {
-  bool known = false;
-  for (const auto& p : cfg.cluster.peers) known = known || p.site == site;
-  known = known || site == cfg.node.site;
-  if (!known) {
+  const auto sites = sites_of(cfg);
+  if (std::none_of(sites.begin(), sites.end(),
+                   [&](const site_address& s) { return s.site == site; })) {
     err << "bastion add-site: '" << site << "' is not a site of this cluster\n";
     return 2;
   }
@@ -154,30 +123,30 @@ int add_site(const config::node_config& cfg, const std::string& key, const std::
     err << "bastion add-site: no site is the ready primary\n";
     return 1;
   }
-  if (primary->site == site) {
+  if (primary->where.site == site) {
     err << "bastion add-site: '" << site << "' is the primary\n";
     return 1;
   }
   const auto start = std::chrono::steady_clock::now();
-  auto a =
-      http_call(primary->http, "POST", "/admin/v1/members", key, json{{"add", site}}.dump(), 20s);
+  auto a = http_call(primary->where.http, "POST", "/admin/v1/members", key,
+                     json{{"add", site}}.dump(), 20s);
   if (a.status != 200 && a.status != 202) {
-    err << "bastion add-site: " << primary->site << " refused: " << message_of(a) << "\n";
+    err << "bastion add-site: " << primary->where.site << " refused: " << answer_text(a) << "\n";
     return 1;
   }
-  out << primary->site << ": " << message_of(a) << "\n";
+  out << primary->where.site << ": " << answer_text(a) << "\n";
   // Done when the primary of the moment counts the site as a voter with nothing missing, or
   // the site leads itself (the preference rule may hand prod leadership as soon as it has
   // caught up, before this loop looks).
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds{wait_s}) {
     auto now = find_primary(cfg, key);
-    const auto lag = now ? voter_lag(now->status, site) : std::nullopt;
-    if (now && (now->site == site || (lag && *lag == 0))) {
+    const auto lag = now ? voter_lag(*now->status, site) : std::nullopt;
+    if (now && (now->where.site == site || (lag && *lag == 0))) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
       out << site << " is a caught-up voter after " << ms << " ms"
-          << (now->site == site ? " and leads" : "") << "\n";
+          << (now->where.site == site ? " and leads" : "") << "\n";
       return 0;
     }
     std::this_thread::sleep_for(200ms);

@@ -102,6 +102,11 @@ TEST_CASE("standing down ends every firing alert and forgets the samples") {
   w.evaluate({{2, 1}, {3, 1}}, 2, 9000);  // both lag and are silent
   CHECK(reading(w, 2).lagging);
   CHECK(reading(w, 3).silent);
+  const auto firing = w.firing();
+  REQUIRE(firing.size() == 4);  // both peers lag and are silent
+  CHECK(firing[0].rfind("journal_peer_lagging peer 2:", 0) == 0);
+  CHECK(firing[1].rfind("journal_peer_silent peer 2:", 0) == 0);
+  CHECK(w.reading_of(9) == nullptr);
   auto ended = w.stand_down();
   CHECK(ended.size() == 4);
   for (const auto& c : ended) CHECK_FALSE(c.firing);

@@ -247,6 +247,14 @@ TEST_CASE("deadlines expire queued requests only; cancellation finds queued and 
   CHECK(started(p.schedule(monday_10am)) == std::vector<std::uint64_t>{1});
   CHECK(p.expire(4s).empty());
   CHECK(p.expire(6s) == std::vector<std::uint64_t>{2});  // 1 is running: the worker enforces it
+  // A request queued later with an earlier deadline than every one queued before still expires
+  // on time (expire() skips its walk only while no queued deadline can have passed).
+  auto d = ticket(4, priority_class::interactive);
+  d.deadline = 7s;
+  REQUIRE(p.admit(d).code == admit_code::admitted);
+  CHECK(p.expire(6500ms).empty());
+  CHECK(p.expire(8s) == std::vector<std::uint64_t>{4});
+  CHECK(p.expire(59s).empty());
 
   std::string where;
   CHECK(p.cancel(1, &where) == scheduler_policy::cancel_outcome::running);

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,33 +42,32 @@ std::string redirect_to(const std::string& location) {
          "\r\nContent-Length: 0\r\n\r\n";
 }
 
-bastion::client_outcome complete_against(const std::vector<std::string>& responses,
-                                         bastion::client_options* tweak = nullptr) {
-  scripted_server s(responses);
-  auto o = options_for(s);
-  if (tweak != nullptr) {
-    tweak->sites = o.sites;
-    o = *tweak;
-  }
-  bastion::client c(o);
-  return c.complete(ask());
-}
+using options_tweak = std::function<void(bastion::client_options&)>;
 
-bastion::client_outcome stream_against(const std::vector<std::string>& responses,
-                                       std::string* seen = nullptr,
-                                       bastion::client_options* tweak = nullptr) {
+// One call against a scripted server, with the test's options (options_for) changed by `tweak`.
+bastion::client_outcome run_against(const std::vector<std::string>& responses, bool stream,
+                                    const options_tweak& tweak, std::string* seen) {
   scripted_server s(responses);
   auto o = options_for(s);
-  if (tweak != nullptr) {
-    tweak->sites = o.sites;
-    o = *tweak;
-  }
+  if (tweak) tweak(o);
   bastion::client c(o);
+  if (!stream) return c.complete(ask());
   bastion::stream_handlers h;
   h.on_text = [seen](const std::string& p) {
     if (seen != nullptr) *seen += p;
   };
   return c.stream(ask(), h);
+}
+
+bastion::client_outcome complete_against(const std::vector<std::string>& responses,
+                                         const options_tweak& tweak = {}) {
+  return run_against(responses, false, tweak, nullptr);
+}
+
+bastion::client_outcome stream_against(const std::vector<std::string>& responses,
+                                       std::string* seen = nullptr,
+                                       const options_tweak& tweak = {}) {
+  return run_against(responses, true, tweak, seen);
 }
 
 const std::string sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
@@ -144,36 +144,35 @@ TEST_CASE("hostile: a stream event that is not JSON, or a chunked body that lies
 }
 
 TEST_CASE("hostile: oversize answers are response_too_large, read no further") {
-  bastion::client_options o;
-  o.attempts_max = 3;
-  o.response_bytes_max = 4096;
-  o.header_bytes_max = 1024;
-  o.deadline = milliseconds(5000);
+  const options_tweak o = [](bastion::client_options& x) {
+    x.response_bytes_max = 4096;
+    x.header_bytes_max = 1024;
+  };
 
   // A Content-Length over the limit is refused before reading the body.
-  auto out = complete_against({"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n{}"}, &o);
+  auto out = complete_against({"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n{}"}, o);
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::response_too_large);
   CHECK(out.trace.attempts == 1);
 
   // A body without a length that goes on and on.
-  out = complete_against({"HTTP/1.1 200 OK\r\n\r\n" + std::string(100000, 'x')}, &o);
+  out = complete_against({"HTTP/1.1 200 OK\r\n\r\n" + std::string(100000, 'x')}, o);
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::response_too_large);
 
   // A chunk that claims to be huge.
   out = complete_against(
-      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nxx"}, &o);
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nxx"}, o);
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::response_too_large);
 
   // Headers that never end.
-  out = complete_against({"HTTP/1.1 200 OK\r\nX-Junk: " + std::string(100000, 'j')}, &o);
+  out = complete_against({"HTTP/1.1 200 OK\r\nX-Junk: " + std::string(100000, 'j')}, o);
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::response_too_large);
 
   // One SSE event larger than the whole limit.
-  out = stream_against({sse_head + "data: " + std::string(100000, 'e')}, nullptr, &o);
+  out = stream_against({sse_head + "data: " + std::string(100000, 'e')}, nullptr, o);
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::response_too_large);
 }
@@ -209,12 +208,13 @@ TEST_CASE("hostile: bytes that are not HTTP, and bodies that are not the OpenAI 
   CHECK(out.trace.retries == 1);
 }
 
-TEST_CASE("hostile: a server that accepts and says nothing costs at most the deadline") {
-  scripted_server silent({""});  // answers with nothing, then closes: a lost connection
+TEST_CASE("hostile: a server that closes without answering is a lost connection, retried") {
+  scripted_server silent({""});  // answers with nothing, then closes
   auto o = options_for(silent);
   bastion::client c(o);
   const auto out = c.complete(ask());
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::unavailable);
   CHECK(out.error->code == "connection_lost");
+  CHECK(out.trace.attempts == o.attempts_max);  // retryable: every attempt was spent on it
 }
