@@ -17,7 +17,8 @@ const char* to_string(failure_code c) noexcept {
   return "unknown";
 }
 
-release_gate::release_gate(release_gate_limits limits) : limits_(limits) {}
+release_gate::release_gate(release_gate_limits limits)
+    : limits_(limits), outcomes_(limits.outcomes_max), fingerprints_(limits.outcomes_max) {}
 
 void release_gate::open(std::uint64_t epoch) {
   // Epochs only grow: reopening an old epoch would let a deposed primary release again.
@@ -29,11 +30,11 @@ void release_gate::open(std::uint64_t epoch) {
 }
 
 begin_result release_gate::begin(const std::string& request_id, const std::string& fingerprint) {
-  if (auto f = fingerprints_.find(request_id);
-      !fingerprint.empty() && f != fingerprints_.end() && f->second != fingerprint)
+  if (const auto* f = fingerprints_.find(request_id);
+      !fingerprint.empty() && f != nullptr && *f != fingerprint)
     return {begin_code::id_reused, {}};
-  if (auto it = outcomes_.find(request_id); it != outcomes_.end() && !it->second.cancelled)
-    return {begin_code::replay, it->second.outcome};
+  if (const auto* o = outcomes_.find(request_id); o != nullptr && !o->cancelled)
+    return {begin_code::replay, o->outcome};
   if (!open_ || !admitting_) return {begin_code::not_primary, {}};
   if (requests_.count(request_id) != 0) return {begin_code::duplicate_in_flight, {}};
   if (requests_.size() >= limits_.requests_max) return {begin_code::overloaded, {}};
@@ -110,27 +111,14 @@ std::vector<gate_failure> release_gate::take_failures() {
 }
 
 void release_gate::admission_seen(const std::string& request_id, const std::string& fingerprint) {
-  if (fingerprint.empty() || !fingerprints_.emplace(request_id, fingerprint).second) return;
-  fingerprint_order_.push_back(request_id);
-  while (fingerprints_.size() > limits_.outcomes_max) {
-    fingerprints_.erase(fingerprint_order_.front());
-    fingerprint_order_.pop_front();
-  }
+  if (!fingerprint.empty()) fingerprints_.try_emplace(request_id, fingerprint);
 }
 
 void release_gate::remember(const std::string& request_id, const std::string& outcome,
                             bool cancelled) {
-  auto [it, added] = outcomes_.emplace(request_id, outcome_entry{outcome, cancelled});
-  if (!added) {
-    // The first answer wins; an answer replaces a cancellation (its retry ran again).
-    if (it->second.cancelled && !cancelled) it->second = outcome_entry{outcome, false};
-    return;
-  }
-  outcome_order_.push_back(request_id);
-  while (outcomes_.size() > limits_.outcomes_max) {
-    outcomes_.erase(outcome_order_.front());
-    outcome_order_.pop_front();
-  }
+  auto [entry, added] = outcomes_.try_emplace(request_id, outcome_entry{outcome, cancelled});
+  // The first answer wins; an answer replaces a cancellation (its retry ran again).
+  if (!added && entry->cancelled && !cancelled) *entry = outcome_entry{outcome, false};
 }
 
 }  // namespace bastion::coordination

@@ -21,9 +21,10 @@
 // requests in flight is `overloaded`, too many held tokens fails the request as overloaded,
 // the outcome table forgets its oldest entries.
 
+#include "actors/coordination/recent_map.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -147,10 +148,8 @@ class release_gate {
   bool admitting_ = true;
   std::uint64_t epoch_ = 0;
   std::map<std::string, request_state> requests_;
-  std::map<std::string, outcome_entry> outcomes_;
-  std::deque<std::string> outcome_order_;            // oldest first, for the bound
-  std::map<std::string, std::string> fingerprints_;  // request id -> its admission's
-  std::deque<std::string> fingerprint_order_;
+  recent_map<outcome_entry> outcomes_;
+  recent_map<std::string> fingerprints_;  // request id -> its admission's fingerprint
   std::vector<gate_failure> failures_;
 };
 

@@ -322,6 +322,27 @@ TEST_CASE("bounds: requests in flight, held tokens and remembered outcomes") {
   CHECK(g.begin("z").code == begin_code::replay);
 }
 
+TEST_CASE("bounds: fingerprints forget the oldest, and a later record keeps an entry's age") {
+  release_gate g{release_gate_limits{8, 8, 2}};
+  g.open(1);
+  g.admission_seen("p", "alice|m|1");
+  g.admission_seen("q", "alice|m|2");
+  g.admission_seen("r", "alice|m|3");
+  CHECK(g.begin("p", "mallory|m|9").code == begin_code::started);  // forgotten: oldest first
+  CHECK(g.begin("r", "mallory|m|9").code == begin_code::id_reused);
+
+  release_gate h{release_gate_limits{8, 8, 2}};
+  h.open(1);
+  h.completion_committed("old", "cancelled", true);
+  h.completion_committed("mid", "answer mid");
+  h.completion_committed("old", "answer old");  // replaces the cancellation, stays oldest
+  CHECK(h.begin("old").outcome == "answer old");
+  h.completion_committed("new", "answer new");
+  CHECK(h.outcomes_remembered() == 2);
+  CHECK(h.begin("old").code == begin_code::started);
+  CHECK(h.begin("mid").code == begin_code::replay);
+}
+
 TEST_CASE("abandon forgets a request only while nothing about it is journaled") {
   release_gate g;
   g.open(1);
