@@ -215,13 +215,25 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
     budget -= n;
     stats_.prefill_tokens += n;
   }
+  // Only rows that pick a token need anything back; when each of them is plain greedy the
+  // backend's argmax picks it and the logits stay where they were computed.
+  bool logits_needed = false;
+  for (std::size_t b = 0; b < batch.size() && !logits_needed; ++b) {
+    const sequence_state& s = *owner[b];
+    const bool picks =
+        s.pending >= 0 || s.prefilled + static_cast<std::int64_t>(batch[b].tokens.size()) >=
+                              static_cast<std::int64_t>(s.req.prompt.size());
+    logits_needed = picks && !s.pick->is_plain_greedy();
+  }
+  const step_results want = logits_needed ? step_results::logits : step_results::greedy_tokens;
   step_output logits;
-  if (auto st = dec_.step(batch, logits); !st) {
+  if (auto st = dec_.step(batch, logits, want); !st) {
     for (auto& s : active_) finish(*s, finish_reason::error, events, st);
     active_.clear();
     return st;
   }
   ++stats_.steps;
+  if (!logits_needed) ++stats_.greedy_steps;
   stats_.last_step_sequences = static_cast<std::int64_t>(batch.size());
   stats_.max_step_sequences = std::max(stats_.max_step_sequences, stats_.last_step_sequences);
   if (sequences_in_step) *sequences_in_step = stats_.last_step_sequences;
@@ -232,7 +244,9 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
       s.prefilled += static_cast<std::int64_t>(batch[b].tokens.size());
       if (s.prefilled < static_cast<std::int64_t>(s.req.prompt.size())) continue;
     }
-    const std::int32_t next = s.pick->sample(logits.last_logits(b), logits.vocab, s.history);
+    const std::int32_t next =
+        logits_needed ? s.pick->sample(logits.last_logits(b), logits.vocab, s.history)
+                      : logits.greedy_tokens[static_cast<std::size_t>(logits.row_begin[b + 1] - 1)];
     const auto& eog = options_.end_of_generation_ids;
     if (std::find(eog.begin(), eog.end(), next) != eog.end()) {
       finish(s, finish_reason::end_of_generation, events);

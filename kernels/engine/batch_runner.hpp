@@ -57,6 +57,9 @@ struct runner_stats {
   std::int64_t max_step_sequences = 0;   // the most sequences one step has carried
   std::int64_t prefill_tokens = 0;
   std::int64_t decode_tokens = 0;
+  /// Steps whose tokens the backend picked (every sampled row plain greedy): only one id per
+  /// row came back, not the rows of logits (a device backend's saving).
+  std::int64_t greedy_steps = 0;
 };
 
 class batch_runner {

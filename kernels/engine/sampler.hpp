@@ -36,6 +36,14 @@ class sampler {
   std::int32_t sample(const float* logits, std::int64_t vocab,
                       const std::vector<std::int32_t>& history);
 
+  /// True when sample() is the argmax of the raw logits (temperature 0, no repetition
+  /// penalty): then backend::argmax_rows_f32 picks the same token (NaN rows aside: the backend
+  /// passes over NaN, a broken model's output either way), and a device backend need not
+  /// send the logits back.
+  bool is_plain_greedy() const noexcept {
+    return params_.temperature == 0.0f && params_.repetition_penalty == 1.0f;
+  }
+
  private:
   double uniform();  // in [0, 1)
 

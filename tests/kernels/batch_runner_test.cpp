@@ -114,6 +114,62 @@ TEST_CASE("requests joining between steps give the same tokens as each run alone
   CHECK(e.kv->blocks_used() == 0);
 }
 
+// The tokens of greedy decoding worked out by hand: whole logits rows from the decoder, the
+// sampler's argmax over each, one step at a time.
+std::vector<std::int32_t> greedy_by_logits(const std::vector<std::int32_t>& prompt,
+                                           std::int64_t n) {
+  tiny_engine e;
+  REQUIRE(e.kv->add_sequence(1));
+  sampler greedy{sampling_params{}};
+  std::vector<std::int32_t> out;
+  std::vector<std::int32_t> next = prompt;
+  while (static_cast<std::int64_t>(out.size()) < n) {
+    step_output o;
+    REQUIRE(e.dec->step({{1, next, false}}, o, step_results::logits));
+    REQUIRE(o.logits.size() == static_cast<std::size_t>(o.vocab));
+    next = {greedy.sample(o.last_logits(0), o.vocab, {})};
+    out.push_back(next[0]);
+  }
+  return out;
+}
+
+TEST_CASE("greedy steps let the backend pick the tokens, and pick the argmax of the logits") {
+  const std::vector<std::int32_t> prompt = {5, 17, 42, 8, 91, 33, 0, 64, 12};
+  tiny_engine e;
+  batch_runner r{*e.dec, options()};
+  REQUIRE(r.add(make_request(0, prompt, 10)));  // even ids are greedy
+  REQUIRE(r.add(make_request(2, {60, 3}, 6)));
+  std::map<std::uint64_t, outcome> out;
+  drain(r, out);
+  CHECK(r.stats().greedy_steps == r.stats().steps);
+  CHECK(r.stats().steps > 1);
+  CHECK(out[0].tokens == greedy_by_logits(prompt, 10));
+  CHECK(out[2].tokens == greedy_by_logits({60, 3}, 6));
+
+  // A sampled request or a repetition penalty needs the logits: those steps bring them back.
+  tiny_engine e2;
+  batch_runner mixed{*e2.dec, options()};
+  REQUIRE(mixed.add(make_request(0, prompt, 10)));
+  REQUIRE(mixed.add(make_request(1, {60, 3}, 3)));  // odd: temperature 0.8, shorter
+  std::map<std::uint64_t, outcome> mixed_out;
+  drain(mixed, mixed_out);
+  CHECK(mixed.stats().greedy_steps > 0);                    // after request 1 ended
+  CHECK(mixed.stats().greedy_steps < mixed.stats().steps);  // while it ran
+  CHECK(mixed_out[0].tokens == out[0].tokens);
+
+  tiny_engine e3;
+  batch_runner penalised{*e3.dec, options()};
+  auto req = make_request(0, prompt, 4);
+  req.sampling.repetition_penalty = 1.3f;
+  REQUIRE(penalised.add(std::move(req)));
+  std::map<std::uint64_t, outcome> penalised_out;
+  drain(penalised, penalised_out);
+  // Only the first prefill chunk (5 of the 9 prompt tokens) picks nothing: the one step that
+  // brings no logits back.
+  CHECK(penalised.stats().greedy_steps == 1);
+  CHECK(penalised.stats().steps == 1 + 4);
+}
+
 TEST_CASE("cancel and preempt free the KV blocks at once; a resumed request ends the same") {
   tiny_engine e;
   batch_runner r{*e.dec, options()};
