@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <string>
 
 namespace bastion::kernels {
@@ -27,6 +29,42 @@ double sampler::uniform() {
   return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);  // 53 bits / 2^53
 }
 
+bool sampler::more_likely(std::int32_t a, std::int32_t b) const noexcept {
+  // Equal scores by id, so the order (and the draw) is reproducible.
+  const float sa = work_[static_cast<std::size_t>(a)];
+  const float sb = work_[static_cast<std::size_t>(b)];
+  return sa > sb || (sa == sb && a < b);
+}
+
+std::size_t sampler::take_until(std::size_t lo, std::size_t hi, double target, bool or_equal,
+                                double& reached) {
+  auto passes = [&](double w) { return or_equal ? w >= target : w > target; };
+  auto at = [this](std::size_t i) { return order_.begin() + static_cast<std::ptrdiff_t>(i); };
+  // Quickselect on weight: split around a pivot; the answer lies among the more likely side
+  // when that side alone passes, else at the pivot or beyond it.
+  while (lo < hi) {
+    std::int32_t a = *at(lo), b = *at(lo + (hi - lo) / 2), c = *at(hi - 1);
+    if (more_likely(b, a)) std::swap(a, b);
+    if (more_likely(c, b)) std::swap(b, c);
+    if (more_likely(b, a)) std::swap(a, b);
+    const std::int32_t pivot = b;  // the median of three
+    const auto split =
+        std::partition(at(lo), at(hi), [&](std::int32_t t) { return more_likely(t, pivot); });
+    std::iter_swap(split, std::find(split, at(hi), pivot));
+    const auto mid = static_cast<std::size_t>(split - order_.begin());
+    double above = 0.0;
+    for (std::size_t i = lo; i < mid; ++i) above += weight_[static_cast<std::size_t>(*at(i))];
+    if (mid > lo && passes(reached + above)) {
+      hi = mid;
+      continue;
+    }
+    reached += above + weight_[static_cast<std::size_t>(pivot)];
+    lo = mid + 1;
+    if (passes(reached)) return lo;
+  }
+  return hi;
+}
+
 std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
                              const std::vector<std::int32_t>& history) {
   work_.assign(logits, logits + vocab);
@@ -42,53 +80,70 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
       l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
     }
   }
-  if (params_.temperature == 0.0f)
+  // A NaN logit (a broken model) is never picked, as the backends' argmax passes over it.
+  const auto n = static_cast<std::size_t>(vocab);
+  if (params_.temperature == 0.0f) {
+    std::size_t at_best = 0;
+    for (std::size_t i = 1; i < n; ++i)
+      if (work_[i] > work_[at_best] || (std::isnan(work_[at_best]) && !std::isnan(work_[i])))
+        at_best = i;
+    return static_cast<std::int32_t>(at_best);
+  }
+  // Scores: the logits over the temperature, NaN made -inf so that the orderings below hold.
+  constexpr float never = -std::numeric_limits<float>::infinity();
+  float best = never;
+  for (auto& w : work_) best = std::max(best, w = std::isnan(w) ? never : w / params_.temperature);
+  if (best == never || best == -never) {
+    // Nothing can be drawn (all -inf) or one score swamps the rest (+inf): the first best.
     return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
+  }
+  weight_.resize(n);
+  order_.resize(n);
+  auto at = [this](std::size_t i) { return order_.begin() + static_cast<std::ptrdiff_t>(i); };
 
-  candidates_.clear();
-  candidates_.reserve(static_cast<std::size_t>(vocab));
-  for (std::int64_t i = 0; i < vocab; ++i)
-    candidates_.emplace_back(work_[static_cast<std::size_t>(i)] / params_.temperature,
-                             static_cast<std::int32_t>(i));
-  // Most likely first; equal logits by id so the order (and the draw) is reproducible.
-  auto more_likely = [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
-  std::size_t keep = candidates_.size();
-  if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < keep) {
+  // Top-k: the k most likely to the front. Softmax over the kept tokens, in double.
+  std::size_t keep = n;
+  if (params_.top_k == 0 || static_cast<std::size_t>(params_.top_k) >= n) {
+    for (std::size_t i = 0; i < n; ++i) order_[i] = static_cast<std::int32_t>(i);
+  } else {
     keep = static_cast<std::size_t>(params_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
-                      candidates_.end(), more_likely);
-  } else {
-    std::sort(candidates_.begin(), candidates_.end(), more_likely);
-  }
-  candidates_.resize(keep);
-  // Softmax over the kept candidates, in double.
-  const double top = candidates_.front().first;
-  std::vector<double> prob(keep);
-  double sum = 0.0;
-  for (std::size_t i = 0; i < keep; ++i)
-    sum += prob[i] = std::exp(static_cast<double>(candidates_[i].first) - top);
-  for (auto& p : prob) p /= sum;
-  if (params_.top_p < 1.0f) {
-    double cumulative = 0.0;
-    std::size_t n = 0;
-    while (n < keep) {
-      cumulative += prob[n++];
-      if (cumulative >= static_cast<double>(params_.top_p)) break;
+    // One pass with a heap of the k most likely so far, least likely on top: most tokens are
+    // turned away by one comparison with it.
+    top_.clear();
+    auto heap_order = [](const scored& a, const scored& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      const scored candidate{work_[i], static_cast<std::int32_t>(i)};
+      if (top_.size() < keep) {
+        top_.push_back(candidate);
+        std::push_heap(top_.begin(), top_.end(), heap_order);
+      } else if (heap_order(candidate, top_.front())) {
+        std::pop_heap(top_.begin(), top_.end(), heap_order);
+        top_.back() = candidate;
+        std::push_heap(top_.begin(), top_.end(), heap_order);
+      }
     }
-    keep = n;  // at least one: the most likely token always survives
-    sum = cumulative;
-  } else {
-    sum = 1.0;
+    for (std::size_t i = 0; i < keep; ++i) order_[i] = top_[i].second;
   }
-  const double r = uniform() * sum;
-  double acc = 0.0;
+  double total = 0.0;  // only the kept tokens are weighed: top-k keeps few of many
   for (std::size_t i = 0; i < keep; ++i) {
-    acc += prob[i];
-    if (r < acc) return candidates_[i].second;
+    const auto t = static_cast<std::size_t>(order_[i]);
+    total += weight_[t] = std::exp(static_cast<double>(work_[t]) - static_cast<double>(best));
   }
-  return candidates_[keep - 1].second;  // rounding left r just above the last boundary
+  // Top-p: the smallest most-likely set whose probability reaches top_p (at least one token).
+  double mass = total;
+  if (params_.top_p < 1.0f) {
+    mass = 0.0;
+    keep = take_until(0, keep, static_cast<double>(params_.top_p) * total, true, mass);
+  }
+  // The draw: the first token, most likely first, at which the running mass passes it.
+  double reached = 0.0;
+  const std::size_t end = take_until(0, keep, uniform() * mass, false, reached);
+  if (end < keep || end == 0) return order_[end == 0 ? 0 : end - 1];
+  // Rounding left the draw just above the last boundary: the least likely kept token.
+  return *std::min_element(at(0), at(keep),
+                           [this](std::int32_t a, std::int32_t b) { return more_likely(b, a); });
 }
 
 }  // namespace bastion::kernels

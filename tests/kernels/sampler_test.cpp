@@ -1,12 +1,17 @@
 // The sampler: greedy is argmax; seeds repeat; top-k = 1 and a tiny top-p reduce to greedy;
 // top-k and top-p never pick outside their set; temperature sharpens or flattens the
-// distribution; repetition penalty steers away from earlier tokens; bad parameters refused.
+// distribution; repetition penalty steers away from earlier tokens; bad parameters refused;
+// the selection-based draw picks the token a full sort of the vocabulary would; NaN and
+// infinite logits neither crash it nor get picked over real ones.
 
 #include "kernels/engine/sampler.hpp"
+#include "tests/kernels/full_sort_sampler.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -35,6 +40,54 @@ std::map<std::int32_t, int> histogram(sampling_params p, const std::vector<float
 }
 
 }  // namespace
+
+TEST_CASE("the draw picks the token a full sort of the vocabulary picks") {
+  // Rows of a real vocabulary's size with ties planted (rounded logits), across temperatures,
+  // top-k and top-p, many draws each. Sums run in another order than the full sort's, so a
+  // draw within ~1e-16 of a boundary could differ: none of these does.
+  int draws = 0;
+  for (std::uint32_t row_seed : {1u, 2u, 3u}) {
+    auto logits = random_logits(49152, row_seed);
+    if (row_seed == 3)
+      for (auto& x : logits) x = std::round(x * 4.0f) / 4.0f;  // many equal logits
+    for (float temperature : {0.3f, 1.0f, 1.7f})
+      for (std::int32_t top_k : {0, 1, 40, 1000})
+        for (float top_p : {1.0f, 0.9f, 0.3f}) {
+          sampling_params p;
+          p.temperature = temperature;
+          p.top_k = top_k;
+          p.top_p = top_p;
+          p.seed = row_seed * 1000 + static_cast<std::uint64_t>(top_k);
+          sampler fast{p};
+          bastion::test::full_sort_sampler slow{p};
+          for (int i = 0; i < 5; ++i, ++draws) {
+            INFO("row " << row_seed << " T " << temperature << " top_k " << top_k << " top_p "
+                        << top_p << " draw " << i);
+            REQUIRE(fast.sample(logits.data(), 49152, {}) == slow.sample(logits));
+          }
+        }
+  }
+  CHECK(draws == 3 * 3 * 4 * 3 * 5);
+}
+
+TEST_CASE("NaN and infinite logits neither crash the sampler nor win over real ones") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  sampling_params hot;
+  hot.temperature = 1.0f;
+  for (auto p : {sampling_params{}, hot}) {
+    sampler s{p};
+    std::vector<float> v = {nan, 1.0f, nan, 3.0f, -inf};
+    CHECK(s.sample(v.data(), 5, {}) == 3);  // greedy and (nearly always) the draw
+    std::vector<float> all_nan(7, nan);
+    const auto t = s.sample(all_nan.data(), 7, {});
+    CHECK((t >= 0 && t < 7));
+    std::vector<float> none = {-inf, -inf, -inf};
+    CHECK(s.sample(none.data(), 3, {}) == 0);
+    std::vector<float> swamped = {1.0f, inf, 2.0f, inf};
+    CHECK(s.sample(swamped.data(), 4, {}) == 1);  // the first of the infinite ones
+  }
+}
 
 TEST_CASE("greedy picks the largest logit, the lowest id on ties") {
   sampler s{sampling_params{}};
