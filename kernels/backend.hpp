@@ -12,6 +12,7 @@
 // - A backend instance is used by one thread at a time (it may keep scratch buffers).
 
 #include "kernels/quant/tensor_type.hpp"
+#include "kernels/sampling/candidates.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -186,6 +187,22 @@ class backend {
       out[r] = static_cast<std::int32_t>(at);
     }
     return status::ok();
+  }
+
+  /// For sampling without sending rows of logits back (kernels/sampling/candidates.hpp): for
+  /// each row r of x [rows x dim] with temperature[r] > 0, scores s = x / temperature[r] (NaN
+  /// as -inf); summaries[r] = {max s, sum of e^(s - max s), how many tokens have
+  /// s >= max s - window}; the first min(count, capacity) of those tokens, in any order, go to
+  /// ids[r * capacity ...] with their raw logits in logits[r * capacity ...]. Rows with
+  /// temperature <= 0 get an empty summary. x is backend memory; temperature, summaries, ids
+  /// and logits are host memory, and the call waits for the backend. The default runs on the
+  /// host, for host backends.
+  virtual status sampling_candidates_f32(const float* x, std::int64_t rows, std::int64_t dim,
+                                         const float* temperature, float window,
+                                         std::int32_t capacity, candidate_summary* summaries,
+                                         std::int32_t* ids, float* logits) {
+    return host_sampling_candidates(x, rows, dim, temperature, window, capacity, summaries, ids,
+                                    logits);
   }
 
   /// Recorded replay of a repeated sequence of operations (a device backend launches it as one

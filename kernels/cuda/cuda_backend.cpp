@@ -11,10 +11,14 @@
 #include "kernels/cuda/paged_attention.hpp"
 #include "kernels/cuda/rmsnorm.hpp"
 #include "kernels/cuda/rope.hpp"
+#include "kernels/cuda/sampling_candidates.hpp"
 #include "kernels/cuda/silu_mul.hpp"
 #include "kernels/cuda/softmax.hpp"
 
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace bastion::kernels::cuda {
 namespace {
@@ -172,6 +176,57 @@ class cuda_backend final : public backend {
                          std::int32_t* out) override {
     BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
     return cuda::argmax_rows_f32(x, rows, dim, out, stream_);
+  }
+
+  status sampling_candidates_f32(const float* x, std::int64_t rows, std::int64_t dim,
+                                 const float* temperature, float window, std::int32_t capacity,
+                                 candidate_summary* summaries, std::int32_t* ids,
+                                 float* logits) override {
+    if (auto st = check_sampling_candidates(x, rows, dim, temperature, window, capacity, summaries,
+                                            ids, logits);
+        !st || rows == 0)
+      return st;
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    // One block from the pool for the temperatures in and everything out; 8-byte fields first.
+    const auto r = static_cast<std::size_t>(rows);
+    const std::size_t entries = r * static_cast<std::size_t>(capacity);
+    const std::size_t total_at = 0, count_at = total_at + r * 8, best_at = count_at + r * 8,
+                      temperature_at = best_at + r * 4, ids_at = temperature_at + r * 4,
+                      logits_at = ids_at + entries * 4, bytes = logits_at + entries * 4;
+    void* block = nullptr;
+    BASTION_CUDA_TRY(pool_.allocate(bytes, block));
+    auto* base = static_cast<unsigned char*>(block);
+    std::vector<float> best(r);
+    std::vector<double> total(r);
+    std::vector<long long> count(r);
+    status st = status::ok();
+    auto copy = [&](void* dst, const void* src, std::size_t n, cudaMemcpyKind kind) {
+      if (!st) return;
+      if (const cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, stream_); e != cudaSuccess)
+        st = {status_code::device_error,
+              std::string{"sampling_candidates_f32: cudaMemcpyAsync: "} + cudaGetErrorString(e)};
+    };
+    copy(base + temperature_at, temperature, r * 4, cudaMemcpyHostToDevice);
+    if (st)
+      st = cuda::sampling_candidates_f32(
+          x, rows, dim, reinterpret_cast<const float*>(base + temperature_at), window, capacity,
+          reinterpret_cast<float*>(base + best_at), reinterpret_cast<double*>(base + total_at),
+          reinterpret_cast<long long*>(base + count_at),
+          reinterpret_cast<std::int32_t*>(base + ids_at),
+          reinterpret_cast<float*>(base + logits_at), stream_);
+    copy(total.data(), base + total_at, r * 8, cudaMemcpyDeviceToHost);
+    copy(count.data(), base + count_at, r * 8, cudaMemcpyDeviceToHost);
+    copy(best.data(), base + best_at, r * 4, cudaMemcpyDeviceToHost);
+    copy(ids, base + ids_at, entries * 4, cudaMemcpyDeviceToHost);
+    copy(logits, base + logits_at, entries * 4, cudaMemcpyDeviceToHost);
+    // Waits even after a failure: the block goes back to the pool only when nothing queued
+    // can still write it.
+    const status synced = synchronize();
+    pool_.release(block);
+    if (!st) return st;
+    if (!synced) return synced;
+    for (std::size_t i = 0; i < r; ++i) summaries[i] = {best[i], total[i], count[i]};
+    return status::ok();
   }
 
   // ---- recordings: CUDA graphs captured from the stream ----

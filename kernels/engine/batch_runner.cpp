@@ -184,6 +184,58 @@ bool batch_runner::preempt(std::uint64_t id, std::vector<std::int32_t>& generate
   return false;
 }
 
+status batch_runner::pick_on_device(const std::vector<sequence_state*>& picks,
+                                    const step_output& out, std::vector<std::int32_t>& next) {
+  backend& be = dec_.backend_ref();
+  const float* device_logits = dec_.backend_logits();
+  const std::int64_t rows = out.row_begin.back(), vocab = out.vocab;
+  temperatures_.assign(static_cast<std::size_t>(rows), 0.0f);
+  bool any_candidates = false;
+  for (std::size_t b = 0; b < picks.size(); ++b) {
+    if (!picks[b] || !picks[b]->pick->draws_from_candidates()) continue;
+    temperatures_[static_cast<std::size_t>(out.row_begin[b + 1] - 1)] =
+        picks[b]->req.sampling.temperature;
+    any_candidates = true;
+  }
+  if (any_candidates) {
+    const auto cap = static_cast<std::size_t>(candidates_per_row);
+    summaries_.resize(static_cast<std::size_t>(rows));
+    candidate_ids_.resize(static_cast<std::size_t>(rows) * cap);
+    candidate_logits_.resize(static_cast<std::size_t>(rows) * cap);
+    if (auto st = be.sampling_candidates_f32(
+            device_logits, rows, vocab, temperatures_.data(), sampler::candidate_window,
+            candidates_per_row, summaries_.data(), candidate_ids_.data(), candidate_logits_.data());
+        !st)
+      return st;
+  }
+  for (std::size_t b = 0; b < picks.size(); ++b) {
+    sequence_state* s = picks[b];
+    if (!s) continue;
+    const auto row = static_cast<std::size_t>(out.row_begin[b + 1] - 1);
+    if (s->pick->is_plain_greedy()) {
+      next[b] = out.greedy_tokens[row];
+      continue;
+    }
+    if (s->pick->draws_from_candidates()) {
+      const auto at = row * static_cast<std::size_t>(candidates_per_row);
+      if (auto token = s->pick->sample_from(summaries_[row], candidate_ids_.data() + at,
+                                            candidate_logits_.data() + at, candidates_per_row)) {
+        next[b] = *token;
+        ++stats_.candidate_draws;
+        continue;
+      }
+    }
+    row_.resize(static_cast<std::size_t>(vocab));
+    if (auto st = be.download(row_.data(), device_logits + static_cast<std::int64_t>(row) * vocab,
+                              static_cast<std::size_t>(vocab) * sizeof(float));
+        !st)
+      return st;
+    next[b] = s->pick->sample(row_.data(), vocab, s->history);
+    ++stats_.rows_downloaded;
+  }
+  return status::ok();
+}
+
 status batch_runner::step(std::vector<runner_event>& events, std::int64_t* sequences_in_step) {
   admit();
   if (sequences_in_step) *sequences_in_step = 0;
@@ -215,17 +267,22 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
     budget -= n;
     stats_.prefill_tokens += n;
   }
-  // Only rows that pick a token need anything back; when each of them is plain greedy the
-  // backend's argmax picks it and the logits stay where they were computed.
-  bool logits_needed = false;
-  for (std::size_t b = 0; b < batch.size() && !logits_needed; ++b) {
-    const sequence_state& s = *owner[b];
-    const bool picks =
-        s.pending >= 0 || s.prefilled + static_cast<std::int64_t>(batch[b].tokens.size()) >=
-                              static_cast<std::int64_t>(s.req.prompt.size());
-    logits_needed = picks && !s.pick->is_plain_greedy();
+  // The rows that pick a token (an entry that ends its prompt or decodes); a host backend's
+  // logits are on the host anyway, so only a plain greedy batch can skip writing them out.
+  std::vector<sequence_state*> picks(batch.size(), nullptr);
+  bool all_greedy = true;
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    sequence_state& s = *owner[b];
+    const auto after = s.prefilled + static_cast<std::int64_t>(batch[b].tokens.size());
+    if (s.pending < 0 && after < static_cast<std::int64_t>(s.req.prompt.size())) continue;
+    picks[b] = &s;
+    all_greedy = all_greedy && s.pick->is_plain_greedy();
   }
-  const step_results want = logits_needed ? step_results::logits : step_results::greedy_tokens;
+  // A device backend sends back greedy tokens always, and candidates or rows only for the
+  // rows that sample (pick_on_device); its logits stay where they were computed.
+  const bool on_device = !dec_.backend_ref().uses_host_memory();
+  const step_results want =
+      on_device || all_greedy ? step_results::greedy_tokens : step_results::logits;
   step_output logits;
   if (auto st = dec_.step(batch, logits, want); !st) {
     for (auto& s : active_) finish(*s, finish_reason::error, events, st);
@@ -233,20 +290,28 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
     return st;
   }
   ++stats_.steps;
-  if (!logits_needed) ++stats_.greedy_steps;
+  if (all_greedy) ++stats_.greedy_steps;
   stats_.last_step_sequences = static_cast<std::int64_t>(batch.size());
   stats_.max_step_sequences = std::max(stats_.max_step_sequences, stats_.last_step_sequences);
   if (sequences_in_step) *sequences_in_step = stats_.last_step_sequences;
 
+  std::vector<std::int32_t> picked(batch.size(), -1);
+  if (on_device && !all_greedy) {
+    if (auto st = pick_on_device(picks, logits, picked); !st) {
+      for (auto& s : active_) finish(*s, finish_reason::error, events, st);
+      active_.clear();
+      return st;
+    }
+  }
   for (std::size_t b = 0; b < batch.size(); ++b) {
     sequence_state& s = *owner[b];
-    if (s.pending < 0) {
-      s.prefilled += static_cast<std::int64_t>(batch[b].tokens.size());
-      if (s.prefilled < static_cast<std::int64_t>(s.req.prompt.size())) continue;
-    }
-    const std::int32_t next =
-        logits_needed ? s.pick->sample(logits.last_logits(b), logits.vocab, s.history)
-                      : logits.greedy_tokens[static_cast<std::size_t>(logits.row_begin[b + 1] - 1)];
+    if (s.pending < 0) s.prefilled += static_cast<std::int64_t>(batch[b].tokens.size());
+    if (!picks[b]) continue;
+    const auto last_row = static_cast<std::size_t>(logits.row_begin[b + 1] - 1);
+    const std::int32_t next = all_greedy ? logits.greedy_tokens[last_row]
+                              : on_device
+                                  ? picked[b]
+                                  : s.pick->sample(logits.last_logits(b), logits.vocab, s.history);
     const auto& eog = options_.end_of_generation_ids;
     if (std::find(eog.begin(), eog.end(), next) != eog.end()) {
       finish(s, finish_reason::end_of_generation, events);

@@ -60,6 +60,11 @@ struct runner_stats {
   /// Steps whose tokens the backend picked (every sampled row plain greedy): only one id per
   /// row came back, not the rows of logits (a device backend's saving).
   std::int64_t greedy_steps = 0;
+  /// Device backends: tokens drawn from the candidates the backend sent
+  /// (backend::sampling_candidates_f32), and rows of logits brought back because the draw
+  /// needed them (a repetition penalty, or a draw the candidates could not decide).
+  std::int64_t candidate_draws = 0;
+  std::int64_t rows_downloaded = 0;
 };
 
 class batch_runner {
@@ -103,6 +108,10 @@ class batch_runner {
   void admit();
   void finish(sequence_state& s, finish_reason why, std::vector<runner_event>& events,
               status error = {});
+  /// Device backends: picks the token of every picking row (non-null in `picks`) from the
+  /// greedy tokens and the candidates, bringing back a row only when it must. Writes `next`.
+  status pick_on_device(const std::vector<sequence_state*>& picks, const step_output& out,
+                        std::vector<std::int32_t>& next);
   /// Text of `s` that is final: complete UTF-8 and not a possible stop-string prefix.
   void emit_text(sequence_state& s, std::int32_t token, std::vector<runner_event>& events);
 
@@ -115,6 +124,13 @@ class batch_runner {
   std::int64_t capacity_blocks_ = 0;  // free when the runner started: others may hold the rest
   sequence_id next_seq_ = 1;
   runner_stats stats_;
+  // pick_on_device's buffers, kept across steps.
+  static constexpr std::int32_t candidates_per_row = 512;
+  std::vector<float> temperatures_;
+  std::vector<candidate_summary> summaries_;
+  std::vector<std::int32_t> candidate_ids_;
+  std::vector<float> candidate_logits_;
+  std::vector<float> row_;
 };
 
 }  // namespace bastion::kernels

@@ -175,6 +175,7 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out, 
   out.logits.resize(want_logits || host ? static_cast<std::size_t>(rows * c.vocab) : 0);
   out.greedy_tokens.resize(want_greedy ? static_cast<std::size_t>(rows) : 0);
   float* logits = host ? out.logits.data() : act + logits_at;
+  backend_logits_ = host ? nullptr : logits;
   auto* greedy = host ? out.greedy_tokens.data() : reinterpret_cast<std::int32_t*>(act + greedy_at);
 
   // Everything from the embedding to the logits (and the greedy tokens) queues device work

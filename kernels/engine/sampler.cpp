@@ -25,6 +25,75 @@ status sampling_params::validate() const {
 
 sampler::sampler(const sampling_params& params) : params_(params), rng_(params.seed) {}
 
+double sampler::draw() {
+  if (!pending_draw_) return uniform();
+  const double u = *pending_draw_;
+  pending_draw_.reset();
+  return u;
+}
+
+std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summary,
+                                                 const std::int32_t* ids, const float* logits,
+                                                 std::int64_t capacity) {
+  const auto count = static_cast<std::size_t>(summary.count);
+  if (summary.count <= 0 || summary.count > capacity || !std::isfinite(summary.best) ||
+      !(summary.total > 0.0))
+    return std::nullopt;
+  // Scores as sample() computes them, most likely first. The candidates are every token within
+  // the window of the best; a backend's scores may differ from these in the last bits, so only
+  // those a margin inside the window are surely ahead of every token left out.
+  constexpr float never = -std::numeric_limits<float>::infinity();
+  candidates_.clear();
+  for (std::size_t i = 0; i < count; ++i)
+    candidates_.emplace_back(std::isnan(logits[i]) ? never : logits[i] / params_.temperature,
+                             ids[i]);
+  std::sort(candidates_.begin(), candidates_.end(), [](const scored& a, const scored& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  });
+  const double best = candidates_.front().first;
+  if (!std::isfinite(best)) return std::nullopt;
+  constexpr float margin = 1.0f;
+  const float sure_floor = candidates_.front().first - (candidate_window - margin);
+  std::size_t sure = 0;
+  while (sure < count && candidates_[sure].first >= sure_floor) ++sure;
+  auto weight = [&](std::size_t i) {
+    return std::exp(static_cast<double>(candidates_[i].first) - best);
+  };
+
+  // Top-k and the softmax denominator: the kept tokens' weights, or the backend's total over
+  // the row, rescaled to this best.
+  std::size_t keep = std::numeric_limits<std::size_t>::max();  // all of the row
+  double total = summary.total * std::exp(static_cast<double>(summary.best) - best);
+  if (params_.top_k > 0) {
+    keep = static_cast<std::size_t>(params_.top_k);
+    if (keep > sure) return std::nullopt;
+    total = 0.0;
+    for (std::size_t i = 0; i < keep; ++i) total += weight(i);
+  }
+  double mass = total;
+  if (params_.top_p < 1.0f) {
+    double cumulative = 0.0;
+    std::size_t i = 0;
+    while (i < std::min(keep, sure)) {
+      cumulative += weight(i++);
+      if (cumulative >= static_cast<double>(params_.top_p) * total) break;
+    }
+    if (cumulative < static_cast<double>(params_.top_p) * total && i < keep)
+      return std::nullopt;  // the top-p set reaches past the sure candidates
+    keep = i;
+    mass = cumulative;
+  }
+  const double u = uniform();
+  const double target = u * mass;
+  double reached = 0.0;
+  const std::size_t walk_end = std::min(keep, sure);
+  for (std::size_t i = 0; i < walk_end; ++i)
+    if ((reached += weight(i)) > target) return candidates_[i].second;
+  if (keep <= sure) return candidates_[keep - 1].second;  // rounding: the last kept token
+  pending_draw_ = u;  // the draw lands past the sure candidates: sample() takes it from here
+  return std::nullopt;
+}
+
 double sampler::uniform() {
   return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);  // 53 bits / 2^53
 }
@@ -83,6 +152,7 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
   // A NaN logit (a broken model) is never picked, as the backends' argmax passes over it.
   const auto n = static_cast<std::size_t>(vocab);
   if (params_.temperature == 0.0f) {
+    pending_draw_.reset();
     std::size_t at_best = 0;
     for (std::size_t i = 1; i < n; ++i)
       if (work_[i] > work_[at_best] || (std::isnan(work_[at_best]) && !std::isnan(work_[i])))
@@ -95,6 +165,7 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
   for (auto& w : work_) best = std::max(best, w = std::isnan(w) ? never : w / params_.temperature);
   if (best == never || best == -never) {
     // Nothing can be drawn (all -inf) or one score swamps the rest (+inf): the first best.
+    pending_draw_.reset();
     return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
   }
   weight_.resize(n);
@@ -139,7 +210,7 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
   }
   // The draw: the first token, most likely first, at which the running mass passes it.
   double reached = 0.0;
-  const std::size_t end = take_until(0, keep, uniform() * mass, false, reached);
+  const std::size_t end = take_until(0, keep, draw() * mass, false, reached);
   if (end < keep || end == 0) return order_[end == 0 ? 0 : end - 1];
   // Rounding left the draw just above the last boundary: the least likely kept token.
   return *std::min_element(at(0), at(keep),

@@ -11,9 +11,11 @@
 // 151936 entries) cost 10-14 ms a token on this machine; the sampler instead finds the same
 // token (and the top-k and top-p sets) by selection, in time linear in the vocabulary.
 
+#include "kernels/sampling/candidates.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -41,6 +43,23 @@ class sampler {
   std::int32_t sample(const float* logits, std::int64_t vocab,
                       const std::vector<std::int32_t>& history);
 
+  /// Draws from a row known only by its candidates (backend::sampling_candidates_f32 gathered
+  /// with `candidate_window`; `capacity` entries per row): the token sample() would pick from
+  /// the whole row, or nothing when the candidates cannot tell (more of them than were sent,
+  /// top-k or top-p reaching past them, the draw falling in the tail); then sample() with the
+  /// whole row picks it with the same draw (the generator moves once per token either way).
+  /// REQUIRES: draws_from_candidates().
+  std::optional<std::int32_t> sample_from(const candidate_summary& summary, const std::int32_t* ids,
+                                          const float* logits, std::int64_t capacity);
+  /// Whether sample_from applies: temperature > 0 and no repetition penalty (which reads the
+  /// history, not only the top of the row).
+  bool draws_from_candidates() const noexcept {
+    return params_.temperature > 0.0f && params_.repetition_penalty == 1.0f;
+  }
+  /// Tokens scoring within this of the best are candidates: e^-12 ~ 6e-6, so the tokens below
+  /// weigh little together and the draw rarely lands among them.
+  static constexpr float candidate_window = 12.0f;
+
   /// True when sample() is the argmax of the raw logits (temperature 0, no repetition
   /// penalty): then backend::argmax_rows_f32 picks the same token (NaN rows aside: the backend
   /// passes over NaN, a broken model's output either way), and a device backend need not
@@ -50,7 +69,9 @@ class sampler {
   }
 
  private:
-  double uniform();  // in [0, 1)
+  using scored = std::pair<float, std::int32_t>;  // score, token
+  double uniform();                               // in [0, 1)
+  double draw();  // the pending draw sample_from left, else a new one
   bool more_likely(std::int32_t a, std::int32_t b) const noexcept;
   /// Among order_[lo, hi): the fewest most likely tokens whose weight, added to `reached`,
   /// passes `target` (exceeds it; reaches it when `or_equal`). Moves them to order_[lo, end),
@@ -61,11 +82,13 @@ class sampler {
 
   sampling_params params_;
   std::mt19937_64 rng_;
-  std::vector<float> work_;  // penalised logits, then divided by the temperature
-  using scored = std::pair<float, std::int32_t>;  // score, token
-  std::vector<scored> top_;                       // top-k's heap
-  std::vector<double> weight_;       // per token: e^(work - best), the unnormalised probability
-  std::vector<std::int32_t> order_;  // token ids, rearranged by the selections
+  std::vector<float> work_;     // penalised logits, then divided by the temperature
+  std::vector<scored> top_;     // top-k's heap
+  std::vector<double> weight_;  // per token: e^(work - best), the unnormalised probability
+  std::vector<std::int32_t> order_;
+  std::optional<double> pending_draw_;  // drawn by sample_from, which needed the whole row
+  std::vector<scored>
+      candidates_;  // sample_from's, most likely first  // token ids, rearranged by the selections
 };
 
 }  // namespace bastion::kernels

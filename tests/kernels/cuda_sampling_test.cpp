@@ -1,11 +1,17 @@
 // Greedy sampling on the device (backend::argmax_rows_f32) against the CPU sampler's greedy
 // path (temperature 0): random rows of vocabulary size, planted ties (the lowest id wins),
-// rows of -inf and NaN entries, and hostile shapes.
+// rows of -inf and NaN entries, and hostile shapes. Sampling candidates on the device
+// (backend::sampling_candidates_f32) against their host definition, and the tokens the
+// sampler draws from them against the tokens it draws from whole rows.
 
 #include "kernels/engine/sampler.hpp"
+#include "kernels/sampling/candidates.hpp"
 #include "tests/kernels/cuda_test_support.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <utility>
 
 using namespace bastion;
 using namespace bastion::test;
@@ -75,6 +81,71 @@ int main() {
     const auto got = device_argmax(*gpu, rows, 3, 4);
     c.check(got == std::vector<std::int32_t>{0, 2, 0},
             "a row of -inf gives id 0, NaN entries are passed over, a row of NaN gives 0");
+  }
+
+  {  // sampling candidates: the device's against the host definition, then the draws
+    const std::int64_t dim = 49152, n = 4;
+    const std::int32_t capacity = 512;
+    auto rows = random_vector(static_cast<std::size_t>(n * dim), rng, 3.0f);
+    rows[static_cast<std::size_t>(dim + 5)] = std::numeric_limits<float>::quiet_NaN();
+    const float temperature[n] = {0.7f, 1.0f, 0.0f, 1.5f};  // row 2 is not sampled
+    std::vector<kernels::candidate_summary> on_gpu(n), on_host(n);
+    std::vector<std::int32_t> gpu_ids(n * capacity), host_ids(n * capacity);
+    std::vector<float> gpu_logits(n * capacity), host_logits(n * capacity);
+    dev<float> dx{*gpu, rows};
+    const auto st = gpu->sampling_candidates_f32(dx.ptr(), n, dim, temperature,
+                                                 kernels::sampler::candidate_window, capacity,
+                                                 on_gpu.data(), gpu_ids.data(), gpu_logits.data());
+    c.check(static_cast<bool>(st), "sampling_candidates_f32 runs: " + st.message());
+    const auto host_st = kernels::host_sampling_candidates(
+        rows.data(), n, dim, temperature, kernels::sampler::candidate_window, capacity,
+        on_host.data(), host_ids.data(), host_logits.data());
+    bool same = st && host_st;
+    double worst_total = 0.0;
+    for (std::int64_t r = 0; same && r < n; ++r) {
+      const auto& g = on_gpu[static_cast<std::size_t>(r)];
+      const auto& h = on_host[static_cast<std::size_t>(r)];
+      same = g.count == h.count && g.best == h.best;
+      if (h.total > 0.0) worst_total = std::max(worst_total, std::abs(g.total - h.total) / h.total);
+      // The same set of ids (the device's order is its threads'), each with its raw logit.
+      const auto at = static_cast<std::size_t>(r * capacity);
+      const auto k = static_cast<std::size_t>(std::min<std::int64_t>(h.count, capacity));
+      std::vector<std::pair<std::int32_t, float>> a, b;
+      for (std::size_t i = 0; i < k; ++i) {
+        a.emplace_back(gpu_ids[at + i], gpu_logits[at + i]);
+        b.emplace_back(host_ids[at + i], host_logits[at + i]);
+      }
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      same = same && a == b;
+    }
+    c.check(same && worst_total < 1e-12 && on_gpu[2].count == 0,
+            "candidates: best, count and the (id, logit) set equal the host's; totals within "
+            "1e-12; the unsampled row is empty",
+            worst_total);
+
+    // Draws: from the device's candidates (whole row when asked) against whole rows.
+    int agree = 0, total_draws = 0, answered = 0;
+    for (std::int64_t r : {0, 1, 3}) {
+      kernels::sampling_params p;
+      p.temperature = temperature[r];
+      p.top_p = r == 3 ? 0.9f : 1.0f;
+      p.top_k = r == 1 ? 40 : 0;
+      p.seed = 99 + static_cast<std::uint64_t>(r);
+      kernels::sampler from{p}, whole{p};
+      const float* row = rows.data() + r * dim;
+      const auto at = static_cast<std::size_t>(r * capacity);
+      for (int i = 0; i < 50; ++i, ++total_draws) {
+        auto token = from.sample_from(on_gpu[static_cast<std::size_t>(r)], gpu_ids.data() + at,
+                                      gpu_logits.data() + at, capacity);
+        if (token) ++answered;
+        const auto picked = token ? *token : from.sample(row, dim, {});
+        agree += picked == whole.sample(row, dim, {}) ? 1 : 0;
+      }
+    }
+    c.check(agree == total_draws && answered > 0,
+            "150 draws from the device's candidates pick what whole rows pick (" +
+                std::to_string(answered) + " answered by the candidates alone)");
   }
 
   {  // hostile shapes are refused before any launch

@@ -70,6 +70,72 @@ TEST_CASE("the draw picks the token a full sort of the vocabulary picks") {
   CHECK(draws == 3 * 3 * 4 * 3 * 5);
 }
 
+TEST_CASE("drawing from the candidates picks what the whole row picks, with the same draws") {
+  // Sampler `from` sees each row as candidates first (backend::sampling_candidates_f32's host
+  // definition) and the whole row only when it asks; sampler `whole` always sees the row. Same
+  // seeds: every token must agree, which also shows both move the generator once per token.
+  int answered = 0, asked_for_row = 0;
+  for (std::uint32_t row_seed : {5u, 6u, 7u}) {
+    auto logits = random_logits(row_seed == 7 ? 50 : 49152, row_seed);
+    if (row_seed == 6)
+      for (auto& x : logits) x = std::round(x * 2.0f) / 2.0f;  // ties
+    const auto vocab = static_cast<std::int64_t>(logits.size());
+    for (float temperature : {0.5f, 1.0f, 2.0f})
+      for (std::int32_t top_k : {0, 1, 40})
+        for (float top_p : {1.0f, 0.8f})
+          for (std::int32_t capacity : {64, 4096}) {
+            sampling_params p;
+            p.temperature = temperature;
+            p.top_k = top_k;
+            p.top_p = top_p;
+            p.seed = row_seed + static_cast<std::uint64_t>(capacity);
+            sampler from{p}, whole{p};
+            REQUIRE(from.draws_from_candidates());
+            candidate_summary summary;
+            std::vector<std::int32_t> ids(static_cast<std::size_t>(capacity));
+            std::vector<float> kept(static_cast<std::size_t>(capacity));
+            REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &temperature,
+                                             sampler::candidate_window, capacity, &summary,
+                                             ids.data(), kept.data()));
+            for (int i = 0; i < 8; ++i) {
+              INFO("row " << row_seed << " T " << temperature << " top_k " << top_k << " top_p "
+                          << top_p << " capacity " << capacity << " draw " << i);
+              auto token = from.sample_from(summary, ids.data(), kept.data(), capacity);
+              if (token) {
+                ++answered;
+              } else {
+                ++asked_for_row;
+                token = from.sample(logits.data(), vocab, {});
+              }
+              REQUIRE(*token == whole.sample(logits.data(), vocab, {}));
+            }
+          }
+  }
+  CHECK(answered > 100);      // the candidates answer most draws
+  CHECK(asked_for_row > 50);  // and the row is asked for: capacity short, flat rows, tails
+}
+
+TEST_CASE("candidates refuse bad arguments and leave rows that are not sampled empty") {
+  const std::vector<float> row = {1.0f, 2.0f, 3.0f, 4.0f};
+  const float temperatures[2] = {0.0f, 1.0f};
+  candidate_summary s[2];
+  std::int32_t ids[8];
+  float kept[8];
+  CHECK_FALSE(host_sampling_candidates(row.data(), 1, 4, temperatures, 12.0f, 0, s, ids, kept));
+  CHECK_FALSE(host_sampling_candidates(row.data(), 1, 0, temperatures, 12.0f, 4, s, ids, kept));
+  CHECK_FALSE(host_sampling_candidates(row.data(), 1, 4, temperatures, -1.0f, 4, s, ids, kept));
+  CHECK_FALSE(host_sampling_candidates(nullptr, 1, 4, temperatures, 12.0f, 4, s, ids, kept));
+  const std::vector<float> two_rows = {1.0f, 2.0f, 3.0f, 4.0f, 9.0f, 0.0f, 9.0f, -20.0f};
+  REQUIRE(host_sampling_candidates(two_rows.data(), 2, 4, temperatures, 3.5f, 4, s, ids, kept));
+  CHECK(s[0].count == 0);  // temperature 0: not a sampled row
+  CHECK(s[1].best == 9.0f);
+  CHECK(s[1].count == 2);  // 9 and 9; 0 and -20 are more than 3.5 below
+  CHECK(s[1].total == Approx(2.0 + std::exp(-9.0) + std::exp(-29.0)));
+  CHECK(ids[4] == 0);
+  CHECK(ids[5] == 2);
+  CHECK(kept[4] == 9.0f);
+}
+
 TEST_CASE("NaN and infinite logits neither crash the sampler nor win over real ones") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
