@@ -5,6 +5,7 @@
 
 #include <nccl.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -30,7 +31,8 @@ class nccl_collective final : public collective {
   nccl_collective(const nccl_collective&) = delete;
   nccl_collective& operator=(const nccl_collective&) = delete;
   ~nccl_collective() override {
-    if (comm_) (void)ncclCommDestroy(comm_);  // teardown: nothing to do about a failure
+    // Teardown: nothing to do about a failure. An aborted communicator is already freed.
+    if (comm_ && !aborted_.load()) (void)ncclCommDestroy(comm_);
   }
 
   status init(const nccl_id& id) {
@@ -46,15 +48,25 @@ class nccl_collective final : public collective {
   status all_reduce_sum(float* data, std::int64_t n) override {
     if (n < 0 || (n > 0 && !data))
       return {status_code::invalid_argument, "all_reduce_sum: bad buffer"};
+    if (aborted_.load())
+      return {status_code::device_error, "all_reduce_sum: the communicator was aborted"};
     BASTION_NCCL_CHECK(
         ncclAllReduce(data, data, static_cast<std::size_t>(n), ncclFloat, ncclSum, comm_, stream_));
     return status::ok();
+  }
+
+  // ncclCommAbort ends this rank's queued and running NCCL kernels, so a stream (and the
+  // host waiting on it) stuck on a peer that will never arrive is released. Each rank's
+  // owner aborts its own handle; the communicators cannot be reused afterwards.
+  void abort() noexcept override {
+    if (comm_ && !aborted_.exchange(true)) (void)ncclCommAbort(comm_);
   }
 
  private:
   int rank_, ranks_;
   cudaStream_t stream_;
   ncclComm_t comm_ = nullptr;
+  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace

@@ -54,18 +54,18 @@ std::size_t stop_prefix_tail(const std::string& text, const std::vector<std::str
 
 }  // namespace
 
-batch_runner::batch_runner(decoder& dec, runner_options options)
-    : dec_(dec),
+batch_runner::batch_runner(step_engine& engine, runner_options options)
+    : engine_(engine),
       options_(std::move(options)),
-      capacity_blocks_(dec.cache().blocks_free()),
+      capacity_blocks_(engine.kv_blocks_free()),
       next_seq_(options_.first_sequence_id) {}
 
 batch_runner::~batch_runner() {
-  for (auto& s : active_) dec_.cache().release(s->seq);
+  for (auto& s : active_) engine_.release_sequence(s->seq);
 }
 
 status batch_runner::add(runner_request r) {
-  const model_config& c = dec_.model_ref().config;
+  const model_config& c = engine_.config();
   if (auto s = r.sampling.validate(); !s) return s;
   if (r.prompt.empty()) return {status_code::invalid_argument, "request: empty prompt"};
   for (auto t : r.prompt)
@@ -89,7 +89,7 @@ status batch_runner::add(runner_request r) {
     return {status_code::resource_exhausted, "the runner's queue is full"};
   const std::int64_t tokens =
       std::min<std::int64_t>(static_cast<std::int64_t>(r.prompt.size()) + r.max_tokens, c.context);
-  const std::int64_t blocks = dec_.cache().blocks_for(tokens);
+  const std::int64_t blocks = engine_.kv_blocks_for(tokens);
   if (blocks > capacity_blocks_)
     return {status_code::resource_exhausted, "request needs " + std::to_string(blocks) +
                                                  " KV blocks; the runner has " +
@@ -100,8 +100,7 @@ status batch_runner::add(runner_request r) {
 }
 
 void batch_runner::admit() {
-  const model_config& c = dec_.model_ref().config;
-  kv_cache& kv = dec_.cache();
+  const model_config& c = engine_.config();
   while (!waiting_.empty() &&
          static_cast<std::int64_t>(active_.size()) < options_.batch_sequences_max) {
     auto& r = waiting_.front();
@@ -109,11 +108,11 @@ void batch_runner::admit() {
         static_cast<std::int64_t>(r.prompt.size()) + r.max_tokens, c.context);
     // Reserving prompt + max_tokens up front means a running sequence never finds the cache
     // full mid-generation; a request waits here until enough blocks are free.
-    const std::int64_t blocks = kv.blocks_for(tokens);
+    const std::int64_t blocks = engine_.kv_blocks_for(tokens);
     if (reserved_blocks_ + blocks > capacity_blocks_) break;
     auto s = std::make_unique<sequence_state>();
     s->seq = next_seq_++;
-    if (!kv.add_sequence(s->seq)) break;  // at sequences_max: wait for one to finish
+    if (!engine_.add_sequence(s->seq)) break;  // at sequences_max: wait for one to finish
     s->reserved_blocks = blocks;
     reserved_blocks_ += blocks;
     s->pick = std::make_unique<sampler>(r.sampling);
@@ -135,7 +134,7 @@ void batch_runner::finish(sequence_state& s, finish_reason why, std::vector<runn
   e.completion_tokens = static_cast<std::int64_t>(s.generated.size());
   if (s.emitted_bytes < s.text.size()) e.text = s.text.substr(s.emitted_bytes);
   events.push_back(std::move(e));
-  dec_.cache().release(s.seq);
+  engine_.release_sequence(s.seq);
   reserved_blocks_ -= s.reserved_blocks;
   live_.erase(s.req.id);
   s.done = true;
@@ -175,7 +174,7 @@ bool batch_runner::preempt(std::uint64_t id, std::vector<std::int32_t>& generate
   for (auto it = active_.begin(); it != active_.end(); ++it)
     if ((*it)->req.id == id) {
       generated = (*it)->generated;
-      dec_.cache().release((*it)->seq);
+      engine_.release_sequence((*it)->seq);
       reserved_blocks_ -= (*it)->reserved_blocks;
       live_.erase(id);
       active_.erase(it);
@@ -186,8 +185,8 @@ bool batch_runner::preempt(std::uint64_t id, std::vector<std::int32_t>& generate
 
 status batch_runner::pick_on_device(const std::vector<sequence_state*>& picks,
                                     const step_output& out, std::vector<std::int32_t>& next) {
-  backend& be = dec_.backend_ref();
-  const float* device_logits = dec_.backend_logits();
+  backend& be = engine_.logits_backend();
+  const float* device_logits = engine_.backend_logits();
   const std::int64_t rows = out.row_begin.back(), vocab = out.vocab;
   temperatures_.assign(static_cast<std::size_t>(rows), 0.0f);
   bool any_candidates = false;
@@ -240,7 +239,7 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
   admit();
   if (sequences_in_step) *sequences_in_step = 0;
   if (active_.empty()) return status::ok();
-  const model_config& c = dec_.model_ref().config;
+  const model_config& c = engine_.config();
 
   // Every decoding sequence's pending token first, then prefill chunks in what is left.
   std::vector<step_entry> batch;
@@ -280,11 +279,11 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
   }
   // A device backend sends back greedy tokens always, and candidates or rows only for the
   // rows that sample (pick_on_device); its logits stay where they were computed.
-  const bool on_device = !dec_.backend_ref().uses_host_memory();
+  const bool on_device = !engine_.logits_backend().uses_host_memory();
   const step_results want =
       on_device || all_greedy ? step_results::greedy_tokens : step_results::logits;
   step_output logits;
-  if (auto st = dec_.step(batch, logits, want); !st) {
+  if (auto st = engine_.step(batch, logits, want); !st) {
     for (auto& s : active_) finish(*s, finish_reason::error, events, st);
     active_.clear();
     return st;
@@ -335,7 +334,7 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
     emit_text(s, next, events);
     if (static_cast<std::int64_t>(s.generated.size()) >= s.req.max_tokens) {
       finish(s, finish_reason::max_tokens, events);
-    } else if (dec_.cache().length(s.seq) + 1 > c.context) {
+    } else if (engine_.sequence_length(s.seq) + 1 > c.context) {
       finish(s, finish_reason::context_full, events);
     }
   }

@@ -69,9 +69,9 @@ struct runner_stats {
 
 class batch_runner {
  public:
-  /// REQUIRES: `dec` outlives the runner. Sequences already in its KV cache keep their blocks;
+  /// REQUIRES: `engine` outlives the runner. Sequences already in its KV cache keep their blocks;
   /// the runner uses only the blocks free when it is made.
-  batch_runner(decoder& dec, runner_options options);
+  batch_runner(step_engine& engine, runner_options options);
   ~batch_runner();
   batch_runner(const batch_runner&) = delete;
   batch_runner& operator=(const batch_runner&) = delete;
@@ -101,7 +101,6 @@ class batch_runner {
   std::size_t waiting() const noexcept { return waiting_.size(); }
   std::size_t active() const noexcept { return active_.size(); }
   const runner_stats& stats() const noexcept { return stats_; }
-  const kv_cache& cache() const noexcept { return dec_.cache(); }
 
  private:
   struct sequence_state;
@@ -115,7 +114,7 @@ class batch_runner {
   /// Text of `s` that is final: complete UTF-8 and not a possible stop-string prefix.
   void emit_text(sequence_state& s, std::int32_t token, std::vector<runner_event>& events);
 
-  decoder& dec_;
+  step_engine& engine_;
   runner_options options_;
   std::deque<runner_request> waiting_;
   std::vector<std::unique_ptr<sequence_state>> active_;

@@ -17,6 +17,11 @@ class collective {
   /// In place: `data` ([n] floats in the rank's backend memory) becomes the elementwise sum of
   /// every rank's `data`. Every rank calls it, with the same n, in the same order.
   virtual status all_reduce_sum(float* data, std::int64_t n) = 0;
+  /// A rank failed and will not arrive: every all_reduce_sum waiting or still to come ends with
+  /// an error instead of waiting for it forever. The owner of the ranks calls it on every
+  /// rank's handle, from any thread (NCCL aborts per communicator; the thread group ends all at
+  /// once). The group stays unusable: make a new one.
+  virtual void abort() noexcept = 0;
 };
 
 }  // namespace bastion::kernels

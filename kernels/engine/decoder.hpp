@@ -9,6 +9,7 @@
 #include "kernels/engine/collective.hpp"
 #include "kernels/engine/kv_cache.hpp"
 #include "kernels/engine/resident_weights.hpp"
+#include "kernels/engine/step_engine.hpp"
 #include "kernels/model/model.hpp"
 
 #include <cstdint>
@@ -43,7 +44,7 @@ struct step_output {
 // Memory: the weights are made resident on the backend once (resident_weights: no copy for a
 // host backend, one upload for a device backend), the scratch and the per-step tables live in
 // the backend's memory, and only the logits come back to the host.
-class decoder {
+class decoder final : public step_engine {
  public:
   /// REQUIRES: `kv` was made for this model (n_layers, kv_dim), in `be`'s memory when `be` is a
   /// device backend (kv_cache::create with the backend); all three outlive the decoder.
@@ -75,16 +76,27 @@ class decoder {
   /// growing past the model's context, more than step_tokens_max tokens (invalid_argument);
   /// a KV cache without room (resource_exhausted); a backend failure (its status).
   status step(const std::vector<step_entry>& batch, step_output& out,
-              step_results want = step_results::logits);
+              step_results want = step_results::logits) override;
 
   /// After a step on a device backend: that step's logits [rows x vocab] in backend memory,
   /// until the next step (sampling reads them there: backend::sampling_candidates_f32). Null
   /// on a host backend, whose logits are in step_output, and before the first step.
-  const float* backend_logits() const noexcept { return backend_logits_; }
+  const float* backend_logits() const noexcept override { return backend_logits_; }
 
   const model& model_ref() const noexcept { return model_; }
   backend& backend_ref() noexcept { return be_; }
   kv_cache& cache() noexcept { return kv_; }
+
+  // step_engine: one backend, one KV cache.
+  const model_config& config() const noexcept override { return model_.config; }
+  backend& logits_backend() noexcept override { return be_; }
+  std::int64_t kv_blocks_free() const noexcept override { return kv_.blocks_free(); }
+  std::int64_t kv_blocks_for(std::int64_t tokens) const noexcept override {
+    return kv_.blocks_for(tokens);
+  }
+  status add_sequence(sequence_id id) override { return kv_.add_sequence(id); }
+  void release_sequence(sequence_id id) override { kv_.release(id); }
+  std::int64_t sequence_length(sequence_id id) const override { return kv_.length(id); }
 
  private:
   status check(const std::vector<step_entry>& batch) const;

@@ -108,26 +108,36 @@ collective& local_collective_group::rank(int r) {
   return members_[static_cast<std::size_t>(r)];
 }
 
-void local_collective_group::barrier() {
+bool local_collective_group::barrier() {
   std::unique_lock<std::mutex> lock{mutex_};
+  if (aborted_) return false;
   const std::uint64_t gen = generation_;
   if (++arrived_ == ranks_) {
     arrived_ = 0;
     ++generation_;
     cv_.notify_all();
   } else {
-    cv_.wait(lock, [&] { return generation_ != gen; });
+    cv_.wait(lock, [&] { return generation_ != gen || aborted_; });
   }
+  return !aborted_;
+}
+
+void local_collective_group::abort() noexcept {
+  std::lock_guard<std::mutex> lock{mutex_};
+  aborted_ = true;
+  cv_.notify_all();
 }
 
 status local_collective_group::member::all_reduce_sum(float* data, std::int64_t n) {
   auto& g = group_;
+  const status aborted{status_code::device_error,
+                       "all_reduce_sum: the group was aborted (another rank failed)"};
   {
     std::lock_guard<std::mutex> lock{g.mutex_};
     g.slots_[static_cast<std::size_t>(rank_)] = data;
     g.sizes_[static_cast<std::size_t>(rank_)] = n;
   }
-  g.barrier();  // every rank's buffer is published
+  if (!g.barrier()) return aborted;  // every rank's buffer is published
   for (auto size : g.sizes_)
     if (size != n) {
       g.barrier();
@@ -138,7 +148,7 @@ status local_collective_group::member::all_reduce_sum(float* data, std::int64_t 
     const float* src = g.slots_[static_cast<std::size_t>(r)];
     for (std::int64_t i = 0; i < n; ++i) sum_[static_cast<std::size_t>(i)] += src[i];
   }
-  g.barrier();  // every rank has read every buffer
+  if (!g.barrier()) return aborted;  // every rank has read every buffer
   std::memcpy(data, sum_.data(), static_cast<std::size_t>(n) * sizeof(float));
   return status::ok();
 }

@@ -43,13 +43,16 @@ class local_collective_group {
     int ranks() const noexcept override { return group_.ranks_; }
     int rank() const noexcept override { return rank_; }
     status all_reduce_sum(float* data, std::int64_t n) override;
+    void abort() noexcept override { group_.abort(); }
 
    private:
     local_collective_group& group_;
     int rank_;
     std::vector<float> sum_;
   };
-  void barrier();
+  /// False when the group was aborted (waiting ranks are released).
+  bool barrier();
+  void abort() noexcept;
 
   int ranks_;
   std::vector<float*> slots_;
@@ -59,6 +62,7 @@ class local_collective_group {
   std::condition_variable cv_;
   int arrived_ = 0;
   std::uint64_t generation_ = 0;
+  bool aborted_ = false;
 };
 
 }  // namespace bastion::kernels
