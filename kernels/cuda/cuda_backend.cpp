@@ -67,6 +67,7 @@ class cuda_backend final : public backend {
   }
 
   cudaStream_t stream() const noexcept { return stream_; }
+  int ordinal() const noexcept { return ordinal_; }
   std::string_view name() const noexcept override { return name_; }
 
   // ---- memory ----
@@ -330,6 +331,13 @@ status stream_of(backend& be, cudaStream_t& out) {
   auto* c = dynamic_cast<cuda_backend*>(&be);
   if (!c) return {status_code::invalid_argument, std::string{be.name()} + " is not a CUDA backend"};
   out = c->stream();
+  return status::ok();
+}
+
+status ordinal_of(backend& be, int& out) {
+  auto* c = dynamic_cast<cuda_backend*>(&be);
+  if (!c) return {status_code::invalid_argument, std::string{be.name()} + " is not a CUDA backend"};
+  out = c->ordinal();
   return status::ok();
 }
 

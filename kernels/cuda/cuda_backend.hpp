@@ -44,4 +44,7 @@ status make_cuda_backend(int ordinal, std::unique_ptr<backend>& out);
 /// invalid_argument when `be` is not a CUDA backend.
 status stream_of(backend& be, cudaStream_t& out);
 
+/// The device a CUDA backend runs on; invalid_argument when `be` is not a CUDA backend.
+status ordinal_of(backend& be, int& out);
+
 }  // namespace bastion::kernels::cuda

@@ -35,6 +35,9 @@ class nccl_collective final : public collective {
     if (comm_ && !aborted_.load()) (void)ncclCommDestroy(comm_);
   }
 
+  /// Takes a communicator ncclCommInitAll made.
+  void adopt(ncclComm_t comm) noexcept { comm_ = comm; }
+
   status init(const nccl_id& id) {
     ncclUniqueId uid;
     std::memcpy(&uid, id.data(), sizeof uid);
@@ -87,6 +90,34 @@ status make_nccl_collective(backend& be, int rank, int ranks, const nccl_id& id,
   auto c = std::make_unique<nccl_collective>(rank, ranks, stream);
   if (auto s = c->init(id); !s) return s;
   out = std::move(c);
+  return status::ok();
+}
+
+status make_nccl_group(const std::vector<backend*>& backends,
+                       std::vector<std::unique_ptr<collective>>& out) {
+  const auto ranks = static_cast<int>(backends.size());
+  if (ranks < 1) return {status_code::invalid_argument, "make_nccl_group: no backends"};
+  std::vector<int> devices(backends.size());
+  std::vector<cudaStream_t> streams(backends.size());
+  for (std::size_t r = 0; r < backends.size(); ++r) {
+    if (!backends[r]) return {status_code::invalid_argument, "make_nccl_group: a null backend"};
+    if (auto s = ordinal_of(*backends[r], devices[r]); !s) return s;
+    if (auto s = stream_of(*backends[r], streams[r]); !s) return s;
+    for (std::size_t q = 0; q < r; ++q)
+      if (devices[q] == devices[r])
+        return {status_code::invalid_argument,
+                "make_nccl_group: ranks " + std::to_string(q) + " and " + std::to_string(r) +
+                    " are both on cuda:" + std::to_string(devices[r]) +
+                    " (NCCL needs one device per rank)"};
+  }
+  std::vector<ncclComm_t> comms(backends.size(), nullptr);
+  BASTION_NCCL_CHECK(ncclCommInitAll(comms.data(), ranks, devices.data()));
+  out.clear();
+  for (int r = 0; r < ranks; ++r) {
+    auto c = std::make_unique<nccl_collective>(r, ranks, streams[static_cast<std::size_t>(r)]);
+    c->adopt(comms[static_cast<std::size_t>(r)]);
+    out.push_back(std::move(c));
+  }
   return status::ok();
 }
 

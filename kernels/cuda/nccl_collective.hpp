@@ -12,6 +12,7 @@
 
 #include <array>
 #include <memory>
+#include <vector>
 
 namespace bastion::kernels::cuda {
 
@@ -25,5 +26,11 @@ status make_nccl_id(nccl_id& out);
 /// rank has joined (NCCL's ncclCommInitRank).
 status make_nccl_collective(backend& be, int rank, int ranks, const nccl_id& id,
                             std::unique_ptr<collective>& out);
+
+/// One process driving every GPU of a group (a tensor-parallel worker): rank r on backends[r],
+/// made together (ncclCommInitAll), so no rank waits for another thread to join. Each backend
+/// must be a CUDA backend on its own device. out[r] is rank r's handle.
+status make_nccl_group(const std::vector<backend*>& backends,
+                       std::vector<std::unique_ptr<collective>>& out);
 
 }  // namespace bastion::kernels::cuda
