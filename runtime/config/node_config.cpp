@@ -101,6 +101,23 @@ class section {
         refuse(k, quote(*n), "must be true or false");
     }
   }
+  template <class Int>
+  void get_ints(const std::string& k, std::vector<Int>& out, std::int64_t lo, std::int64_t hi) {
+    if (const auto* a = array(k)) {
+      out.clear();
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const std::string at = k + "[" + std::to_string(i) + "]";
+        auto v = (*a)[i].is_integer() ? (*a)[i].value<std::int64_t>() : std::nullopt;
+        if (!v)
+          refuse(at, quote((*a)[i]), "must be an integer");
+        else if (*v < lo || *v > hi)
+          refuse(at, std::to_string(*v),
+                 "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+        else
+          out.push_back(static_cast<Int>(*v));
+      }
+    }
+  }
   void get_strings(const std::string& k, std::vector<std::string>& out) {
     if (const auto* a = array(k)) {
       out.clear();
@@ -119,6 +136,12 @@ class section {
   std::vector<std::string>& errors_;
   std::set<std::string> known_;
 };
+
+std::string list_of(const std::vector<int>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+  return out + "]";
+}
 
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
@@ -308,9 +331,26 @@ void read_workers(section& root, std::vector<std::string>& errors, node_config& 
     s.get_int("threads", w.threads, 0, 256);
     s.get_int("kv_blocks", w.kv_blocks, 1, 1 << 22);
     s.get_int("device", w.device, -1, 1023);
-    if (w.kind == "gpu" && w.device < 0) w.device = 0;
+    s.get_ints("devices", w.devices, 0, 1023);
     if (w.kind != "gpu" && w.device >= 0)
       s.refuse("device", std::to_string(w.device), "only gpu workers use a device");
+    if (w.kind != "gpu" && !w.devices.empty())
+      s.refuse("devices", list_of(w.devices), "only gpu workers use devices");
+    if (w.kind == "gpu") {
+      if (w.device >= 0 && !w.devices.empty())
+        s.refuse("device", std::to_string(w.device), "give device or devices, not both");
+      // One node's GPUs: NCCL within a node; the design's largest split is 70B on 8.
+      if (w.devices.size() > 8)
+        s.refuse("devices", list_of(w.devices), "at most 8 devices, the GPUs of one node");
+      for (std::size_t d = 0; d < w.devices.size(); ++d)
+        for (std::size_t e = 0; e < d; ++e)
+          if (w.devices[d] == w.devices[e])
+            s.refuse(
+                "devices", list_of(w.devices),
+                "cuda:" + std::to_string(w.devices[d]) + " appears twice (a device runs one rank)");
+      if (w.devices.empty()) w.devices = {std::max(0, w.device)};
+      w.device = w.devices.front();
+    }
     s.get_int("recovery_backoff_ms", w.recovery_backoff_ms, 1, 3600000);
     s.get_int("recovery_backoff_ms_max", w.recovery_backoff_ms_max, 1, 3600000);
     if (w.recovery_backoff_ms_max < w.recovery_backoff_ms)

@@ -47,7 +47,10 @@ struct worker_section {
   std::uint32_t batch_max = 16;    // sequences per step
   std::uint32_t threads = 0;       // CPU backend compute threads, 0..256; 0 = one per core
   std::uint32_t kv_blocks = 1024;  // paged KV cache size, in blocks
-  int device = -1;                 // CUDA device for gpu workers
+  int device = -1;                 // CUDA device for gpu workers (devices[0])
+  // A gpu worker's CUDA devices: one, or several for tensor parallelism (the model split
+  // across them, kernels/engine/tp_decoder). `device = N` is `devices = [N]`.
+  std::vector<int> devices;
   // After a failing step: the first wait before the worker probes its backend, doubling after
   // each failed probe up to the max.
   std::uint32_t recovery_backoff_ms = 100;

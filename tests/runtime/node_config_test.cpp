@@ -86,6 +86,20 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
                        "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n"
                        "threads = 4\n"),
              Catch::Contains("workers[0].threads = 4 refused: only cpu and edge workers"));
+  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
+                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  CHECK_THAT(errors_of(gpu + "devices = [0, 1, 0]\n"),
+             Catch::Contains("workers[0].devices = [0, 1, 0] refused: cuda:0 appears twice"));
+  CHECK_THAT(errors_of(gpu + "devices = [0, 1]\ndevice = 2\n"),
+             Catch::Contains("workers[0].device = 2 refused: give device or devices, not both"));
+  CHECK_THAT(errors_of(gpu + "devices = [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"),
+             Catch::Contains("at most 8 devices"));
+  CHECK_THAT(errors_of(gpu + "devices = [0, -1]\n"),
+             Catch::Contains("workers[0].devices[1] = -1 refused: must be between 0 and 1023"));
+  CHECK_THAT(errors_of(gpu + "devices = [\"cuda:0\"]\n"),
+             Catch::Contains("workers[0].devices[0] = 'cuda:0' refused: must be an integer"));
+  CHECK_THAT(errors_of(b + "devices = [0]\n"),
+             Catch::Contains("workers[0].devices = [0] refused: only gpu workers use devices"));
   CHECK_THAT(errors_of(b + "recovery_backoff_ms = 500\nrecovery_backoff_ms_max = 200\n"),
              Catch::Contains("workers[0].recovery_backoff_ms_max = 200 refused: must be at least "
                              "recovery_backoff_ms (500)"));
@@ -121,6 +135,25 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
   CHECK_THAT(errors_of("[[models]]\nid = \"m\"\npath = \"" + model_file + "\"\nfallback = \"m\"\n"),
              Catch::Contains("cannot be its own fallback"));
   CHECK_THAT(errors_of(b + "[tls]\n"), Catch::Contains("tls is not a known setting"));
+}
+
+TEST_CASE("a gpu worker's devices: one by default, several for tensor parallelism") {
+  model_file_guard guard;
+  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
+                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  auto one = parse_node_config(gpu, "test.toml");
+  REQUIRE(one.config);
+  CHECK(one.config->workers[0].devices == std::vector<int>{0});
+  auto picked = parse_node_config(gpu + "device = 3\n", "test.toml");
+  REQUIRE(picked.config);
+  CHECK(picked.config->workers[0].devices == std::vector<int>{3});
+  auto split = parse_node_config(gpu + "devices = [2, 3]\n", "test.toml");
+  REQUIRE(split.config);
+  CHECK(split.config->workers[0].devices == std::vector<int>{2, 3});
+  CHECK(split.config->workers[0].device == 2);
+  auto cpu = parse_node_config(base_config(), "test.toml");
+  REQUIRE(cpu.config);
+  CHECK(cpu.config->workers[0].devices.empty());
 }
 
 TEST_CASE("TOML syntax errors give the line and column") {
