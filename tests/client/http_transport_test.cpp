@@ -133,6 +133,8 @@ TEST_CASE("transport: silence is idle_timeout, or deadline_exceeded when the dea
     FAIL("a head was read from a server that sends nothing");
   } catch (const transport_error& e) {
     CHECK(e.kind() == transport_failure::deadline);
+    CHECK(std::string(e.what()).find("deadline passed while reading the response head") !=
+          std::string::npos);
   }
   CHECK(steady::now() < limits.deadline + milliseconds(1000));
 }
