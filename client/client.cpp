@@ -238,8 +238,18 @@ struct client::impl {
 
   client_outcome call(const request& r, const stream_handlers* handlers);
 
-  attempt_result attempt(const site_address& to, const std::string& path, const request& r,
-                         const std::string& id, bool stream, const stream_handlers* handlers,
+  // What every attempt of a call sends but the request line and Host (a redirect may change
+  // the path): rendered once per call, so each retry or redirect re-sends the same bytes.
+  struct rendered_request {
+    std::string headers;  // after Host, through the blank line
+    std::string body;
+    bool stream = false;
+    bool chat = false;
+  };
+  rendered_request render(const request& r, const std::string& id, bool stream) const;
+
+  attempt_result attempt(const site_address& to, const std::string& path,
+                         const rendered_request& req, const stream_handlers* handlers,
                          steady::time_point deadline);
   attempt_result read_stream(http_connection& conn, const std::string& where, bool chat,
                              const stream_handlers& handlers);
@@ -272,20 +282,28 @@ struct client::impl {
   std::size_t rotation = 0;  // guarded by mutex: the configured site last moved to
 };
 
-attempt_result client::impl::attempt(const site_address& to, const std::string& path,
-                                     const request& r, const std::string& id, bool stream,
-                                     const stream_handlers* handlers, steady::time_point deadline) {
-  const std::string where = to.to_string();
-  const std::string body = render_request_body(r, stream);
-  std::string head = "POST " + path + " HTTP/1.1\r\nHost: " + where + "\r\n";
-  if (!opts.api_key.empty()) head += "Authorization: Bearer " + opts.api_key + "\r\n";
-  head += "Content-Type: application/json\r\n";
-  head += stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
-  head += "X-Request-Id: " + id + "\r\n";
-  head += "X-Bastion-Priority: " + priority_header_value(r.cls) + "\r\n";
+client::impl::rendered_request client::impl::render(const request& r, const std::string& id,
+                                                    bool stream) const {
+  rendered_request out;
+  out.body = render_request_body(r, stream);
+  out.stream = stream;
+  out.chat = !r.messages.empty();
+  auto& h = out.headers;
+  if (!opts.api_key.empty()) h += "Authorization: Bearer " + opts.api_key + "\r\n";
+  h += "Content-Type: application/json\r\n";
+  h += stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
+  h += "X-Request-Id: " + id + "\r\n";
+  h += "X-Bastion-Priority: " + priority_header_value(r.cls) + "\r\n";
   if (r.deadline.count() > 0)
-    head += "X-Bastion-Deadline-Ms: " + std::to_string(r.deadline.count()) + "\r\n";
-  head += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    h += "X-Bastion-Deadline-Ms: " + std::to_string(r.deadline.count()) + "\r\n";
+  h += "Content-Length: " + std::to_string(out.body.size()) + "\r\nConnection: close\r\n\r\n";
+  return out;
+}
+
+attempt_result client::impl::attempt(const site_address& to, const std::string& path,
+                                     const rendered_request& req, const stream_handlers* handlers,
+                                     steady::time_point deadline) {
+  const std::string where = to.to_string();
 
   transport_limits limits;
   limits.connect_timeout = opts.connect_timeout;
@@ -296,7 +314,7 @@ attempt_result client::impl::attempt(const site_address& to, const std::string& 
   http_connection conn(limits);
   try {
     conn.open(to);
-    conn.send(head + body);
+    conn.send("POST " + path + " HTTP/1.1\r\nHost: " + where + "\r\n" + req.headers + req.body);
     const auto answer = conn.read_head();
     if (answer.status == 307 || answer.status == 308) {
       attempt_result a;
@@ -305,8 +323,8 @@ attempt_result client::impl::attempt(const site_address& to, const std::string& 
       a.log = std::to_string(answer.status) + " to " + a.location.substr(0, 120);
       return a;  // the body (an explanation) is not needed
     }
-    if (answer.status == 200 && stream) {
-      return read_stream(conn, where, !r.messages.empty(), *handlers);
+    if (answer.status == 200 && req.stream) {
+      return read_stream(conn, where, req.chat, *handlers);
     }
     std::string text;
     while (conn.read_body(text)) {
@@ -315,7 +333,7 @@ attempt_result client::impl::attempt(const site_address& to, const std::string& 
       auto a = classify_status(where, answer, text);
       return a;
     }
-    auto parsed = parse_unary_answer(text, !r.messages.empty());
+    auto parsed = parse_unary_answer(text, req.chat);
     if (auto* why = std::get_if<std::string>(&parsed))
       return failed(client_error_kind::bad_response, where + ": " + *why, "bad_answer", 200);
     attempt_result a;
@@ -435,6 +453,7 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
   site_address to = first();
   site_address origin = to;  // where the current redirect chain started
   std::string path = path_for(r);
+  const rendered_request rendered = render(r, trace.request_id, stream);
   auto backoff = opts.backoff_initial;
   std::uint32_t counted = 0;  // requests sent, those answered by a redirect not counted
   // 307s in a row. A chain ends at any other answer: during a failover a standby keeps sending
@@ -461,7 +480,7 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
     if (steady::now() >= deadline) return refuse(deadline_error("before the next attempt"));
     trace.address = to.to_string();
     ++trace.attempts;
-    auto a = attempt(to, path, r, trace.request_id, stream, handlers, deadline);
+    auto a = attempt(to, path, rendered, handlers, deadline);
     trace.log.push_back(trace.address + " -> " + a.log);
     switch (a.what) {
       case verdict::done: {
@@ -472,7 +491,7 @@ client_outcome client::impl::call(const request& r, const stream_handlers* handl
         // from the journal, and deliver it as one piece.
         if (stream && !a.delivered_text && a.result.completion_tokens > 0) {
           ++trace.attempts;
-          auto whole = attempt(to, path, r, trace.request_id, false, nullptr, deadline);
+          auto whole = attempt(to, path, render(r, trace.request_id, false), nullptr, deadline);
           trace.log.push_back(trace.address + " -> replayed text: " + whole.log);
           if (whole.what != verdict::done) {
             if (whole.what != verdict::fail) {

@@ -49,21 +49,33 @@ std::string lower(std::string s) {
 }
 
 // How long the next wait may last: the step (idle or connect timeout), cut short by the call's
-// deadline. Which bound was nearer decides whether a timeout is `idle` or `deadline`.
+// deadline. Which bound was nearer decides what the timer firing means: timed_out() is the one
+// place that decides it.
 struct wait_bound {
   steady::duration wait{};
   bool deadline_nearer = false;
+  std::string peer;
+  const char* during = "";  // "connecting", "sending the request", "reading the response head"
+
+  // The failure when this wait's timer fired: the call's deadline when that was the nearer
+  // bound, otherwise `step`, the step's own timeout.
+  transport_error timed_out(transport_error step) const {
+    if (deadline_nearer) {
+      return {transport_failure::deadline, peer + ": the call's deadline passed while " + during};
+    }
+    return step;
+  }
 };
 
 wait_bound bound_for(const transport_limits& limits, std::chrono::milliseconds step,
-                     const std::string& peer, const char* waiting_for) {
+                     const std::string& peer, const char* during) {
   const auto left = limits.deadline - steady::now();
   if (left <= steady::duration::zero()) {
     throw transport_error(transport_failure::deadline,
-                          peer + ": the call's deadline passed before " + waiting_for);
+                          peer + ": the call's deadline passed before " + during);
   }
-  if (left < step) return {left, true};
-  return {step, false};
+  if (left < step) return {left, true, peer, during};
+  return {step, false, peer, during};
 }
 
 // The unread bytes where the parser stopped, up to the end of their line, for a message that
@@ -142,17 +154,14 @@ namespace {
 
 // A failed read of the response as the transport_failure the client decides on. `part` names
 // what was being read ("the response head", "the response body").
-transport_error read_failure(const std::string& peer, const transport_limits& limits,
-                             const error_code& ec, bool deadline_nearer, const char* part,
+transport_error read_failure(const transport_limits& limits, const error_code& ec,
+                             const wait_bound& bound, const char* part,
                              const beast::flat_buffer& pending) {
-  const std::string where = peer + ": ";
+  const std::string where = bound.peer + ": ";
   if (ec == beast::error::timeout) {
-    if (deadline_nearer) {
-      return {transport_failure::deadline,
-              where + "the call's deadline passed while waiting for " + part};
-    }
-    return {transport_failure::idle, where + "no more of " + part + " arrived for " +
-                                         std::to_string(limits.idle_timeout.count()) + " ms"};
+    return bound.timed_out(
+        {transport_failure::idle, where + "no more of " + part + " arrived for " +
+                                      std::to_string(limits.idle_timeout.count()) + " ms"});
   }
   if (ec == http::error::end_of_stream) {
     // The peer closing before a single byte is a lost connection (the request may have been
@@ -221,12 +230,13 @@ void http_connection::open(const site_address& to) {
     }
     w.stream.close();
     if (ec == beast::error::timeout) {
-      if (bound.deadline_nearer) {
-        throw transport_error(transport_failure::deadline,
-                              peer_ + ": the call's deadline passed while connecting");
-      }
-      last = "no connection within " + std::to_string(limits_.connect_timeout.count()) + " ms";
-      last_kind = transport_failure::unreachable;
+      // A connect timeout moves on to the next address; the deadline ends the call.
+      const auto failure = bound.timed_out(
+          {transport_failure::unreachable,
+           "no connection within " + std::to_string(limits_.connect_timeout.count()) + " ms"});
+      if (failure.kind() == transport_failure::deadline) throw failure;
+      last = failure.what();
+      last_kind = failure.kind();
     } else {
       last = ec.message();
       last_kind = ec == net::error::connection_refused ? transport_failure::refused
@@ -243,12 +253,8 @@ void http_connection::send(const std::string& bytes) {
       bound.wait, [&](auto handler) { net::async_write(w.stream, net::buffer(bytes), handler); });
   if (!ec) return;
   if (ec == beast::error::timeout) {
-    if (bound.deadline_nearer) {
-      throw transport_error(transport_failure::deadline,
-                            peer_ + ": the call's deadline passed while sending the request");
-    }
-    throw transport_error(transport_failure::idle,
-                          peer_ + ": the request could not be sent within the idle timeout");
+    throw bound.timed_out({transport_failure::idle,
+                           peer_ + ": the request could not be sent within the idle timeout"});
   }
   throw transport_error(transport_failure::lost,
                         peer_ + ": the connection broke while sending: " + ec.message());
@@ -256,12 +262,12 @@ void http_connection::send(const std::string& bytes) {
 
 response_head http_connection::read_head() {
   auto& w = *wire_;
-  const auto bound = bound_for(limits_, limits_.idle_timeout, peer_, "the response head");
+  const auto bound = bound_for(limits_, limits_.idle_timeout, peer_, "reading the response head");
   const auto ec = w.run(bound.wait, [&](auto handler) {
     http::async_read_header(w.stream, w.buffer, w.parser, handler);
   });
   if (ec) {
-    throw read_failure(peer_, limits_, ec, bound.deadline_nearer, "the response head", w.buffer);
+    throw read_failure(limits_, ec, bound, "the response head", w.buffer);
   }
   const auto& message = w.parser.get();
   // Beast refuses any version but HTTP/1.0 and 1.1 (bad_version, above), and a status that is
@@ -299,7 +305,7 @@ bool http_connection::read_body(std::string& out) {
     auto& body = w.parser.get().body();
     body.data = w.piece;
     body.size = sizeof(w.piece);
-    const auto bound = bound_for(limits_, limits_.idle_timeout, peer_, "the response body");
+    const auto bound = bound_for(limits_, limits_.idle_timeout, peer_, "reading the response body");
     auto ec = w.run(bound.wait, [&](auto handler) {
       http::async_read_some(w.stream, w.buffer, w.parser, handler);
     });
@@ -310,7 +316,7 @@ bool http_connection::read_body(std::string& out) {
     // so body bytes and a failure never come back together; the bytes before a malformed chunk
     // or a closed connection reach the caller first.
     if (ec) {
-      throw read_failure(peer_, limits_, ec, bound.deadline_nearer, "the response body", w.buffer);
+      throw read_failure(limits_, ec, bound, "the response body", w.buffer);
     }
     if (n == 0) continue;  // a chunk's size line, no data yet
     body_bytes_ += n;

@@ -11,31 +11,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t json_depth_max = 32;
-
+// nlohmann::json 3.11 parses and destroys without recursion (an explicit stack in its parser and
+// in basic_json's destroy), so deeply nested answers cost heap, bounded by the response limits,
+// and never the stack. Nothing here copies, compares or dumps a parsed answer (those recurse).
 std::optional<json> parse_json(std::string_view text) {
-  // The parser's own nesting is recursive; the answers here are flat, so a deeply nested
-  // document is refused before parsing rather than given the stack.
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {  // brackets inside strings (a model's answer) are text, not nesting
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > json_depth_max) return std::nullopt;
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
   auto parsed = json::parse(text.begin(), text.end(), nullptr, false);
   if (parsed.is_discarded()) return std::nullopt;
   return parsed;

@@ -4,11 +4,14 @@
 
 #include <bastion/node.hpp>
 
+#include "kernels/device/nvml_reader.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 #include <thread>
 
@@ -20,6 +23,44 @@ std::atomic<bool> stop_requested{false};
 
 extern "C" void on_signal(int) { stop_requested.store(true); }
 
+// NVML's view of the GPUs at start, one line each, whether or not this build runs CUDA: what
+// the health actor then publishes every node.device_sample_ms as bastion_gpu_* metrics.
+void print_nvml_view() {
+  namespace dev = bastion::kernels::device;
+  const dev::nvml_reader nvml{dev::default_nvml_library()};
+  unsigned count = 0;
+  if (const auto st = nvml.device_count(count); !st) {
+    std::cout << "  gpus      none (" << st.message() << ")\n";
+    return;
+  }
+  if (count == 0) std::cout << "  gpus      none (NVML sees no device)\n";
+  for (unsigned i = 0; i < count; ++i) {
+    const auto s = nvml.sample(i);
+    std::cout << "  gpu       " << i << ' ' << (s.name.empty() ? "(unnamed)" : s.name);
+    char buf[96];
+    if (s.temperature_celsius) {
+      std::snprintf(buf, sizeof buf, ", %.0f C", *s.temperature_celsius);
+      std::cout << buf;
+    }
+    if (s.power_watts) {
+      std::snprintf(buf, sizeof buf, ", %.0f W", *s.power_watts);
+      std::cout << buf;
+    }
+    if (s.utilization_ratio) {
+      std::snprintf(buf, sizeof buf, ", %.0f%% busy", *s.utilization_ratio * 100.0);
+      std::cout << buf;
+    }
+    if (s.memory_used_bytes && s.memory_total_bytes) {
+      std::snprintf(buf, sizeof buf, ", %.1f of %.1f GiB used",
+                    static_cast<double>(*s.memory_used_bytes) / (1u << 30),
+                    static_cast<double>(*s.memory_total_bytes) / (1u << 30));
+      std::cout << buf;
+    }
+    for (const auto& e : s.errors) std::cout << ", no " << e.reading << " (" << e.reason << ')';
+    std::cout << '\n';
+  }
+}
+
 void print_health(const bastion::health_report& h) {
   std::cout << "bastion-node " << h.version << '\n'
             << "  node      " << h.node << '\n'
@@ -29,6 +70,7 @@ void print_health(const bastion::health_report& h) {
             << "  cuda      " << (h.cuda_built ? "built" : "not built") << '\n';
   if (h.devices.empty()) std::cout << "  devices   none (" << h.devices_note << ")\n";
   for (const auto& d : h.devices) std::cout << "  device    " << d << '\n';
+  print_nvml_view();
   std::cout << "  status    healthy" << std::endl;
 }
 

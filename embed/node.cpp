@@ -73,7 +73,12 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
   if (o.worker_threads > 0) system_config.set("scheduler.max-threads", o.worker_threads);
   system_config.set("logger.console-verbosity", caf::atom("quiet"));
   system.emplace(system_config);
-  health = system->spawn(actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock);
+  // Detached: loading NVML (seconds without persistence mode) and a CUDA probe waiting on a
+  // busy or stuck device block this actor's own thread, never one the workers' actors share.
+  health = system->spawn<caf::detached>(
+      actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock,
+      actors::node_device_sampling(registry,
+                                   (cfg ? cfg->node : config::node_section{}).device_sample_ms));
   if (!cfg) return;
   auto started = serving::local_serving::start(*system, *cfg, registry);
   if (!started) {

@@ -26,9 +26,11 @@ struct device_info {
 /// Visible devices. An empty list with a status explains why (no driver, no device).
 status list_devices(std::vector<device_info>& out);
 
-/// Health of one device for the worker and metrics: memory in use, and whether a trivial
-/// kernel round trip works. (NVML temperature/power/utilisation are not read: this build has
-/// no nvml.h; cudaMemGetInfo and a launch are what the runtime alone offers.)
+/// Health of one device for the worker and metrics: memory in use, and whether a small
+/// allocation, memset and copy back complete. The health actor probes every visible device each
+/// node.device_sample_ms (bastion_gpu_responsive). Temperature, power and utilisation come from
+/// NVML instead (kernels/device/nvml_reader.hpp, loaded at run time, no nvml.h needed).
+/// Blocks until the device answers: cudaFree waits for the device's queued work.
 struct device_health {
   int ordinal = 0;
   std::size_t memory_free_bytes = 0;

@@ -245,6 +245,11 @@ void read_node(section& root, std::vector<std::string>& errors, node_config& cfg
   if (cfg.node.site != "prod" && cfg.node.site != "dr-local" && cfg.node.site != "dr-remote")
     s.refuse("site", "'" + cfg.node.site + "'", "must be one of prod, dr-local, dr-remote");
   s.get_int("threads", cfg.node.threads, 0, 256);
+  s.get_int("device_sample_ms", cfg.node.device_sample_ms, 0, 3600000);
+  // Below 100 ms the samples cost more than they tell: NVML itself averages over 1/6 s to 1 s.
+  if (cfg.node.device_sample_ms > 0 && cfg.node.device_sample_ms < 100)
+    s.refuse("device_sample_ms", std::to_string(cfg.node.device_sample_ms),
+             "must be 0 (off) or at least 100");
 }
 
 void read_http(section& root, std::vector<std::string>& errors, node_config& cfg) {

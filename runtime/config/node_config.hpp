@@ -18,6 +18,9 @@ struct node_section {
   std::string name = "node-1";
   std::string site = "prod";  // prod | dr-local | dr-remote
   std::size_t threads = 0;    // actor scheduler threads; 0 = one per core
+  // How often the health actor reads the GPUs into metrics (temperature, power, utilisation,
+  // memory; actors/health_actor.hpp). 0 = never; otherwise 100 ms to 1 h.
+  std::uint32_t device_sample_ms = 5000;
 };
 
 struct listen_section {

@@ -1,37 +1,81 @@
 // health_actor on CAF's deterministic test coordinator (its own runner, not Catch2): the
 // actor answers its typed request with the identity it was given and uptime from the
-// injected clock, so the answer is exact.
+// injected clock, so the answer is exact; and it samples the GPUs of a fake NVML
+// (tests/kernels/device/fake_nvml.cpp: two devices, the second without a temperature sensor)
+// into the metrics registry at start and then every interval, on CAF's test clock.
 
 #define CAF_SUITE health_actor
 
 #include "actors/health_actor.hpp"
+#include "tests/kernels/device/fake_nvml_control.hpp"
 
 #include <caf/test/dsl.hpp>
 #include <caf/test/unit_test_impl.hpp>
+
+#include <string>
 
 using namespace bastion;
 using namespace bastion::actors;
 
 namespace {
 
+constexpr std::chrono::milliseconds interval{5000};
+
+// The value of one series in the Prometheus text, e.g. `bastion_gpu_power_watts{device="1"}`;
+// "absent" when there is no such series.
+std::string series(const std::string& text, const std::string& name) {
+  const std::string prefix = name + ' ';
+  for (std::size_t at = 0; at < text.size();) {
+    const auto end = text.find('\n', at);
+    const std::string line = text.substr(at, end - at);
+    if (line.compare(0, prefix.size(), prefix) == 0) return line.substr(prefix.size());
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return "absent";
+}
+
 struct fixture : test_coordinator_fixture<> {
   manual_clock clock{std::chrono::seconds{100}};
+  metrics::registry registry;
+  testing::fake_nvml_control fake{BASTION_FAKE_NVML};
   health_actor health;
 
-  fixture() {
-    health = sys.spawn(health_actor_impl, node_identity{"teller-1", "dr-local"}, &clock);
-    run();
+  fixture() { health = spawn_health(BASTION_FAKE_NVML, interval); }
+  ~fixture() {
+    caf::anon_send_exit(health, caf::exit_reason::user_shutdown);  // before the registry goes
+    sched.run();
+  }
+
+  health_actor spawn_health(const std::string& nvml_library, std::chrono::milliseconds every) {
+    auto h = sys.spawn(health_actor_impl, node_identity{"teller-1", "dr-local"}, &clock,
+                       device_sampling{&registry, every, nvml_library});
+    sched.run();  // the first sample; sched.run() fires no timer (the fixture's run() would,
+                  // forever: sampling re-arms itself)
+    return h;
   }
 
   // Sends the typed request, lets the deterministic scheduler deliver it, and takes the reply.
-  node_health ask() {
+  node_health ask(const health_actor& who) {
     node_health out;
-    auto handle = self->request(health, caf::infinite, get_health_atom::value);
-    run();
+    auto handle = self->request(who, caf::infinite, get_health_atom::value);
+    sched.run();
     handle.receive([&](node_health& h) { out = std::move(h); },
                    [&](caf::error& err) { CAF_FAIL(sys.render(err)); });
     return out;
   }
+  node_health ask() { return ask(health); }
+
+  // Stops the fixture's actor and fires its planned round (at a dead actor), so the test
+  // clock holds only what the actors a test spawns itself plan.
+  void stop_fixture_actor() {
+    caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+    sched.run();
+    sched.trigger_timeouts();
+    sched.run();
+  }
+
+  std::string metric(const std::string& name) { return series(registry.render_prometheus(), name); }
 };
 
 }  // namespace
@@ -55,6 +99,112 @@ CAF_TEST(uptime follows the clock between requests) {
   clock.advance(std::chrono::milliseconds{250});
   auto second = ask();
   CAF_CHECK_EQUAL(second.uptime_ms - first.uptime_ms, 250u);
+}
+
+CAF_TEST(every NVML device is published with a device label at start) {
+  CAF_CHECK_EQUAL(metric("bastion_gpu_info{device=\"0\",name=\"Fake H200\"}"), "1");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_info{device=\"1\",name=\"Fake L4\"}"), "1");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"0\"}"), "41");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"0\"}"), "123.456");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"1\"}"), "72");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_utilization_ratio{device=\"0\"}"), "0.37");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_memory_used_bytes{device=\"0\"}"),
+                  std::to_string(std::uint64_t{2} << 30));
+  CAF_CHECK_EQUAL(metric("bastion_gpu_memory_total_bytes{device=\"1\"}"),
+                  std::to_string(std::uint64_t{24} << 30));
+  // The L4 has no temperature sensor: no series for it, and the refusal is counted.
+  CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"1\"}"), "absent");
+  CAF_CHECK_EQUAL(
+      metric("bastion_gpu_sample_errors_total{device=\"1\",reading=\"temperature\",reason=\"not_"
+             "supported\"}"),
+      "1");
+  CAF_CHECK_EQUAL(ask().device_sampling_note, "");
+}
+
+CAF_TEST(devices are sampled again once the interval has passed and not before) {
+  fake.set_temperature(1, 55);
+  CAF_CHECK_EQUAL(sched.advance_time(interval - std::chrono::milliseconds{1}), 0u);
+  sched.run();
+  CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"1\"}"), "absent");
+  CAF_CHECK_EQUAL(sched.advance_time(std::chrono::milliseconds{1}), 1u);
+  sched.run();
+  CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"1\"}"), "55");
+  // The refusal of the first sample stays counted; the second sample was not refused.
+  CAF_CHECK_EQUAL(
+      metric("bastion_gpu_sample_errors_total{device=\"1\",reading=\"temperature\",reason=\"not_"
+             "supported\"}"),
+      "1");
+  // And the next round follows one interval later.
+  CAF_CHECK_EQUAL(sched.advance_time(interval), 1u);
+}
+
+CAF_TEST(a reading that fails after working reads NaN instead of its last value) {
+  fake.set_lost(0);
+  CAF_REQUIRE(sched.trigger_timeout());
+  sched.run();
+  CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"0\"}"), "NaN");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"0\"}"), "NaN");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_memory_total_bytes{device=\"0\"}"), "NaN");
+  CAF_CHECK_EQUAL(
+      metric("bastion_gpu_sample_errors_total{device=\"0\",reading=\"power\",reason=\"gpu_is_"
+             "lost\"}"),
+      "1");
+  CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"1\"}"), "72");  // unaffected
+}
+
+CAF_TEST(the actor shuts NVML down when it exits) {
+  CAF_CHECK_EQUAL(fake.live_inits(), 1);
+  caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+  sched.run();
+  CAF_CHECK_EQUAL(fake.live_inits(), 0);
+}
+
+CAF_TEST(without NVML the health answer says why and no GPU series appears) {
+  stop_fixture_actor();
+  metrics::registry clean;
+  auto lone = sys.spawn(health_actor_impl, node_identity{"teller-2", "prod"}, &clock,
+                        device_sampling{&clean, interval, "/nonexistent/libnvidia-ml.so.1"});
+  sched.run();
+  clock.advance(std::chrono::milliseconds{20});
+  const auto h = ask(lone);
+  CAF_CHECK_EQUAL(h.node, "teller-2");
+  CAF_CHECK_EQUAL(h.uptime_ms, 20u);  // the node's health is otherwise unaffected
+  CAF_CHECK_EQUAL(
+      h.device_sampling_note.rfind("NVML not available: cannot load /nonexistent/libnvidia-ml", 0),
+      0u);
+  CAF_CHECK_EQUAL(clean.render_prometheus().find("bastion_gpu_"), std::string::npos);
+  // Nothing left to sample (no NVML, and no CUDA device here): no further rounds are planned.
+  if (h.devices.empty()) CAF_CHECK(!sched.clock().has_pending_timeout());
+  caf::anon_send_exit(lone, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(NVML that will not start is reported with its reason) {
+  auto h = spawn_health(BASTION_FAKE_NVML_INIT_FAILS, interval);
+  CAF_CHECK_EQUAL(ask(h).device_sampling_note,
+                  "NVML not available: nvmlInit_v2 failed: Driver Not Loaded (NVML code 9)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(a zero interval or no registry turns sampling off) {
+  stop_fixture_actor();
+  metrics::registry clean;
+  auto off = sys.spawn(health_actor_impl, node_identity{"teller-3", "prod"}, &clock,
+                       device_sampling{&clean, std::chrono::milliseconds{0}, BASTION_FAKE_NVML});
+  sched.run();
+  CAF_CHECK_EQUAL(ask(off).device_sampling_note, "device sampling off: node.device_sample_ms = 0");
+  CAF_CHECK_EQUAL(fake.live_inits(), 0);  // NVML was never even loaded
+  CAF_CHECK(!sched.clock().has_pending_timeout());
+  auto unregistered = sys.spawn(health_actor_impl, node_identity{"teller-4", "prod"}, &clock,
+                                device_sampling{nullptr, interval, BASTION_FAKE_NVML});
+  sched.run();
+  CAF_CHECK_EQUAL(ask(unregistered).device_sampling_note,
+                  "device sampling off: no metrics registry");
+  CAF_CHECK(!sched.clock().has_pending_timeout());
+  caf::anon_send_exit(off, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(unregistered, caf::exit_reason::user_shutdown);
+  sched.run();
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -137,8 +137,25 @@ TEST_CASE("hostile: a stream event that is not JSON, or a chunked body that lies
   CHECK(out.error->kind == client_error_kind::bad_response);
   CHECK(out.error->message.find("chunk size") != std::string::npos);
 
-  // Deeply nested JSON is refused before the parser recurses.
+  // Deeply nested JSON, unbalanced: not JSON, a bad response.
   out = stream_against({sse_head + "data: " + std::string(100000, '[') + "\n\n"});
+  REQUIRE_FALSE(out.ok());
+  CHECK(out.error->kind == client_error_kind::bad_response);
+}
+
+TEST_CASE("hostile: deeply nested but valid JSON is survived and its unknown field ignored") {
+  // 100000 levels: a parser or destructor that recursed would overflow the stack here.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto out =
+      complete_against({"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+                        R"({"choices":[{"text":"fine","finish_reason":"stop"}],)"
+                        R"("usage":{"prompt_tokens":1,"completion_tokens":1},"extra":)" +
+                        deep + "}"});
+  REQUIRE(out.ok());
+  CHECK(out.result->text == "fine");
+
+  // As the whole of a stream event it is not an object: a bad response, still no crash.
+  out = stream_against({sse_head + "data: " + deep + "\n\n"});
   REQUIRE_FALSE(out.ok());
   CHECK(out.error->kind == client_error_kind::bad_response);
 }

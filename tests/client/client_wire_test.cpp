@@ -76,13 +76,22 @@ TEST_CASE("fingerprints and chunks in the gateway's shapes") {
   CHECK(err.error->code == "outcome_unknown");
   CHECK(std::holds_alternative<std::string>(
       parse_stream_chunk(R"({"choices":[{"text":"a"}],"usage":{"prompt_tokens":-1}})", false)));
-  // Brackets inside a string are the model's text, not nesting; real nesting is bounded.
+  // Brackets inside a string are the model's text.
   const std::string code(40, '[');
   auto text = std::get<stream_chunk>(
       parse_stream_chunk(R"({"choices":[{"text":")" + code + R"(\"]"}]})", false));
   CHECK(text.text == code + "\"]");
+  // Unbalanced nesting is not JSON.
   CHECK(std::holds_alternative<std::string>(
       parse_stream_chunk(R"({"choices":)" + std::string(40, '[') + "]", false)));
+  // Deep but valid nesting in a field the client does not read is parsed and freed without
+  // recursion (a recursive parser or destructor would overflow the stack here) and ignored.
+  const std::size_t depth = 200000;
+  auto deep = std::get<stream_chunk>(parse_stream_chunk(R"({"choices":[{"text":"ok"}],"extra":)" +
+                                                            std::string(depth, '[') +
+                                                            std::string(depth, ']') + "}",
+                                                        false));
+  CHECK(deep.text == "ok");
 }
 
 TEST_CASE("request bodies carry what the gateway reads, and only set fields") {

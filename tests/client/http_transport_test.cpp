@@ -3,11 +3,7 @@
 // answers, and bytes before a malformed chunk delivered before the failure.
 #include "client/http_transport.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "loopback.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -25,53 +21,15 @@ namespace {
 using namespace bastion::client_detail;
 using std::chrono::milliseconds;
 
-// A loopback listener; accepts only when a test calls accept_one().
-class listener {
+using bastion::client_testing::finish;
+using bastion::client_testing::send_all;
+
+// A loopback listener that the transport reaches as a site_address.
+class listener : public bastion::client_testing::loopback_listener {
  public:
-  explicit listener(int backlog) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(fd_, backlog) != 0) {
-      throw std::runtime_error("listener: cannot listen");
-    }
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~listener() { ::close(fd_); }
-  listener(const listener&) = delete;
-  listener& operator=(const listener&) = delete;
-
-  site_address address() const { return {"127.0.0.1", port_}; }
-  int accept_one() const { return ::accept(fd_, nullptr, nullptr); }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
+  using loopback_listener::loopback_listener;
+  site_address address() const { return {"127.0.0.1", port()}; }
 };
-
-void send_all(int fd, const std::string& bytes) {
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    sent += static_cast<std::size_t>(n);
-  }
-}
-
-// Ends the server's side: no more bytes, then a bounded wait for the client to finish reading (a
-// close with unread input would reset the connection and lose what was sent).
-void finish(int fd) {
-  ::shutdown(fd, SHUT_WR);
-  char buf[4096];
-  pollfd p{fd, POLLIN, 0};
-  while (::poll(&p, 1, 200) > 0 && ::recv(fd, buf, sizeof(buf), 0) > 0) {
-  }
-  ::close(fd);
-}
 
 // A server thread joined however the test body ends (a failed REQUIRE throws past it).
 class server_thread {
@@ -175,6 +133,8 @@ TEST_CASE("transport: silence is idle_timeout, or deadline_exceeded when the dea
     FAIL("a head was read from a server that sends nothing");
   } catch (const transport_error& e) {
     CHECK(e.kind() == transport_failure::deadline);
+    CHECK(std::string(e.what()).find("deadline passed while reading the response head") !=
+          std::string::npos);
   }
   CHECK(steady::now() < limits.deadline + milliseconds(1000));
 }

@@ -3,17 +3,13 @@
 // included: garbage, truncated streams, huge lengths), and records each request it read. Not a
 // gateway: it exists to put exactly the bytes a test needs in front of the client library.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "loopback.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,31 +19,18 @@ namespace bastion::client_testing {
 class scripted_server {
  public:
   /// Connection k is answered with responses[min(k, size - 1)], then closed.
-  explicit scripted_server(std::vector<std::string> responses) : responses_(std::move(responses)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(fd_, 16) != 0) {
-      throw std::runtime_error("scripted_server: cannot listen");
-    }
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+  explicit scripted_server(std::vector<std::string> responses)
+      : responses_(std::move(responses)), listener_(16) {
     thread_ = std::thread([this] { serve(); });
   }
   ~scripted_server() {
     stop_ = true;
     thread_.join();
-    ::close(fd_);
   }
   scripted_server(const scripted_server&) = delete;
   scripted_server& operator=(const scripted_server&) = delete;
 
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(listener_.port()); }
 
   /// The request heads read so far, in order.
   std::vector<std::string> requests() const {
@@ -69,9 +52,9 @@ class scripted_server {
   void serve() {
     std::size_t served = 0;
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{listener_.fd(), POLLIN, 0};
       if (::poll(&p, 1, 20) <= 0) continue;
-      const int c = ::accept(fd_, nullptr, nullptr);
+      const int c = listener_.accept_one();
       if (c < 0) continue;
       std::string in;
       char buf[4096];
@@ -97,42 +80,17 @@ class scripted_server {
       }
       const auto& out = responses_[std::min(served, responses_.size() - 1)];
       ++served;
-      std::size_t sent = 0;
-      while (sent < out.size()) {
-        const auto n = ::send(c, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) break;
-        sent += static_cast<std::size_t>(n);
-      }
-      ::shutdown(c, SHUT_WR);
-      // Let the client read everything before the socket goes (a close with unread input
-      // would reset the connection and lose what was sent).
-      pollfd q{c, POLLIN, 0};
-      while (::poll(&q, 1, 200) > 0 && ::recv(c, buf, sizeof(buf), 0) > 0) {
-      }
-      ::close(c);
+      send_all(c, out);
+      finish(c);
     }
   }
 
   std::vector<std::string> responses_;
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
+  loopback_listener listener_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
   std::vector<std::string> requests_;
   std::thread thread_;
 };
-
-/// A port on loopback where nothing listens (bound, then closed).
-inline std::uint16_t dead_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 }  // namespace bastion::client_testing

@@ -213,3 +213,22 @@ TEST_CASE("the cluster section names this replica, its journal and the other sit
                                        "[[cluster.peers]]\nreplica_id = 2\nsite = \"dr-local\"\n"),
              Catch::Contains("cluster.peers[0].raft = (missing) refused"));
 }
+
+TEST_CASE("node.device_sample_ms: 5 s by default, 0 turns GPU sampling off, too fast is refused") {
+  auto loads = [](const std::string& text) {
+    auto r = parse_node_config(text, "test.toml");
+    INFO((r.errors.empty() ? std::string{} : r.errors[0]));
+    REQUIRE(r.config);
+    return r.config->node.device_sample_ms;
+  };
+  CHECK(loads("[node]\nname = \"n\"\n") == 5000);
+  CHECK(loads("[node]\ndevice_sample_ms = 0\n") == 0);
+  CHECK(loads("[node]\ndevice_sample_ms = 250\n") == 250);
+  CHECK_THAT(
+      errors_of("[node]\ndevice_sample_ms = 50\n"),
+      Catch::Contains("node.device_sample_ms = 50 refused: must be 0 (off) or at least 100"));
+  CHECK_THAT(errors_of("[node]\ndevice_sample_ms = 3600001\n"),
+             Catch::Contains("node.device_sample_ms = 3600001 refused: must be between 0 and"));
+  CHECK_THAT(errors_of("[node]\ndevice_sample_ms = \"fast\"\n"),
+             Catch::Contains("node.device_sample_ms = 'fast' refused: must be an integer"));
+}
