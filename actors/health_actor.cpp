@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_backend.hpp"
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -34,9 +35,12 @@ node_health probe_node_facts() {
   return facts;
 }
 
-device_sampling node_device_sampling(metrics::registry& registry, std::uint32_t interval_ms) {
+device_sampling node_device_sampling(metrics::registry& registry, std::uint32_t interval_ms,
+                                     std::vector<int> cuda_devices) {
+  std::sort(cuda_devices.begin(), cuda_devices.end());
+  cuda_devices.erase(std::unique(cuda_devices.begin(), cuda_devices.end()), cuda_devices.end());
   return {&registry, std::chrono::milliseconds{interval_ms},
-          kernels::device::default_nvml_library()};
+          kernels::device::default_nvml_library(), std::move(cuda_devices)};
 }
 
 health_state::health_state() = default;
@@ -124,16 +128,16 @@ std::string sample_nvml(health_state& st) {
 }
 
 #ifdef BASTION_USE_CUDA
-// Whether each CUDA device still completes a small allocation and copy. Creates the device's
-// context on first use (as a worker on it would), which costs device memory on a GPU no worker
-// uses: restrict CUDA_VISIBLE_DEVICES to the node's GPUs.
+// Whether each CUDA device a gpu worker uses still completes a small allocation and copy.
+// Only those: a probe makes the device's context (as the worker on it does anyway), which
+// would cost device memory on a GPU the node does not use.
 std::vector<std::string> probe_cuda(health_state& st) {
   std::vector<std::string> notes;
   auto& reg = *st.sampling.registry;
-  for (std::size_t ordinal = 0; ordinal < st.facts.devices.size(); ++ordinal) {
+  for (const int ordinal : st.sampling.cuda_devices) {
     const std::string device = std::to_string(ordinal);
     kernels::cuda::device_health health;
-    const auto status = kernels::cuda::probe_device(static_cast<int>(ordinal), health);
+    const auto status = kernels::cuda::probe_device(ordinal, health);
     const bool responsive = status.is_ok() && health.responsive;
     reg.get_gauge("bastion_gpu_responsive",
                   "1 while a CUDA device completes a small allocation and copy, by CUDA ordinal",
@@ -158,7 +162,7 @@ bool sample_devices(health_state& st) {
   bool more = st.nvml->available();
 #ifdef BASTION_USE_CUDA
   for (auto& n : probe_cuda(st)) notes.push_back(std::move(n));
-  more = more || !st.facts.devices.empty();
+  more = more || !st.sampling.cuda_devices.empty();
 #endif
   st.facts.device_sampling_note = join(notes);
   return more;

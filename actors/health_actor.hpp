@@ -74,11 +74,16 @@ struct device_sampling {
   metrics::registry* registry = nullptr;     // where the readings are published
   std::chrono::milliseconds interval{5000};  // config: node.device_sample_ms
   std::string nvml_library;                  // what to dlopen: default_nvml_library() in a node
+  // CUDA builds: the devices whose responsiveness is probed, the ones this node's gpu workers
+  // use. A probe makes a CUDA context, which costs device memory, so GPUs the node does not
+  // use (another process's, perhaps) are left alone; NVML reads every GPU without one.
+  std::vector<int> cuda_devices;
 };
 
 /// Sampling for a node: `interval_ms` from its config, the driver's NVML (or the operator's,
-/// $BASTION_NVML_LIBRARY).
-device_sampling node_device_sampling(metrics::registry& registry, std::uint32_t interval_ms);
+/// $BASTION_NVML_LIBRARY), and the CUDA devices of its gpu workers.
+device_sampling node_device_sampling(metrics::registry& registry, std::uint32_t interval_ms,
+                                     std::vector<int> cuda_devices);
 
 struct health_state {
   static inline const char* name = "bastion.health";

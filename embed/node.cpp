@@ -35,6 +35,15 @@ void validate(const node_options& o) {
     refuse("listen", "true", "the listeners come from a config: set config_file too");
 }
 
+/// The CUDA devices the config's gpu workers use: the ones the health actor probes.
+std::vector<int> gpu_worker_devices(const std::optional<config::node_config>& cfg) {
+  std::vector<int> out;
+  if (!cfg) return out;
+  for (const auto& w : cfg->workers)
+    if (w.kind == "gpu") out.insert(out.end(), w.devices.begin(), w.devices.end());
+  return out;
+}
+
 /// The config named by the options, with [node] copied over the options it supersedes.
 std::optional<config::node_config> load_config(node_options& o) {
   if (o.config_file.empty()) return std::nullopt;
@@ -78,7 +87,8 @@ node::impl::impl(const node_options& o, std::optional<config::node_config> c)
   health = system->spawn<caf::detached>(
       actors::health_actor_impl, actors::node_identity{o.name, o.site}, &clock,
       actors::node_device_sampling(registry,
-                                   (cfg ? cfg->node : config::node_section{}).device_sample_ms));
+                                   (cfg ? cfg->node : config::node_section{}).device_sample_ms,
+                                   gpu_worker_devices(cfg)));
   if (!cfg) return;
   auto started = serving::local_serving::start(*system, *cfg, registry);
   if (!started) {

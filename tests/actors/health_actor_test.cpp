@@ -49,7 +49,7 @@ struct fixture : test_coordinator_fixture<> {
 
   health_actor spawn_health(const std::string& nvml_library, std::chrono::milliseconds every) {
     auto h = sys.spawn(health_actor_impl, node_identity{"teller-1", "dr-local"}, &clock,
-                       device_sampling{&registry, every, nvml_library});
+                       device_sampling{&registry, every, nvml_library, {}});
     sched.run();  // the first sample; sched.run() fires no timer (the fixture's run() would,
                   // forever: sampling re-arms itself)
     return h;
@@ -163,7 +163,7 @@ CAF_TEST(without NVML the health answer says why and no GPU series appears) {
   stop_fixture_actor();
   metrics::registry clean;
   auto lone = sys.spawn(health_actor_impl, node_identity{"teller-2", "prod"}, &clock,
-                        device_sampling{&clean, interval, "/nonexistent/libnvidia-ml.so.1"});
+                        device_sampling{&clean, interval, "/nonexistent/libnvidia-ml.so.1", {}});
   sched.run();
   clock.advance(std::chrono::milliseconds{20});
   const auto h = ask(lone);
@@ -190,14 +190,15 @@ CAF_TEST(NVML that will not start is reported with its reason) {
 CAF_TEST(a zero interval or no registry turns sampling off) {
   stop_fixture_actor();
   metrics::registry clean;
-  auto off = sys.spawn(health_actor_impl, node_identity{"teller-3", "prod"}, &clock,
-                       device_sampling{&clean, std::chrono::milliseconds{0}, BASTION_FAKE_NVML});
+  auto off =
+      sys.spawn(health_actor_impl, node_identity{"teller-3", "prod"}, &clock,
+                device_sampling{&clean, std::chrono::milliseconds{0}, BASTION_FAKE_NVML, {}});
   sched.run();
   CAF_CHECK_EQUAL(ask(off).device_sampling_note, "device sampling off: node.device_sample_ms = 0");
   CAF_CHECK_EQUAL(fake.live_inits(), 0);  // NVML was never even loaded
   CAF_CHECK(!sched.clock().has_pending_timeout());
   auto unregistered = sys.spawn(health_actor_impl, node_identity{"teller-4", "prod"}, &clock,
-                                device_sampling{nullptr, interval, BASTION_FAKE_NVML});
+                                device_sampling{nullptr, interval, BASTION_FAKE_NVML, {}});
   sched.run();
   CAF_CHECK_EQUAL(ask(unregistered).device_sampling_note,
                   "device sampling off: no metrics registry");
