@@ -17,6 +17,7 @@
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/engine/decoder.hpp"
+#include "kernels/engine/resident_weights.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "kernels/model/requantize.hpp"
 
@@ -183,8 +184,7 @@ int main(int argc, char** argv) {
 
   std::uint64_t weight_bytes = matrix_bytes(m.weights.output);
   for (const auto& L : m.weights.layers)
-    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      weight_bytes += matrix_bytes(*w);
+    for (const auto* w : layer_projections(L)) weight_bytes += matrix_bytes(*w);
 
   const std::int64_t per_seq = a.prompt_tokens + a.decode_steps + 16;
   std::unique_ptr<kv_cache> kv;
@@ -200,8 +200,7 @@ int main(int argc, char** argv) {
   if (!resident) die("prepare left no resident weights");
   int repacked = 0;  // matrices the backend reads from its own copies
   for (const auto& L : resident->layers)
-    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      repacked += w->layout != weight_layout::stored;
+    for (const auto* w : layer_projections(L)) repacked += w->layout != weight_layout::stored;
   repacked += resident->output.layout != weight_layout::stored;
   step_output out;
 
