@@ -14,6 +14,8 @@
 // the figure other processes disturb least (wall time counts the slices they take; with more
 // threads, CPU time counts the pool's spinning too). Load-time work (decoder::prepare: the
 // weights made resident, repacked for the int8 numerics) is timed apart as prepare_s.
+// The backend starts from the environment's settings (BASTION_CPU_KERNELS, _THREADS,
+// _NUMERICS, as a worker's would); the flags override them.
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/engine/decoder.hpp"
@@ -105,6 +107,7 @@ struct args {
 
 args parse(int argc, char** argv) {
   args a;
+  if (auto s = cpu_backend_options::from_environment(a.options); !s) die(s.message());
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto value = [&]() -> std::string {

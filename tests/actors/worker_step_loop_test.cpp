@@ -160,7 +160,7 @@ struct node_under_test {
     clock.advance(d);
     const auto reads = clock.reads();
     loop->clock_moved();
-    for (int i = 0; i < 400 && clock.reads() < reads + 2; ++i) std::this_thread::sleep_for(5ms);
+    for (int i = 0; i < 200 && clock.reads() < reads + 2; ++i) std::this_thread::sleep_for(5ms);
     std::this_thread::sleep_for(10ms);
     return probes() == before;
   }

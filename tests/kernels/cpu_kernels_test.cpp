@@ -295,7 +295,8 @@ std::vector<std::uint8_t> block_from_rows8(tensor_type type,
   }
   const std::uint8_t* rec = packed.data() + at(j / 8 * 8) * stride + at(b) * 8 * block;
   const std::size_t r = at(j % 8), head = type == tensor_type::q4_1 ? 4 : 2;
-  std::vector<std::uint8_t> out(block);
+  std::uint8_t out[34] = {};  // the largest of the three blocks (Q8_0)
+  REQUIRE(block <= sizeof(out));
   out[0] = rec[2 * r];
   out[1] = rec[2 * r + 1];
   std::size_t words = 16;
@@ -306,7 +307,7 @@ std::vector<std::uint8_t> block_from_rows8(tensor_type type,
   }
   for (std::size_t e = 0; e < block - head; ++e)
     out[head + e] = rec[words + 32 * (e / 4) + 4 * r + e % 4];
-  return out;
+  return {out, out + block};
 }
 
 }  // namespace
