@@ -14,9 +14,12 @@
 // the figure other processes disturb least (wall time counts the slices they take; with more
 // threads, CPU time counts the pool's spinning too). Load-time work (decoder::prepare: the
 // weights made resident, repacked for the int8 numerics) is timed apart as prepare_s.
+// The backend starts from the environment's settings (BASTION_CPU_KERNELS, _THREADS,
+// _NUMERICS, as a worker's would); the flags override them.
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/engine/decoder.hpp"
+#include "kernels/engine/resident_weights.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "kernels/model/requantize.hpp"
 
@@ -104,6 +107,7 @@ struct args {
 
 args parse(int argc, char** argv) {
   args a;
+  if (auto s = cpu_backend_options::from_environment(a.options); !s) die(s.message());
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto value = [&]() -> std::string {
@@ -183,8 +187,7 @@ int main(int argc, char** argv) {
 
   std::uint64_t weight_bytes = matrix_bytes(m.weights.output);
   for (const auto& L : m.weights.layers)
-    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      weight_bytes += matrix_bytes(*w);
+    for (const auto* w : layer_projections(L)) weight_bytes += matrix_bytes(*w);
 
   const std::int64_t per_seq = a.prompt_tokens + a.decode_steps + 16;
   std::unique_ptr<kv_cache> kv;
@@ -200,8 +203,7 @@ int main(int argc, char** argv) {
   if (!resident) die("prepare left no resident weights");
   int repacked = 0;  // matrices the backend reads from its own copies
   for (const auto& L : resident->layers)
-    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      repacked += w->layout != weight_layout::stored;
+    for (const auto* w : layer_projections(L)) repacked += w->layout != weight_layout::stored;
   repacked += resident->output.layout != weight_layout::stored;
   step_output out;
 

@@ -30,15 +30,13 @@ class recovery_backoff {
   std::chrono::nanoseconds next_probe() const { return next_probe_; }
   /// True between a failure and the probe that passes.
   bool waiting() const { return waiting_; }
-  /// The wait the next failure will get.
-  std::chrono::milliseconds next_backoff() const { return backoff_; }
   /// Failed probes since the last failure of a step.
   std::uint32_t failed_probes() const { return failed_probes_; }
 
  private:
   std::chrono::milliseconds initial_;
   std::chrono::milliseconds max_;
-  std::chrono::milliseconds backoff_;
+  std::chrono::milliseconds backoff_;  // the wait the next failure gets
   std::chrono::nanoseconds next_probe_{0};
   bool waiting_ = false;
   std::uint32_t failed_probes_ = 0;

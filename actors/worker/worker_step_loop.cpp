@@ -94,7 +94,7 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   loop->published_.backend = loop->backend_name_;
   loop->published_.threads = s.threads;
   loop->published_.models = loop->model_ids_;
-  loop->healthy_ = loop->backend_ != nullptr;
+  loop->set_healthy(loop->backend_ != nullptr);
   loop->publish();
   loop->thread_ = std::thread([raw = loop.get()] { raw->run(); });
   return loop;
@@ -135,6 +135,14 @@ void worker_step_loop::stop() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+}
+
+void worker_step_loop::clock_moved() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    clock_moved_ = true;
+  }
+  wake_.notify_one();
 }
 
 serving::worker_snapshot worker_step_loop::snapshot() const {
@@ -357,13 +365,15 @@ void worker_step_loop::step_model(loaded_model& m) {
   }
 }
 
+void worker_step_loop::set_healthy(bool healthy) {
+  healthy_ = healthy;
+  if (metrics_) metrics_->healthy->set(healthy ? 1.0 : 0.0);
+}
+
 void worker_step_loop::became_unhealthy(const std::string& why) {
   // Told before the requests are handed back, so the scheduler routes them elsewhere.
-  healthy_ = false;
+  set_healthy(false);
   recovery_.failed(clock_.monotonic());
-  // The gauge changes with the report, not at the next publish(): a scrape or a test that
-  // follows the report must not read the old state.
-  if (metrics_) metrics_->healthy->set(0.0);
   if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
 }
 
@@ -377,22 +387,17 @@ void worker_step_loop::probe_if_due() {
   }
   const auto failed_probes = recovery_.failed_probes();
   recovery_.recovered();
-  healthy_ = true;
-  if (metrics_) {
-    metrics_->healthy->set(1.0);
-    metrics_->recoveries->inc();
-  }
+  set_healthy(true);
+  if (metrics_) metrics_->recoveries->inc();
   if (reports_.health)
     reports_.health(true, "worker '" + settings_.worker_id +
                               "': the backend passed its probe after " +
                               std::to_string(failed_probes) + " failed ones");
 }
 
-std::chrono::milliseconds worker_step_loop::idle_wait() const {
-  if (healthy_ || !backend_ || !recovery_.waiting()) return std::chrono::milliseconds::max();
-  const auto left = recovery_.next_probe() - clock_.monotonic();
-  if (left.count() <= 0) return std::chrono::milliseconds{0};
-  return std::min(settings_.recovery_poll, std::chrono::ceil<std::chrono::milliseconds>(left));
+std::chrono::nanoseconds worker_step_loop::idle_wait() const {
+  if (healthy_ || !backend_ || !recovery_.waiting()) return std::chrono::nanoseconds::max();
+  return std::max(recovery_.next_probe() - clock_.monotonic(), std::chrono::nanoseconds{0});
 }
 
 void worker_step_loop::publish() {
@@ -416,7 +421,6 @@ void worker_step_loop::publish() {
   if (metrics_) {
     metrics_->kv_blocks_used->set(static_cast<double>(s.kv_blocks_used));
     metrics_->kv_blocks_total->set(static_cast<double>(s.kv_blocks_total));
-    metrics_->healthy->set(s.healthy ? 1.0 : 0.0);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   s.waiting += static_cast<std::int64_t>(inbox_.size());
@@ -429,13 +433,15 @@ void worker_step_loop::run() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       // Sleep only with nothing to run: live requests are polled after every step. An
-      // unhealthy worker also wakes for its next probe.
-      auto ready = [&] { return stopping_ || !inbox_.empty() || !live_.empty(); };
+      // unhealthy worker sleeps until its next probe is due, and no more often: a moved
+      // clock (clock_moved()) wakes it to look again.
+      auto ready = [&] { return stopping_ || clock_moved_ || !inbox_.empty() || !live_.empty(); };
       const auto wait = idle_wait();
-      if (wait == std::chrono::milliseconds::max())
+      if (wait == std::chrono::nanoseconds::max())
         wake_.wait(lock, ready);
       else
         wake_.wait_for(lock, wait, ready);
+      clock_moved_ = false;
       if (stopping_) break;
       taken.swap(inbox_);
     }

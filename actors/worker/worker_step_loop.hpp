@@ -66,9 +66,6 @@ struct step_loop_settings {
   // doubling after each failed probe up to the cap, and is healthy again once a probe passes.
   std::chrono::milliseconds recovery_backoff{100};
   std::chrono::milliseconds recovery_backoff_max{10000};
-  // While waiting to probe, the step thread rechecks the clock at least this often (real time),
-  // so it follows any clock_source, a test's manual one included.
-  std::chrono::milliseconds recovery_poll{20};
 };
 
 class worker_step_loop {
@@ -94,6 +91,12 @@ class worker_step_loop {
   /// Ends every request still here with a cancelled error ("shutting down"), reporting each
   /// finished, and joins the thread. Idempotent. Thread-safe (not from the step thread).
   void stop();
+
+  /// Wakes the step thread to read its clock again. An unhealthy worker sleeps until its next
+  /// probe is due by the clock as it last read it (or until a stop or new work), which a clock
+  /// that runs with real time honours by itself; a clock moved by hand (a test's manual_clock)
+  /// does not, so whoever moves it calls this after each move. Thread-safe.
+  void clock_moved();
 
   /// The latest published state (updated after every step). Thread-safe.
   serving::worker_snapshot snapshot() const;
@@ -127,8 +130,13 @@ class worker_step_loop {
   void became_unhealthy(const std::string& why);
   /// Runs the canary when one is due; healthy again when it passes.
   void probe_if_due();
-  /// How long the idle step thread may sleep before it must look at the clock again.
-  std::chrono::milliseconds idle_wait() const;
+  /// How long the idle step thread may sleep: until the next probe is due while unhealthy,
+  /// otherwise without limit (nanoseconds::max()).
+  std::chrono::nanoseconds idle_wait() const;
+  /// The one place the health state changes: the snapshot's flag follows at the next publish,
+  /// the `healthy` gauge at once (a scrape or a test that follows a health report must not
+  /// read the old state).
+  void set_healthy(bool healthy);
   /// Sends the finished reports gathered since the last flush (one call), if any.
   void flush_finished();
 
@@ -152,6 +160,7 @@ class worker_step_loop {
   std::condition_variable wake_;
   std::deque<inbox_item> inbox_;
   bool stopping_ = false;
+  bool clock_moved_ = false;  // clock_moved() was called since the step thread last woke
   serving::worker_snapshot published_;
   std::thread thread_;
 };

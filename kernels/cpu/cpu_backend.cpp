@@ -106,26 +106,31 @@ class cpu_backend final : public backend {
     return matmul_shared_input(x, &w, &y, 1, m);
   }
 
-  // With int8 numerics, quantized matrices of eight rows or more have a copy in pack_rows8's
-  // layout (the same size): the eight-row tiles read one stream instead of eight rows.
+  // With int8 numerics and a kernel set that reads the eight-row layout (AVX2), quantized
+  // matrices of eight rows or more have a copy in pack_rows8's layout (the same size): the
+  // eight-row tiles read one stream instead of eight rows. The scalar set reads the stored
+  // layout, so it gets no copy (it would only double the matrices' memory).
   std::uint64_t repacked_bytes(const weight_view& w) const override {
-    if (!repack_weights_ || numerics_ != cpu_matmul_numerics::int8_activations ||
-        !is_quantized(w.type) || w.layout != weight_layout::stored ||
-        w.rows < cpu::gemm_q8_row_align || !check_weight(w, "repack"))
+    if (!repack_weights_ || !kern_.gemm_q8_rows8 ||
+        numerics_ != cpu_matmul_numerics::int8_activations || !is_quantized(w.type) ||
+        w.layout != weight_layout::stored || w.rows < cpu::gemm_q8_row_align ||
+        !check_weight(w, "repack"))
       return 0;
     return *row_bytes(w.type, static_cast<std::uint64_t>(w.cols)) *
            static_cast<std::uint64_t>(w.rows);
   }
 
   status repack_weight(const weight_view& w, void* dst, weight_view& out) override {
-    if (repacked_bytes(w) == 0)
+    if (repacked_bytes(w) == 0) {
+      const char* why = numerics_ != cpu_matmul_numerics::int8_activations ? " with exact numerics"
+                        : !repack_weights_                                 ? " (repacking is off)"
+                        : !kern_.gemm_q8_rows8 ? " (the scalar kernels read the stored layout)"
+                                               : "";
       return {status_code::unsupported,
               "repack_weight: no faster layout for a " +
                   std::string{ggml_type_name(static_cast<std::uint32_t>(w.type))} + " " +
-                  std::to_string(w.rows) + " x " + std::to_string(w.cols) + " weight" +
-                  (numerics_ != cpu_matmul_numerics::int8_activations ? " with exact numerics"
-                   : repack_weights_                                  ? ""
-                                                                      : " (repacking is off)")};
+                  std::to_string(w.rows) + " x " + std::to_string(w.cols) + " weight" + why};
+    }
     if (!dst) return invalid("repack_weight", "null destination");
     cpu::pack_rows8(w.type, static_cast<const std::uint8_t*>(w.data), w.rows,
                     w.cols / cpu::q8_block_elems, static_cast<std::uint8_t*>(dst));
@@ -158,6 +163,10 @@ class cpu_backend final : public backend {
         return invalid("matmul",
                        "an eight-row repacked weight needs a quantized type and the "
                        "int8 numerics");
+      if (w.layout == weight_layout::cpu_rows8 && !kern_.gemm_q8_rows8)
+        return invalid("matmul",
+                       std::string{"an eight-row repacked weight cannot be read by the "} +
+                           kern_.name + " kernels (they read the stored layout)");
     }
     if (m == 0 || count == 0) return status::ok();
     const bool int8 = numerics_ == cpu_matmul_numerics::int8_activations;

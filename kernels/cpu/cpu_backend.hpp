@@ -32,9 +32,10 @@ struct cpu_backend_options {
   int threads = 0;
   cpu_kernel_set kernels = cpu_kernel_set::automatic;
   cpu_matmul_numerics numerics = cpu_matmul_numerics::exact_f32;
-  /// With int8 numerics: offer the engine eight-row copies of the quantized matrices
-  /// (backend::repack_weight), which the matrix kernels read as one stream. Costs a second
-  /// copy of those matrices in memory (the file's pages stay mapped but go unread).
+  /// With int8 numerics and the AVX2 kernels: offer the engine eight-row copies of the
+  /// quantized matrices (backend::repack_weight), which those kernels read as one stream.
+  /// Costs a second copy of those matrices in memory (the file's pages stay mapped but go
+  /// unread). The scalar kernels read the stored layout and get no copy whatever this says.
   bool repack_weights = true;
 
   /// The options the environment asks for, on top of the defaults:

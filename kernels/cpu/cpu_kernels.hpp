@@ -50,7 +50,9 @@ struct cpu_kernels {
                   float* y, std::int64_t ldy);
 
   /// gemm_q8 with w in the eight-row layout of pack_rows8 (row_stride: the stored layout's),
-  /// with the same results bit for bit. REQUIRES: as gemm_q8.
+  /// with the same results bit for bit. REQUIRES: as gemm_q8. Null in a set that reads only
+  /// the stored layout (scalar: it would unpack every block back, so a copy in this layout
+  /// would cost memory and gain nothing); the backend then makes no such copy.
   void (*gemm_q8_rows8)(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
                         const std::uint8_t* w, std::size_t row_stride, std::int64_t j0,
                         std::int64_t j1, float* y, std::int64_t ldy);
@@ -85,7 +87,8 @@ struct cpu_kernels {
 };
 
 /// Copies a Q8_0, Q4_0 or Q4_1 matrix of `rows` rows of nb blocks (row_stride bytes each,
-/// back to back) into the eight-row layout that gemm_q8_rows8 reads as one stream, the same
+/// back to back) into the eight-row layout that gemm_q8_rows8 reads as one stream (portable
+/// code, used where the active set has gemm_q8_rows8), the same
 /// size: rows [0, n8), n8 = rows / 8 * 8, in groups of eight, group g in the 8 * row_stride
 /// bytes where its rows were; the last rows % 8 rows as stored (so row j >= n8 is at
 /// j * row_stride). In a group, block b's eight blocks become one record of 8 * block bytes:

@@ -69,40 +69,21 @@ void unpack(tensor_type type, const std::uint8_t* p, unpacked_block& u) {
 // Bytes before the quantized bytes in a block (the scale, and Q4_1's minimum).
 std::size_t head_bytes(tensor_type type) { return type == tensor_type::q4_1 ? 4 : 2; }
 
-// Block b of row r (< 8) of an eight-row group in pack_rows8's layout, back in the stored
-// layout: the inverse of the copy pack_rows8 makes.
-void block_from_rows8(tensor_type type, const std::uint8_t* group, std::size_t block_bytes,
-                      std::int64_t b, int r, std::uint8_t* out) {
-  const std::uint8_t* rec = group + static_cast<std::size_t>(b) * 8 * block_bytes;
-  out[0] = rec[2 * r];
-  out[1] = rec[2 * r + 1];
-  std::size_t at = 16;
-  if (type == tensor_type::q4_1) {
-    out[2] = rec[16 + 2 * r];
-    out[3] = rec[16 + 2 * r + 1];
-    at = 32;
-  }
-  const std::size_t head = head_bytes(type);
-  for (std::size_t e = 0; e < block_bytes - head; ++e)
-    out[head + e] = rec[at + 32 * (e / 4) + 4 * static_cast<std::size_t>(r) + e % 4];
-}
-
-// gemm_q8 and gemm_q8_rows8: row j's block b from `block_at(j, b, scratch)`.
-template <class BlockAt>
-void gemm_q8_rows(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
-                  std::int64_t j0, std::int64_t j1, float* y, std::int64_t ldy,
-                  BlockAt&& block_at) {
+void gemm_q8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
+             const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
+             float* y, std::int64_t ldy) {
+  const std::size_t block_bytes = traits_of(static_cast<std::uint32_t>(type))->block_bytes;
   // Rows of x in chunks, so each weight block is unpacked once per chunk, not once per row.
   constexpr std::int64_t chunk = 16;
   float acc[chunk];
   unpacked_block u{};
-  std::uint8_t scratch[34];
   for (std::int64_t j = j0; j < j1; ++j) {
+    const std::uint8_t* row = w + static_cast<std::size_t>(j) * row_stride;
     for (std::int64_t i0 = 0; i0 < m; i0 += chunk) {
       const std::int64_t rows = std::min(chunk, m - i0);
       std::fill_n(acc, rows, 0.0f);
       for (std::int64_t b = 0; b < nb; ++b) {
-        unpack(type, block_at(j, b, scratch), u);
+        unpack(type, row + static_cast<std::size_t>(b) * block_bytes, u);
         for (std::int64_t r = 0; r < rows; ++r) {
           const q8_block& xb = x[(i0 + r) * nb + b];
           int sum = 0;
@@ -113,33 +94,6 @@ void gemm_q8_rows(tensor_type type, const q8_block* x, std::int64_t m, std::int6
       for (std::int64_t r = 0; r < rows; ++r) y[(i0 + r) * ldy + j] = acc[r];
     }
   }
-}
-
-void gemm_q8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
-             const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
-             float* y, std::int64_t ldy) {
-  const std::size_t block_bytes = traits_of(static_cast<std::uint32_t>(type))->block_bytes;
-  gemm_q8_rows(type, x, m, nb, j0, j1, y, ldy, [&](std::int64_t j, std::int64_t b, std::uint8_t*) {
-    return w + static_cast<std::size_t>(j) * row_stride + static_cast<std::size_t>(b) * block_bytes;
-  });
-}
-
-void gemm_q8_rows8(tensor_type type, const q8_block* x, std::int64_t m, std::int64_t nb,
-                   const std::uint8_t* w, std::size_t row_stride, std::int64_t j0, std::int64_t j1,
-                   float* y, std::int64_t ldy) {
-  const std::size_t block_bytes = traits_of(static_cast<std::uint32_t>(type))->block_bytes;
-  // j0 and j1 are multiples of eight unless j1 is the row count: rows below j1 / 8 * 8 are in
-  // whole groups, the rest as stored.
-  const std::int64_t grouped = j1 / 8 * 8;
-  gemm_q8_rows(type, x, m, nb, j0, j1, y, ldy,
-               [&](std::int64_t j, std::int64_t b, std::uint8_t* scratch) -> const std::uint8_t* {
-                 if (j >= grouped)
-                   return w + static_cast<std::size_t>(j) * row_stride +
-                          static_cast<std::size_t>(b) * block_bytes;
-                 block_from_rows8(type, w + static_cast<std::size_t>(j / 8 * 8) * row_stride,
-                                  block_bytes, b, static_cast<int>(j % 8), scratch);
-                 return scratch;
-               });
 }
 
 // a . b in a fixed order: eight interleaved partial sums, then a fixed tree.
@@ -185,7 +139,9 @@ void silu_mul_f32(const float* gate, const float* up, float* out, std::int64_t n
   for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-constexpr cpu_kernels table{"scalar",     quantize_q8,   gemm_q8,     gemm_q8_rows8,
+// No gemm_q8_rows8: unpacking each block of the eight-row layout back would cost more than
+// reading the stored rows, so this set reads the stored layout only and gets no repacked copy.
+constexpr cpu_kernels table{"scalar",     quantize_q8,   gemm_q8,     nullptr,
                             gemm_f32,     dequantize,    dot_f32,     axpy_f32,
                             dot_rows_f32, axpy_rows_f32, silu_mul_f32};
 

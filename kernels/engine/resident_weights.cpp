@@ -47,21 +47,31 @@ class placer {
 const float* data_or_null(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 
 // A host backend's faster copies of the projection matrices (backend::repack_weight), in one
-// arena; the embedding table stays as it is (a tied output gets its own copy).
+// arena; the embedding table stays as it is (a tied output gets its own copy). Each matrix is
+// asked its copy's size once; those with none stay as they are.
 status repack(backend& be, resident_weights& r) {
-  std::vector<weight_view*> views{&r.output};
-  for (auto& d : r.layers)
-    for (auto* v : {&d.wq, &d.wk, &d.wv, &d.wo, &d.w_gate, &d.w_up, &d.w_down}) views.push_back(v);
+  struct copy {
+    weight_view* view;
+    std::uint64_t bytes;
+  };
+  std::vector<copy> copies;
   std::uint64_t total = 0;
-  for (const auto* v : views) total += aligned(be.repacked_bytes(*v));
-  if (total == 0) return status::ok();
+  auto consider = [&](weight_view* v) {
+    if (const std::uint64_t bytes = be.repacked_bytes(*v); bytes > 0) {
+      copies.push_back({v, bytes});
+      total += aligned(bytes);
+    }
+  };
+  consider(&r.output);
+  for (auto& d : r.layers)
+    for (auto* v : layer_projections(d)) consider(v);
+  if (copies.empty()) return status::ok();
   if (auto s = backend_buffer::make(&be, total, r.arena); !s) return s;
   auto* at = static_cast<std::uint8_t*>(r.arena.data());
-  for (auto* v : views)
-    if (const std::uint64_t bytes = be.repacked_bytes(*v); bytes > 0) {
-      if (auto s = be.repack_weight(*v, at, *v); !s) return s;
-      at += aligned(bytes);
-    }
+  for (const auto& c : copies) {
+    if (auto s = be.repack_weight(*c.view, at, *c.view); !s) return s;
+    at += aligned(c.bytes);
+  }
   return status::ok();
 }
 
@@ -88,8 +98,7 @@ status resident_weights::make(const model& m, backend& be, resident_weights& out
     d.w_up = L.w_up;
     d.w_down = L.w_down;
     r.layers.push_back(d);
-    for (const auto* v : {&d.wq, &d.wk, &d.wv, &d.wo, &d.w_gate, &d.w_up, &d.w_down})
-      r.matrix_bytes_per_token += view_bytes(*v);
+    for (const auto* v : layer_projections(d)) r.matrix_bytes_per_token += view_bytes(*v);
   }
   r.matrix_bytes_per_token += view_bytes(w.output);
   if (be.uses_host_memory()) {
@@ -105,7 +114,7 @@ status resident_weights::make(const model& m, backend& be, resident_weights& out
   add_view(w.output);
   add_vec(w.output_norm);
   for (const auto& L : w.layers) {
-    for (const auto* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add_view(*v);
+    for (const auto* v : layer_projections(L)) add_view(*v);
     for (const auto* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv}) add_vec(*v);
   }
   if (auto s = backend_buffer::make(&be, p.total(), r.arena); !s) return s;
@@ -116,7 +125,7 @@ status resident_weights::make(const model& m, backend& be, resident_weights& out
   move_view(r.output);
   r.output_norm = p.moved(r.output_norm, a);
   for (auto& d : r.layers) {
-    for (auto* v : {&d.wq, &d.wk, &d.wv, &d.wo, &d.w_gate, &d.w_up, &d.w_down}) move_view(*v);
+    for (auto* v : layer_projections(d)) move_view(*v);
     for (auto** f : {&d.attn_norm, &d.ffn_norm, &d.bq, &d.bk, &d.bv}) *f = p.moved(*f, a);
   }
   out = std::move(r);

@@ -3,6 +3,8 @@
 // hands its request back and reports the worker unhealthy; the worker probes after a doubling,
 // capped backoff (nothing before it is due), counts the probes, and reports itself healthy
 // again (counted as a recovery) once its backend works, after which it serves requests again.
+// While it waits to probe it sleeps (no spinning on the clock), woken by a moved clock or a
+// stop. Requests that end in the same iteration are reported in one finished message.
 
 #define CATCH_CONFIG_RUNNER
 #include "actors/worker/worker_step_loop.hpp"
@@ -15,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -37,7 +40,7 @@ struct recorder {
   std::vector<std::pair<bool, std::string>> health;
   std::vector<std::uint64_t> preempted;
   std::vector<std::uint64_t> finished;
-  std::vector<std::size_t> finished_batches;  // reports per finished call
+  std::vector<std::vector<std::uint64_t>> finished_batches;  // the tickets of each finished call
 
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds limit = 20s) {
@@ -48,8 +51,11 @@ struct recorder {
     worker::worker_reports r;
     r.finished = [this](std::vector<serving::finished_report> batch) {
       std::lock_guard<std::mutex> lock(mutex);
-      finished_batches.push_back(batch.size());
-      for (const auto& f : batch) finished.push_back(f.ticket);
+      finished_batches.emplace_back();
+      for (const auto& f : batch) {
+        finished.push_back(f.ticket);
+        finished_batches.back().push_back(f.ticket);
+      }
       changed.notify_all();
     };
     r.preempted = [this](std::uint64_t ticket) {
@@ -66,6 +72,24 @@ struct recorder {
   }
 };
 
+// A manual clock that counts how often it is read: the step thread reads the clock on every
+// turn of its loop while unhealthy, so the count bounds how often it woke.
+class counting_clock final : public clock_source {
+ public:
+  explicit counting_clock(duration start) : time_(start) {}
+  void advance(duration d) noexcept { time_.advance(d); }
+  duration monotonic() const noexcept override {
+    reads_.fetch_add(1);
+    return time_.monotonic();
+  }
+  duration wall() const noexcept override { return time_.wall(); }
+  std::uint64_t reads() const noexcept { return reads_.load(); }
+
+ private:
+  manual_clock time_;
+  mutable std::atomic<std::uint64_t> reads_{0};
+};
+
 struct outcome {
   std::mutex mutex;
   std::optional<gateway::completion> done;
@@ -74,15 +98,16 @@ struct outcome {
 serving::served_request_ptr make_request(
     std::uint64_t ticket, std::shared_ptr<outcome> out,
     gateway::inference_input input = std::string{"The capital of France is"},
-    serving::serving_metrics* counted_in = nullptr) {
+    serving::serving_metrics* counted_in = nullptr, gateway::token_callback on_token = nullptr) {
   gateway::inference_request req;
   req.request_id = "r" + std::to_string(ticket);
   req.model = "m";
   req.input = std::move(input);
   req.params.max_tokens = 3;
   req.params.temperature = 0.0f;
+  req.stream = on_token != nullptr;
   auto r = std::make_shared<serving::served_request>(
-      std::move(req), nullptr,
+      std::move(req), std::move(on_token),
       [out](gateway::completion c) {
         std::lock_guard<std::mutex> lock(out->mutex);
         out->done = std::move(c);
@@ -93,23 +118,24 @@ serving::served_request_ptr make_request(
 }
 
 struct node_under_test {
-  manual_clock clock{1000s};
+  counting_clock clock{1000s};
   metrics::registry registry;
   serving::worker_metrics metrics{registry, "w"};
   recorder seen;
   test::flaky_backend* backend = nullptr;
   std::unique_ptr<worker::worker_step_loop> loop;
 
-  explicit node_under_test(std::int64_t context_tokens_max = 512) {
+  explicit node_under_test(std::int64_t context_tokens_max = 512,
+                           std::chrono::milliseconds backoff = 100ms,
+                           std::chrono::milliseconds backoff_max = 400ms) {
     auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
     backend = flaky.get();
     worker::step_loop_settings s;
     s.worker_id = "w";
     s.batch_max = 4;
     s.kv_blocks = 64;
-    s.recovery_backoff = 100ms;
-    s.recovery_backoff_max = 400ms;
-    s.recovery_poll = 2ms;
+    s.recovery_backoff = backoff;
+    s.recovery_backoff_max = backoff_max;
     std::string error;
     loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), context_tokens_max}},
                                             std::move(flaky), "cpu", "", clock, seen.reports(),
@@ -119,18 +145,33 @@ struct node_under_test {
   }
 
   std::uint64_t probes() const { return metrics.recovery_probes->value(); }
-  // Advances the manual clock and waits (real time) until the step thread ran `probes` probes.
+  // Advances the manual clock, wakes the step thread to see it, and waits (real time) until
+  // it ran `want` probes.
   bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
     clock.advance(d);
+    loop->clock_moved();
     for (int i = 0; i < 2000 && probes() < want; ++i) std::this_thread::sleep_for(5ms);
     return probes() == want;
   }
-  // Advances the clock, gives the step thread many polls, and says whether it stayed idle.
+  // Advances the clock, wakes the step thread, waits until it has read the moved clock (a
+  // due probe would run between its reads), and says whether it stayed without a probe.
   bool advance_without_probe(std::chrono::milliseconds d) {
     const auto before = probes();
     clock.advance(d);
-    std::this_thread::sleep_for(60ms);
+    const auto reads = clock.reads();
+    loop->clock_moved();
+    for (int i = 0; i < 200 && clock.reads() < reads + 2; ++i) std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(10ms);
     return probes() == before;
+  }
+  // Breaks the backend and has a request's step fail on it: the worker is unhealthy (and has
+  // published so) once this returns.
+  void fail_a_step(std::uint64_t ticket) {
+    backend->set_broken(true);
+    REQUIRE(loop->submit(make_request(ticket, std::make_shared<outcome>()), "m"));
+    REQUIRE(seen.wait([&] { return seen.preempted.size() == 1; }));
+    for (int i = 0; i < 400 && loop->snapshot().healthy; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE_FALSE(loop->snapshot().healthy);
   }
 };
 
@@ -202,6 +243,96 @@ TEST_CASE("a later fault starts the backoff from its initial value again") {
   CHECK(n.advance_until_probes(1ms, 2));
   REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 4; }));
   CHECK(n.metrics.recoveries->value() == 2u);
+}
+
+TEST_CASE("an unhealthy worker sleeps until its probe is due instead of polling the clock") {
+  // A backoff far longer than the test. The step thread reads the clock on every turn of its
+  // loop while unhealthy: one that polled (every 20 ms, as it once did) would read it a dozen
+  // times or more in 300 ms; one that sleeps until the probe is due reads it at most once,
+  // at the end of the turn that failed.
+  node_under_test n(512, 10s, 10s);
+  n.fail_a_step(1);
+  const auto reads = n.clock.reads();
+  std::this_thread::sleep_for(300ms);
+  CHECK(n.clock.reads() - reads <= 1);
+  CHECK(n.probes() == 0);
+  // A moved clock wakes it: the probe runs now, not when ten seconds of real time are over.
+  n.backend->set_broken(false);
+  const auto woken = std::chrono::steady_clock::now();
+  CHECK(n.advance_until_probes(10s, 1));
+  CHECK(std::chrono::steady_clock::now() - woken < 5s);
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 2; }));
+  std::lock_guard<std::mutex> lock(n.seen.mutex);
+  CHECK(n.seen.health[1].first);
+}
+
+TEST_CASE("new work and a stop wake an unhealthy worker at once") {
+  node_under_test n(512, 10s, 10s);
+  n.fail_a_step(1);
+  // Still broken: the new request is taken now (not after the backoff), fails its step and
+  // is handed back; the worker was already unhealthy, so there is no second report.
+  const auto submitted = std::chrono::steady_clock::now();
+  REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 2; }, 5s));
+  CHECK(std::chrono::steady_clock::now() - submitted < 5s);
+  const auto stopping = std::chrono::steady_clock::now();
+  n.loop->stop();
+  CHECK(std::chrono::steady_clock::now() - stopping < 5s);
+  std::lock_guard<std::mutex> lock(n.seen.mutex);
+  CHECK(n.seen.health.size() == 1);
+  CHECK(n.probes() == 0);
+}
+
+TEST_CASE("requests that end in the same iteration are reported in one finished message") {
+  node_under_test n;
+  // Request 1's first token holds the step thread (its callback runs there) while three more
+  // requests are submitted, so the next iteration takes the three together: they prefill in
+  // one step, decode in lockstep (greedy, the same prompt and length) and end in one step.
+  std::mutex gate;
+  std::condition_variable gate_changed;
+  bool holding = false, released = false;
+  auto hold_first_token = [&](gateway::token_event) {
+    std::unique_lock<std::mutex> lock(gate);
+    if (released) return;
+    holding = true;
+    gate_changed.notify_all();
+    gate_changed.wait(lock, [&] { return released; });
+  };
+  REQUIRE(n.loop->submit(
+      make_request(1, std::make_shared<outcome>(), std::string{"Hello"}, nullptr, hold_first_token),
+      "m"));
+  {
+    std::unique_lock<std::mutex> lock(gate);
+    REQUIRE(gate_changed.wait_for(lock, 20s, [&] { return holding; }));
+  }
+  std::vector<std::shared_ptr<outcome>> outs;
+  for (std::uint64_t ticket = 2; ticket <= 4; ++ticket) {
+    outs.push_back(std::make_shared<outcome>());
+    REQUIRE(n.loop->submit(make_request(ticket, outs.back()), "m"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(gate);
+    released = true;
+  }
+  gate_changed.notify_all();
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 4; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    std::vector<std::uint64_t> with_2;
+    for (const auto& batch : n.seen.finished_batches)
+      if (std::find(batch.begin(), batch.end(), 2u) != batch.end()) with_2 = batch;
+    std::sort(with_2.begin(), with_2.end());
+    // One message for the three, not one each.
+    CHECK(with_2 == std::vector<std::uint64_t>{2, 3, 4});
+    CHECK(n.seen.finished_batches.size() == 2);  // request 1 ended earlier, in its own
+  }
+  for (const auto& out : outs) {
+    std::lock_guard<std::mutex> lock(out->mutex);
+    REQUIRE(out->done);
+    const auto* result = std::get_if<gateway::final_result>(&*out->done);
+    REQUIRE(result != nullptr);
+    CHECK(result->usage.completion_tokens == 3u);
+  }
 }
 
 TEST_CASE("a prompt longer than the context is refused and counted as prompt_too_long") {

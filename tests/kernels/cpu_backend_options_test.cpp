@@ -228,51 +228,60 @@ TEST_CASE("repacked weights: the bits of the stored layout; refused where they c
   std::normal_distribution<float> nd;
   std::vector<float> x(static_cast<std::size_t>(m * k));
   for (auto& v : x) v = nd(rng);
-  std::vector<cpu_kernel_set> sets{cpu_kernel_set::scalar};
-  if (cpu_has_avx2_kernels()) sets.push_back(cpu_kernel_set::avx2);
-  for (auto set : sets)
-    for (int threads : {1, 2}) {
-      std::unique_ptr<backend> be;
-      REQUIRE(make_cpu_backend({threads, set, cpu_matmul_numerics::int8_activations}, be));
-      REQUIRE(be->repacked_bytes(stored) == w.size());
-      std::vector<std::uint8_t> copy(w.size());
-      weight_view packed;
-      REQUIRE(be->repack_weight(stored, copy.data(), packed));
-      CHECK(packed.layout == weight_layout::cpu_rows8);
-      CHECK(packed.data == copy.data());
-      CHECK(be->repacked_bytes(packed) == 0);  // already repacked
-      std::vector<float> a(static_cast<std::size_t>(m * n)), b(a.size(), -1.0f);
-      REQUIRE(be->matmul(x.data(), stored, a.data(), m));
-      REQUIRE(be->matmul(x.data(), packed, b.data(), m));
-      INFO(cpu_kernel_set_name(set) << " threads " << threads);
-      CHECK(a == b);
-      const std::int32_t id = 5;
-      std::vector<float> row(static_cast<std::size_t>(k));
-      CHECK(be->embed_rows(packed, &id, 1, row.data()).code() == status_code::invalid_argument);
-      // Fewer than eight rows, or an F32 matrix: nothing to gain, no copy.
-      CHECK(be->repacked_bytes({tensor_type::q4_1, w.data(), 7, k}) == 0);
-      CHECK(be->repacked_bytes({tensor_type::f32, x.data(), m, k}) == 0);
-    }
-  std::unique_ptr<backend> exact;
-  REQUIRE(make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::exact_f32}, exact));
-  CHECK(exact->repacked_bytes(stored) == 0);
   std::vector<std::uint8_t> copy(w.size());
   weight_view packed;
-  const status refused = exact->repack_weight(stored, copy.data(), packed);
-  INFO(refused.message());
-  CHECK(refused.code() == status_code::unsupported);
-  CHECK(refused.message().find("exact numerics") != std::string::npos);
+  auto refusal = [&](backend& be) {
+    const status s = be.repack_weight(stored, copy.data(), packed);
+    CHECK(s.code() == status_code::unsupported);
+    return s.message();
+  };
+
+  // No copy with the exact numerics, with repacking off, or for the scalar kernels, which read
+  // the stored layout (a copy would double the matrices' memory for nothing).
+  std::unique_ptr<backend> exact, no_repack, scalar;
+  REQUIRE(make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::exact_f32}, exact));
   cpu_backend_options off{1, cpu_kernel_set::automatic, cpu_matmul_numerics::int8_activations};
   off.repack_weights = false;
-  std::unique_ptr<backend> no_repack;
   REQUIRE(make_cpu_backend(off, no_repack));
+  REQUIRE(
+      make_cpu_backend({1, cpu_kernel_set::scalar, cpu_matmul_numerics::int8_activations}, scalar));
+  CHECK(exact->repacked_bytes(stored) == 0);
+  CHECK_THAT(refusal(*exact), Catch::Contains("exact numerics"));
   CHECK(no_repack->repacked_bytes(stored) == 0);
-  CHECK(no_repack->repack_weight(stored, copy.data(), packed).code() == status_code::unsupported);
-  // A copy made for int8 numerics handed to an exact backend is refused, not misread.
-  std::unique_ptr<backend> int8;
-  REQUIRE(make_cpu_backend({1, cpu_kernel_set::automatic, cpu_matmul_numerics::int8_activations},
-                           int8));
-  REQUIRE(int8->repack_weight(stored, copy.data(), packed));
+  CHECK_THAT(refusal(*no_repack), Catch::Contains("repacking is off"));
+  CHECK(scalar->repacked_bytes(stored) == 0);
+  CHECK_THAT(refusal(*scalar), Catch::Contains("scalar kernels read the stored layout"));
+
+  if (!cpu_has_avx2_kernels()) {
+    WARN("this CPU lacks AVX2/FMA/F16C: the repacked layout is not checked");
+    return;
+  }
+  for (int threads : {1, 2}) {
+    std::unique_ptr<backend> be;
+    REQUIRE(make_cpu_backend({threads, cpu_kernel_set::avx2, cpu_matmul_numerics::int8_activations},
+                             be));
+    REQUIRE(be->repacked_bytes(stored) == w.size());
+    REQUIRE(be->repack_weight(stored, copy.data(), packed));
+    CHECK(packed.layout == weight_layout::cpu_rows8);
+    CHECK(packed.data == copy.data());
+    CHECK(be->repacked_bytes(packed) == 0);  // already repacked
+    std::vector<float> a(static_cast<std::size_t>(m * n)), b(a.size(), -1.0f);
+    REQUIRE(be->matmul(x.data(), stored, a.data(), m));
+    REQUIRE(be->matmul(x.data(), packed, b.data(), m));
+    INFO("threads " << threads);
+    CHECK(a == b);
+    const std::int32_t id = 5;
+    std::vector<float> row(static_cast<std::size_t>(k));
+    CHECK(be->embed_rows(packed, &id, 1, row.data()).code() == status_code::invalid_argument);
+    // Fewer than eight rows, or an F32 matrix: nothing to gain, no copy.
+    CHECK(be->repacked_bytes({tensor_type::q4_1, w.data(), 7, k}) == 0);
+    CHECK(be->repacked_bytes({tensor_type::f32, x.data(), m, k}) == 0);
+  }
+  // The copy handed to a backend that cannot read it is refused, not misread: one with the
+  // exact numerics, or one with the scalar kernels.
   std::vector<float> y(static_cast<std::size_t>(m * n));
   CHECK(exact->matmul(x.data(), packed, y.data(), m).code() == status_code::invalid_argument);
+  const status misread = scalar->matmul(x.data(), packed, y.data(), m);
+  CHECK(misread.code() == status_code::invalid_argument);
+  CHECK_THAT(misread.message(), Catch::Contains("scalar kernels"));
 }

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -276,31 +277,94 @@ TEST_CASE("attention row kernels: scores and weighted sums over scattered rows")
     }
 }
 
-TEST_CASE("eight-row layout: the same bits as the stored layout, on every path and split") {
+namespace {
+
+// Block b of row j of an n-row matrix in pack_rows8's layout, read back by the rule that
+// cpu_kernels.hpp states for it (independent of any kernel): rows in whole groups of eight have
+// their blocks in records of the group's eight scales, then (Q4_1) minima, then the quantized
+// bytes by 32-bit words, word t of row r at 32 * t + 4 * r; the ragged tail is as stored.
+std::vector<std::uint8_t> block_from_rows8(tensor_type type,
+                                           const std::vector<std::uint8_t>& packed, std::int64_t n,
+                                           std::int64_t nb, std::int64_t j, std::int64_t b) {
+  const std::size_t block = traits_of(static_cast<std::uint32_t>(type))->block_bytes;
+  const std::size_t stride = block * static_cast<std::size_t>(nb);
+  const auto at = [](std::int64_t v) { return static_cast<std::size_t>(v); };
+  if (j >= n / 8 * 8) {
+    const auto* p = packed.data() + at(j) * stride + at(b) * block;
+    return {p, p + block};
+  }
+  const std::uint8_t* rec = packed.data() + at(j / 8 * 8) * stride + at(b) * 8 * block;
+  const std::size_t r = at(j % 8), head = type == tensor_type::q4_1 ? 4 : 2;
+  std::uint8_t out[34] = {};  // the largest of the three blocks (Q8_0)
+  REQUIRE(block <= sizeof(out));
+  out[0] = rec[2 * r];
+  out[1] = rec[2 * r + 1];
+  std::size_t words = 16;
+  if (type == tensor_type::q4_1) {
+    out[2] = rec[16 + 2 * r];
+    out[3] = rec[16 + 2 * r + 1];
+    words = 32;
+  }
+  for (std::size_t e = 0; e < block - head; ++e)
+    out[head + e] = rec[words + 32 * (e / 4) + 4 * r + e % 4];
+  return {out, out + block};
+}
+
+}  // namespace
+
+TEST_CASE("eight-row layout: pack_rows8 puts every byte where the layout says") {
+  std::mt19937 rng{19};
+  const std::int64_t k = 96, nb = 3;
+  for (auto type : {tensor_type::q8_0, tensor_type::q4_0, tensor_type::q4_1})
+    for (std::int64_t n : {8, 23, 40, 3}) {  // whole groups, a ragged tail, no group at all
+      const auto w = random_matrix(type, n, k, rng);
+      const std::size_t block = traits_of(static_cast<std::uint32_t>(type))->block_bytes;
+      std::vector<std::uint8_t> packed(w.size(), 0xa5);
+      cpu::pack_rows8(type, w.data(), n, nb, packed.data());
+      if (n >= 8) CHECK(packed != w);  // really another layout
+      INFO(traits_of(static_cast<std::uint32_t>(type))->name << " n=" << n);
+      int wrong = 0;
+      for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const auto* stored = w.data() + static_cast<std::size_t>(j * nb + b) * block;
+          wrong += block_from_rows8(type, packed, n, nb, j, b) !=
+                   std::vector<std::uint8_t>(stored, stored + block);
+        }
+      CHECK(wrong == 0);
+    }
+}
+
+TEST_CASE("eight-row layout: only the AVX2 set reads it, with the bits of the stored layout") {
+  // The scalar set would unpack every block back: it has no eight-row kernel (and the backend
+  // makes no copy for it, cpu_backend_options_test).
+  CHECK(cpu::scalar_kernels().gemm_q8_rows8 == nullptr);
+  if (!cpu::avx2_supported()) {
+    WARN("this CPU lacks AVX2/FMA/F16C: the eight-row kernel is not checked");
+    return;
+  }
+  const cpu::cpu_kernels& kern = cpu::avx2_kernels();
+  REQUIRE(kern.gemm_q8_rows8 != nullptr);
   std::mt19937 rng{18};
   const std::int64_t k = 96, nb = 3;
-  for (const auto* kern : kernel_sets())
-    for (auto type : {tensor_type::q8_0, tensor_type::q4_0, tensor_type::q4_1})
-      for (std::int64_t n : {8, 23, 40, 3}) {  // whole groups, a ragged tail, no group at all
-        const auto w = random_matrix(type, n, k, rng);
-        const std::size_t stride = *row_bytes(type, static_cast<std::uint64_t>(k));
-        std::vector<std::uint8_t> packed(w.size(), 0xa5);
-        cpu::pack_rows8(type, w.data(), n, nb, packed.data());
-        if (n >= 8) CHECK(packed != w);  // really another layout
-        for (std::int64_t m : {1, 4, 16, 21}) {
-          const auto x = random_floats(static_cast<std::size_t>(m * k), rng);
-          std::vector<q8_block> xq(static_cast<std::size_t>(m * nb));
-          kern->quantize_q8(x.data(), xq.data(), m * k);
-          std::vector<float> stored(static_cast<std::size_t>(m * n), -1.0f),
-              rows8(static_cast<std::size_t>(m * n), -2.0f);
-          kern->gemm_q8(type, xq.data(), m, nb, w.data(), stride, 0, n, stored.data(), n);
-          // In aligned ranges, as the backend's threads take them.
-          for (std::int64_t j0 = 0; j0 < n; j0 += 16)
-            kern->gemm_q8_rows8(type, xq.data(), m, nb, packed.data(), stride, j0,
-                                std::min(n, j0 + 16), rows8.data(), n);
-          INFO(kern->name << " " << traits_of(static_cast<std::uint32_t>(type))->name << " n=" << n
-                          << " m=" << m);
-          CHECK(stored == rows8);
-        }
+  for (auto type : {tensor_type::q8_0, tensor_type::q4_0, tensor_type::q4_1})
+    for (std::int64_t n : {8, 23, 40, 3}) {  // whole groups, a ragged tail, no group at all
+      const auto w = random_matrix(type, n, k, rng);
+      const std::size_t stride = *row_bytes(type, static_cast<std::uint64_t>(k));
+      std::vector<std::uint8_t> packed(w.size(), 0xa5);
+      cpu::pack_rows8(type, w.data(), n, nb, packed.data());
+      for (std::int64_t m : {1, 4, 16, 21}) {
+        const auto x = random_floats(static_cast<std::size_t>(m * k), rng);
+        std::vector<q8_block> xq(static_cast<std::size_t>(m * nb));
+        kern.quantize_q8(x.data(), xq.data(), m * k);
+        std::vector<float> stored(static_cast<std::size_t>(m * n), -1.0f),
+            rows8(static_cast<std::size_t>(m * n), -2.0f);
+        kern.gemm_q8(type, xq.data(), m, nb, w.data(), stride, 0, n, stored.data(), n);
+        // In aligned ranges, as the backend's threads take them.
+        for (std::int64_t j0 = 0; j0 < n; j0 += 16)
+          kern.gemm_q8_rows8(type, xq.data(), m, nb, packed.data(), stride, j0,
+                             std::min(n, j0 + 16), rows8.data(), n);
+        INFO(traits_of(static_cast<std::uint32_t>(type))->name << " n=" << n << " m=" << m);
+        CHECK(stored == rows8);
       }
+    }
 }

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/engine/decoder.hpp"
+#include "kernels/engine/resident_weights.hpp"
 #include "kernels/model/hf/hf_loader.hpp"
 #include "kernels/model/requantize.hpp"
 #include "tests/support/numeric.hpp"
@@ -79,8 +80,7 @@ void measure(const std::string& name) {
   CHECK(requantized.weights.token_embd.type == tensor_type::q8_0);
   CHECK(requantized.weights.output.type == tensor_type::q8_0);
   for (const auto& L : requantized.weights.layers)
-    for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      CHECK(w->type == tensor_type::q8_0);
+    for (const auto* w : layer_projections(L)) CHECK(w->type == tensor_type::q8_0);
   if (original.config.tied_output)
     CHECK(requantized.weights.output.data == requantized.weights.token_embd.data);
   CHECK(report.matrices == 1 + (original.config.tied_output ? 0 : 1) +
