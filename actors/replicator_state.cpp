@@ -57,6 +57,24 @@ std::string subject_of(schema_journal::ConfigurationChange::Reader c) {
   return "unknown:";
 }
 
+journal_summary::error_outcome error_outcome_of(schema::Error::Reader e, capnp::Text::Reader param,
+                                                std::size_t message_bytes_max) {
+  journal_summary::error_outcome f;
+  f.code = static_cast<std::uint16_t>(e.getCode());
+  f.reason = static_cast<std::uint16_t>(e.getReason());
+  f.message.assign(e.getMessage().cStr(), std::min(e.getMessage().size(), message_bytes_max));
+  f.retry_after_ms = e.getRetryAfterMs();
+  f.param.assign(param.cStr(), std::min(param.size(), message_bytes_max));
+  return f;
+}
+
+void write_error_outcome(const journal_summary::error_outcome& f, schema::Error::Builder out) {
+  out.setCode(static_cast<schema::ErrorCode>(f.code));
+  out.setReason(static_cast<schema::ErrorReason>(f.reason));
+  out.setMessage(f.message);
+  out.setRetryAfterMs(f.retry_after_ms);
+}
+
 }  // namespace
 
 journal_summary::journal_summary(journal_summary_limits limits) : limits_(limits) {}
@@ -114,9 +132,12 @@ void journal_summary::apply(std::uint64_t index, const std::vector<std::uint8_t>
       }
       case schema_journal::JournalRecord::COMPLETION: {
         auto c = record.getCompletion();
-        remember_completion(c.getRequestId().cStr(),
-                            completion{index, to_bytes(c.getOutputDigest()),
-                                       static_cast<std::uint16_t>(c.getFinishReason())});
+        completion done{index, to_bytes(c.getOutputDigest()),
+                        static_cast<std::uint16_t>(c.getFinishReason()), std::nullopt};
+        if (c.hasError())
+          done.error =
+              error_outcome_of(c.getError(), c.getErrorParam(), limits_.error_message_bytes_max);
+        remember_completion(c.getRequestId().cStr(), std::move(done));
         break;
       }
       case schema_journal::JournalRecord::ADMISSION:
@@ -149,6 +170,10 @@ std::vector<std::vector<std::uint8_t>> journal_summary::covered_records() const 
     done.setRequestId(request_id);
     done.setOutputDigest(capnp::Data::Reader{c.output_digest.data(), c.output_digest.size()});
     done.setFinishReason(static_cast<schema::FinishReason>(c.finish_reason));
+    if (c.error) {
+      write_error_outcome(*c.error, done.initError());
+      done.setErrorParam(c.error->param);
+    }
     out.push_back(to_bytes(capnp::messageToFlatArray(msg)));
   }
   return out;
@@ -193,6 +218,10 @@ std::vector<std::uint8_t> journal_summary::serialize() const {
     out.setIndex(index);
     out.setOutputDigest(capnp::Data::Reader{c.output_digest.data(), c.output_digest.size()});
     out.setFinishReason(static_cast<schema::FinishReason>(c.finish_reason));
+    if (c.error) {
+      write_error_outcome(*c.error, out.initError());
+      out.setErrorParam(c.error->param);
+    }
   }
   return to_bytes(capnp::messageToFlatArray(msg));
 }
@@ -225,10 +254,14 @@ caf::error journal_summary::restore(const std::vector<std::uint8_t>& bytes) {
       fresh.configuration_[c.getSubject().cStr()] =
           configuration_change{c.getIndex(), to_bytes(capnp::messageToFlatArray(copy))};
     }
-    for (auto c : root.getCompletions())
-      fresh.remember_completion(c.getRequestId().cStr(),
-                                completion{c.getIndex(), to_bytes(c.getOutputDigest()),
-                                           static_cast<std::uint16_t>(c.getFinishReason())});
+    for (auto c : root.getCompletions()) {
+      completion done{c.getIndex(), to_bytes(c.getOutputDigest()),
+                      static_cast<std::uint16_t>(c.getFinishReason()), std::nullopt};
+      if (c.hasError())
+        done.error = error_outcome_of(c.getError(), c.getErrorParam(),
+                                      fresh.limits_.error_message_bytes_max);
+      fresh.remember_completion(c.getRequestId().cStr(), std::move(done));
+    }
   });
   KJ_IF_MAYBE (e, failure) {
     return make_error(replicator_errc::bad_snapshot,

@@ -57,6 +57,10 @@ struct journal_summary_limits {
   std::size_t serialized_bytes_max = std::size_t{64} << 20;
   /// Largest single record apply() reads; bigger ones count as unreadable.
   std::size_t record_bytes_max = std::size_t{1} << 20;
+  /// A failed request's error message is kept up to this many bytes (it is for people; the
+  /// code and reason are what clients act on), so the table stays well under
+  /// serialized_bytes_max even when every remembered request failed.
+  std::size_t error_message_bytes_max = 256;
 };
 
 /// The default journal_state: reads each entry as a schemas/journal.capnp JournalRecord and
@@ -72,10 +76,19 @@ class journal_summary final : public journal_state {
     std::uint64_t leader_id = 0;
     std::uint64_t term = 0;
   };
+  /// A failed request's error, as its completion record journaled it.
+  struct error_outcome {
+    std::uint16_t code = 0;    // schemas/inference.capnp ErrorCode
+    std::uint16_t reason = 0;  // schemas/inference.capnp ErrorReason
+    std::string message;       // cut to error_message_bytes_max
+    std::uint32_t retry_after_ms = 0;
+    std::string param;  // the field at fault (Completion.errorParam)
+  };
   struct completion {
     std::uint64_t index = 0;
     std::vector<std::uint8_t> output_digest;
-    std::uint16_t finish_reason = 0;  // schemas/inference.capnp FinishReason
+    std::uint16_t finish_reason = 0;     // schemas/inference.capnp FinishReason
+    std::optional<error_outcome> error;  // set: the request failed with it
   };
   struct configuration_change {
     std::uint64_t index = 0;
@@ -90,8 +103,8 @@ class journal_summary final : public journal_state {
   /// JournalRecords: each configuration change in force (the coordinator learns the
   /// journaled leadership preference from them), then each remembered completion with its
   /// output digest and finish reason but no text (a retry of it is answered with "only the
-  /// digest was kept", never run again). Epoch starts are not repeated: a coordinator acts
-  /// only on the epoch it opens itself.
+  /// digest was kept", never run again), or with its error (a retry gets the same error). Epoch
+  /// starts are not repeated: a coordinator acts only on the epoch it opens itself.
   std::vector<std::vector<std::uint8_t>> covered_records() const override;
 
   std::uint64_t applied_index() const noexcept { return applied_index_; }

@@ -76,12 +76,21 @@ enum ErrorCode {
   cancelled @9;
 }
 
+enum ErrorReason {
+  # A finer reason under an ErrorCode, for clients that act on it. A client that does not know a
+  # newer value acts on the code alone.
+  unspecified @0;
+  promptTooLong @1;      # invalidArgument: the prompt (or chat) leaves no room in the model's
+                         # context; OpenAI's "context_length_exceeded"
+}
+
 struct Error {
   code @0 :ErrorCode;
   message @1 :Text;
   requestId @2 :Text;
   retryAfterMs @3 :UInt32;
   leaderAddress @4 :Text;
+  reason @5 :ErrorReason;
 }
 
 struct Result {

@@ -73,6 +73,10 @@ struct Completion {
   error @7 :Inference.Error;
   site @8 :Text;               # the site that released it
   epoch @9 :UInt64;            # the primary's epoch at release
+  # With error: the request field at fault, in the serving port's terms ("input": the prompt or
+  # chat as a whole), so a retry answered from the journal names the same field; error.reason
+  # keeps the typed reason. Empty: not about one field.
+  errorParam @10 :Text;
 }
 
 struct ConfigurationChange {
@@ -162,4 +166,9 @@ struct CompletedRequest {
   index @1 :UInt64;            # log index of its completion record
   outputDigest @2 :Data;
   finishReason @3 :Inference.FinishReason;
+  # A request that failed: its error as journaled (code, reason, retry hint; the message cut to
+  # journal_summary_limits::error_message_bytes_max) and the field at fault, so a retry of it
+  # is refused with the same typed error after compaction too. Unset: it was answered.
+  error @4 :Inference.Error;
+  errorParam @5 :Text;
 }

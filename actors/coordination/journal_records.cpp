@@ -68,6 +68,14 @@ s::ErrorCode to_schema(gateway::error_code c) {
   return static_cast<s::ErrorCode>(static_cast<std::uint16_t>(c));
 }
 
+// A reason a later build added, unknown here, reads as unspecified: the code still holds.
+gateway::error_reason from_schema(s::ErrorReason r) {
+  const auto raw = static_cast<std::uint16_t>(r);
+  return raw == static_cast<std::uint16_t>(gateway::error_reason::prompt_too_long)
+             ? gateway::error_reason::prompt_too_long
+             : gateway::error_reason::unspecified;
+}
+
 /// A flat record's words, copied so they are aligned for capnp.
 std::unique_ptr<capnp::FlatArrayMessageReader> reader_for(const record_bytes& bytes,
                                                           kj::Array<capnp::word>& words) {
@@ -146,6 +154,10 @@ record_bytes encode_completion(const std::string& request_id, const gateway::com
     err.setMessage(e.message);
     err.setRequestId(request_id);
     err.setRetryAfterMs(e.retry_after_ms);
+    // The typed reason and the field at fault, so a retry is refused in the same terms (a
+    // prompt too long stays OpenAI's context_length_exceeded on "prompt" or "messages").
+    err.setReason(static_cast<s::ErrorReason>(gateway::typed_reason(e.reason)));
+    if (!e.param.empty()) c.setErrorParam(e.param);
   }
   return to_bytes(msg);
 }
@@ -236,11 +248,14 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
     auto c = reader->getRoot<j::JournalRecord>().getCompletion();
     if (c.hasError()) {
       auto e = c.getError();
-      out = gateway::inference_error{static_cast<gateway::error_code>(e.getCode()),
-                                     e.getMessage().cStr(),
-                                     c.getRequestId().cStr(),
-                                     e.getRetryAfterMs(),
-                                     {}};
+      gateway::inference_error err{static_cast<gateway::error_code>(e.getCode()),
+                                   e.getMessage().cStr(),
+                                   c.getRequestId().cStr(),
+                                   e.getRetryAfterMs(),
+                                   {},
+                                   c.getErrorParam().cStr()};
+      err.reason = gateway::reason_text(from_schema(e.getReason()));
+      out = std::move(err);
       return;
     }
     if (!c.hasOutputText() && !c.hasSite()) {

@@ -76,7 +76,8 @@ std::variant<committed_record, std::string> decode_record(const record_bytes& by
 bool completion_is_cancellation(const record_bytes& completion);
 
 /// The outcome a completion record holds, for a retry with its request id: the answer (its
-/// text when retained; otherwise a typed error saying only the digest was kept) or its error.
+/// text when retained; otherwise a typed error saying only the digest was kept) or its error,
+/// with its code, message, retry hint, typed reason and field at fault as first given.
 gateway::completion outcome_of_completion(const record_bytes& bytes);
 
 }  // namespace bastion::coordination

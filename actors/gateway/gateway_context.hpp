@@ -32,7 +32,8 @@ class gateway_metrics {
   void http_rejected(const std::string& reason);
   /// bastion_rpc_requests_total{method, code}: every RPC call's outcome (ok or the error code).
   void rpc_answered(const std::string& method, const std::string& code);
-  /// bastion_rpc_rejected_total{reason}: refused connections, malformed messages, aborts.
+  /// bastion_rpc_rejected_total{reason}: refused connections, malformed messages, aborts, and
+  /// connections closed as idle (idle_timeout) or stalled inside a message (message_timeout).
   void rpc_rejected(const std::string& reason);
 
   metrics::gauge& http_connections;  // bastion_gateway_http_connections

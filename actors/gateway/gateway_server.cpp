@@ -4,10 +4,9 @@
 #include "actors/gateway/gateway_context.hpp"
 #include "actors/gateway/http_api.hpp"
 #include "actors/gateway/openai_protocol.hpp"
+#include "actors/gateway/rpc_connection.hpp"
 #include "actors/gateway/rpc_service.hpp"
 
-#include <capnp/rpc-twoparty.h>
-#include <capnp/serialize-async.h>
 #include <kj/async-io.h>
 #include <kj/compat/http.h>
 #include <kj/debug.h>
@@ -24,69 +23,6 @@ namespace {
 
 constexpr auto refuse_linger = 1 * kj::SECONDS;
 constexpr std::size_t refuse_drain_bytes_max = 65536;
-
-// The messages of one RPC connection, counting the ones capnp refuses to read before the RPC
-// system sees them (the RPC system then aborts the connection without telling us why): framing
-// that breaks the limits (too many segments, too many words) is "malformed", a message cut
-// off by the client hanging up is "truncated".
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"  // capnp's interface, deleted via kj::Own
-class counted_message_stream final : public capnp::MessageStream {
- public:
-  counted_message_stream(kj::AsyncIoStream& stream, gateway_metrics& metrics)
-      : inner_(stream), metrics_(metrics) {}
-
-  using capnp::MessageStream::tryReadMessage;
-  using capnp::MessageStream::writeMessage;
-  using capnp::MessageStream::writeMessages;
-
-  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
-      kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
-      kj::ArrayPtr<capnp::word> scratch) override {
-    return inner_.tryReadMessage(fd_space, options, scratch)
-        .catch_([this](kj::Exception&& e) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
-          metrics_.rpc_rejected(e.getType() == kj::Exception::Type::DISCONNECTED ? "truncated"
-                                                                                 : "malformed");
-          return kj::mv(e);
-        });
-  }
-  kj::Promise<void> writeMessage(
-      kj::ArrayPtr<const int> fds,
-      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
-    return inner_.writeMessage(fds, segments);
-  }
-  kj::Promise<void> writeMessages(
-      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
-    return inner_.writeMessages(messages);
-  }
-  kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
-  kj::Promise<void> end() override { return inner_.end(); }
-
- private:
-  capnp::AsyncIoMessageStream inner_;
-  gateway_metrics& metrics_;
-};
-#pragma GCC diagnostic pop
-
-// One RPC client connection: its stream, the two-party network over it and the RPC system that
-// serves it a fresh Inference capability. Destroying it cancels every call it carries.
-struct rpc_connection {
-  rpc_connection(kj::Own<kj::AsyncIoStream> s, gateway_metrics& metrics,
-                 capnp::ReaderOptions options, capnp::Capability::Client bootstrap,
-                 std::size_t flow_limit_words)
-      : stream(kj::mv(s)),
-        messages(*stream, metrics),
-        network(messages, capnp::rpc::twoparty::Side::SERVER, options),
-        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
-    // Bounds the call messages a client may have queued on us; past it we stop reading its
-    // connection until calls complete (backpressure, not buffering).
-    rpc.setFlowLimit(flow_limit_words);
-  }
-  kj::Own<kj::AsyncIoStream> stream;
-  counted_message_stream messages;
-  capnp::TwoPartyVatNetwork network;
-  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
-};
 
 kj::Promise<void> drain_input(kj::AsyncIoStream& stream, std::size_t left) {
   if (left == 0) return kj::READY_NOW;
@@ -220,18 +156,17 @@ class gateway_loop final : private kj::TaskSet::ErrorHandler {
       options.traversalLimitInWords = ctx_.settings.rpc_traversal_words_max;
       options.nestingLimit = ctx_.settings.rpc_nesting_max;
       auto connection = kj::heap<rpc_connection>(
-          kj::mv(conn), metrics_, options, kj::heap<inference_rpc_service>(ctx_),
-          static_cast<std::size_t>(ctx_.settings.rpc_traversal_words_max) * 4);
-      auto disconnected = connection->network.onDisconnect();
-      tasks_.add(disconnected
-                     .catch_([this](kj::Exception&& e) {
-                       metrics_.rpc_rejected("connection_error");
-                       KJ_LOG(INFO, "gateway: RPC connection ended with an error", e);
-                     })
-                     .attach(kj::mv(connection), kj::defer([this]() {
-                               --rpc_connections_;
-                               metrics_.rpc_connections.set(static_cast<double>(rpc_connections_));
-                             })));
+          kj::mv(conn), ctx_, options,
+          static_cast<std::size_t>(ctx_.settings.rpc_traversal_words_max) * 4,
+          [this](std::shared_ptr<rpc_activity> activity) -> capnp::Capability::Client {
+            return kj::heap<inference_rpc_service>(ctx_, std::move(activity));
+          });
+      auto closed = connection->until_closed();
+      tasks_.add(closed.attach(kj::mv(connection), kj::defer([this]() {
+                                 --rpc_connections_;
+                                 metrics_.rpc_connections.set(
+                                     static_cast<double>(rpc_connections_));
+                               })));
       return accept_rpc();
     });
   }

@@ -18,8 +18,10 @@ struct gateway_settings {
   bool rpc_enabled = true;
 
   std::size_t body_bytes_max = std::size_t{1} << 20;  // larger: 413, body not read
-  std::size_t connections_max = 256;      // per listener; more: refused with 503 / closed
-  std::uint32_t idle_timeout_ms = 30000;  // no request bytes this long: connection closed
+  std::size_t connections_max = 256;  // per listener; more: refused with 503 / closed
+  // No request bytes this long: the connection is closed (HTTP: KJ's header timeouts; RPC: see
+  // rpc_connection.hpp, which spares a connection whose call is still running).
+  std::uint32_t idle_timeout_ms = 30000;
 
   std::uint32_t deadline_ms_default = 60000;  // when the client gives none
   std::uint32_t deadline_grace_ms = 5000;     // past the deadline, the gateway answers 504 itself

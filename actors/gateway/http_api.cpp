@@ -128,10 +128,12 @@ class http_exchange {
   kj::Promise<void> send(unsigned status, const char* status_text, std::string body,
                          const char* content_type, std::vector<extra_header> extra = {});
   kj::Promise<void> send_error(error_code code, std::string message, std::string param = {},
-                               std::uint32_t retry_after_ms = 0, std::string leader = {});
+                               std::uint32_t retry_after_ms = 0, std::string leader = {},
+                               error_reason reason = error_reason::unspecified);
   kj::Promise<void> send_error(const inference_error& e) {
     if (!e.reason.empty()) ctx_.metrics.http_rejected(e.reason);
-    return send_error(e.code, e.message, param_name(e), e.retry_after_ms, e.leader_address);
+    return send_error(e.code, e.message, param_name(e), e.retry_after_ms, e.leader_address,
+                      typed_reason(e.reason));
   }
   // The port's name for the field at fault in OpenAI's terms: the input is the completion's
   // "prompt" or the chat's "messages".
@@ -212,8 +214,9 @@ kj::Promise<void> http_exchange::write_bounded(kj::AsyncOutputStream& out, std::
 }
 
 kj::Promise<void> http_exchange::send_error(error_code code, std::string message, std::string param,
-                                            std::uint32_t retry_after_ms, std::string leader) {
-  const auto shape = http_shape_for(code);
+                                            std::uint32_t retry_after_ms, std::string leader,
+                                            error_reason reason) {
+  const auto shape = http_shape_for(code, reason);
   std::vector<extra_header> extra;
   if (code == error_code::overloaded) {
     const std::uint32_t seconds = retry_after_ms == 0 ? 1 : (retry_after_ms + 999) / 1000;
@@ -503,9 +506,12 @@ kj::Promise<void> http_exchange::run_request(std::string body_text, api_kind kin
   limits.stop_bytes_max = ctx_.settings.stop_bytes_max;
   auto parsed = parse_openai_request(kind, body_text, limits, ctx_.port.list_models());
   if (auto* err = std::get_if<client_error>(&parsed)) {
-    ctx_.metrics.http_rejected(err->code == error_code::unknown_model ? "unknown_model"
-                                                                      : "invalid");
-    return send_error(err->code, err->message, err->param);
+    // A refusal with a typed reason (a prompt too long for the context) is counted under it,
+    // as the port's own refusals are.
+    std::string why = err->code == error_code::unknown_model ? "unknown_model" : "invalid";
+    if (err->reason != error_reason::unspecified) why = reason_text(err->reason);
+    ctx_.metrics.http_rejected(why);
+    return send_error(err->code, err->message, err->param, 0, {}, err->reason);
   }
   request_ = std::move(std::get<openai_request>(parsed));
   meta_ = response_meta{request_id_, ctx_.unix_now_s(), request_.model};
@@ -585,9 +591,9 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
     data += sse_event(render_text_chunk(kind_, meta_, t.text, !role_sent_));
     role_sent_ = true;
   }
-  auto error_event = [&](error_code code, const std::string& message,
-                         const std::string& param = {}) {
-    const auto shape = http_shape_for(code);
+  auto error_event = [&](error_code code, const std::string& message, const std::string& param = {},
+                         error_reason reason = error_reason::unspecified) {
+    const auto shape = http_shape_for(code, reason);
     data += sse_event(render_error_body(message, shape.type, param, shape.code));
     ended = true;
   };
@@ -603,7 +609,7 @@ std::string http_exchange::stream_events(channel_batch& batch, bool& ended) {
   ended = true;
   if (auto* err = std::get_if<inference_error>(&*batch.done)) {
     if (!err->reason.empty()) ctx_.metrics.http_rejected(err->reason);
-    error_event(err->code, err->message, param_name(*err));
+    error_event(err->code, err->message, param_name(*err), typed_reason(err->reason));
     return data;
   }
   auto& result = std::get<final_result>(*batch.done);

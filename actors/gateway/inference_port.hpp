@@ -20,6 +20,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -43,6 +44,28 @@ enum class error_code : std::uint8_t {
   internal = 8,
   cancelled = 9,
 };
+
+/// The reasons under an error code that clients see typed (inference_error::reason), numbered as
+/// schemas/inference.capnp's ErrorReason. Any other reason is still counted by the front ends
+/// but travels as unspecified.
+enum class error_reason : std::uint8_t {
+  unspecified = 0,
+  prompt_too_long = 1,  // invalid_argument: the input leaves no room in the model's context
+};
+
+/// inference_error::reason of a prompt too long for the context (also the metric label).
+inline constexpr std::string_view prompt_too_long_reason = "prompt_too_long";
+
+inline error_reason typed_reason(std::string_view reason) {
+  return reason == prompt_too_long_reason ? error_reason::prompt_too_long
+                                          : error_reason::unspecified;
+}
+
+/// The inference_error::reason text of a typed reason; empty for unspecified.
+inline std::string reason_text(error_reason reason) {
+  return reason == error_reason::prompt_too_long ? std::string(prompt_too_long_reason)
+                                                 : std::string();
+}
 
 /// Finish reasons, numbered as schemas/inference.capnp's FinishReason.
 enum class finish_reason : std::uint8_t { stop = 0, length = 1, cancelled = 2, deadline = 3 };

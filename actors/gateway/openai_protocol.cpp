@@ -117,9 +117,11 @@ std::optional<client_error> read_token_ids(const json& arr, const std::string& p
                                            std::uint32_t context, std::vector<std::uint32_t>& out) {
   if (arr.empty()) return invalid("'" + param + "' must not be empty", param);
   if (arr.size() > context) {
-    return invalid("'" + param + "' has " + std::to_string(arr.size()) +
-                       " tokens, more than the model's context of " + std::to_string(context),
-                   param);
+    auto e = invalid("'" + param + "' has " + std::to_string(arr.size()) +
+                         " tokens, more than the model's context of " + std::to_string(context),
+                     param);
+    e.reason = error_reason::prompt_too_long;
+    return e;
   }
   out.reserve(arr.size());
   for (const auto& t : arr) {
@@ -485,6 +487,14 @@ std::string render_error_body(std::string_view message, std::string_view type,
            {"param", param.empty() ? json(nullptr) : json(std::string(param))},
            {"code", std::string(code)}};
   return dump(json{{"error", err}});
+}
+
+http_error_shape http_shape_for(error_code code, error_reason reason) {
+  auto shape = http_shape_for(code);
+  // OpenAI's own code for it, which its clients and SDKs look for.
+  if (code == error_code::invalid_argument && reason == error_reason::prompt_too_long)
+    shape.code = "context_length_exceeded";
+  return shape;
 }
 
 http_error_shape http_shape_for(error_code code) {

@@ -23,6 +23,7 @@ struct client_error {
   error_code code = error_code::invalid_argument;  // invalid_argument | unknown_model
   std::string message;
   std::string param;  // the offending field ("messages[2].content"), or empty
+  error_reason reason = error_reason::unspecified;  // prompt_too_long: more tokens than context
 };
 
 struct openai_request {
@@ -88,6 +89,9 @@ struct http_error_shape {
   const char* code = "internal";      // OpenAI error code (Bastion's snake_case code)
 };
 http_error_shape http_shape_for(error_code code);
+/// The same, refined by a typed reason: a prompt too long for the context is OpenAI's
+/// {"type": "invalid_request_error", "code": "context_length_exceeded"} with status 400.
+http_error_shape http_shape_for(error_code code, error_reason reason);
 
 const char* finish_reason_name(finish_reason reason);
 

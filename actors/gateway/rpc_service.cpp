@@ -126,10 +126,12 @@ std::variant<inference_request, inference_error> admit(gateway_context& ctx,
       if (tokens.size() == 0)
         return refuse(error_code::invalid_argument, "inputData.tokens is empty", id);
       if (tokens.size() > context) {
-        return refuse(error_code::invalid_argument,
-                      "inputData.tokens has " + std::to_string(tokens.size()) +
-                          " tokens, more than the model's context of " + std::to_string(context),
-                      id);
+        auto e = refuse(error_code::invalid_argument,
+                        "inputData.tokens has " + std::to_string(tokens.size()) +
+                            " tokens, more than the model's context of " + std::to_string(context),
+                        id);
+        e.reason = std::string(prompt_too_long_reason);
+        return e;
       }
       std::vector<std::uint32_t> ids;
       ids.reserve(tokens.size());
@@ -198,6 +200,7 @@ void fill_result(schema::Result::Builder out, const completion& done, const std:
     e.setRequestId(err->request_id.empty() ? request_id : err->request_id);
     e.setRetryAfterMs(err->retry_after_ms);
     e.setLeaderAddress(err->leader_address);
+    e.setReason(static_cast<schema::ErrorReason>(typed_reason(err->reason)));
     return;
   }
   const auto& r = std::get<final_result>(done);
@@ -220,6 +223,12 @@ std::string outcome_label(const completion& done) {
                                 "cancelled"};
   if (auto* err = std::get_if<inference_error>(&done)) return names[static_cast<int>(err->code)];
   return "ok";
+}
+
+// The gateway's own refusal, counted under its reason when it has one (a prompt too long for
+// the context), else under its code.
+std::string refusal_label(const inference_error& err) {
+  return err.reason.empty() ? outcome_label(err) : err.reason;
 }
 
 // A refusal the port names a reason for (e.g. a prompt too long for the context) is counted
@@ -339,12 +348,15 @@ capnp::Capability::Server::DispatchCallResult inference_rpc_service::dispatchCal
     std::uint64_t interface_id, std::uint16_t method_id,
     capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
   // capnp reports an unknown interface or method as a broken promise, not a throw.
+  auto in_flight = kj::heap<rpc_call_scope>(activity_, ctx_.timer);
   auto result = schema::Inference::Server::dispatchCall(interface_id, method_id, context);
-  result.promise = result.promise.catch_([this](kj::Exception&& e) -> kj::Promise<void> {
-    if (e.getType() == kj::Exception::Type::UNIMPLEMENTED)
-      ctx_.metrics.rpc_rejected("unimplemented");
-    return kj::mv(e);
-  });
+  result.promise = result.promise
+                       .catch_([this](kj::Exception&& e) -> kj::Promise<void> {
+                         if (e.getType() == kj::Exception::Type::UNIMPLEMENTED)
+                           ctx_.metrics.rpc_rejected("unimplemented");
+                         return kj::mv(e);
+                       })
+                       .attach(kj::mv(in_flight));
   return result;
 }
 
@@ -363,7 +375,7 @@ kj::Promise<void> inference_rpc_service::inference(InferenceContext context) {
     return r;
   }();
   if (auto* err = std::get_if<inference_error>(&admitted)) {
-    ctx_.metrics.rpc_rejected(outcome_label(*err));
+    ctx_.metrics.rpc_rejected(refusal_label(*err));
     ctx_.metrics.rpc_answered("inference", outcome_label(*err));
     fill_result(context.getResults().initResult(), *err, err->request_id, "");
     return kj::READY_NOW;
@@ -398,7 +410,7 @@ kj::Promise<void> inference_rpc_service::inferenceStream(InferenceStreamContext 
   }();
   context.releaseParams();
   if (auto* err = std::get_if<inference_error>(&admitted)) {
-    ctx_.metrics.rpc_rejected(outcome_label(*err));
+    ctx_.metrics.rpc_rejected(refusal_label(*err));
     ctx_.metrics.rpc_answered("inferenceStream", outcome_label(*err));
     context.getResults().setRequestId(err->request_id);
     // The refusal travels the same way as any outcome: as the stream's final event.

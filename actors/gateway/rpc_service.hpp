@@ -9,9 +9,11 @@
 // connection or the call itself broke.
 
 #include "actors/gateway/gateway_context.hpp"
+#include "actors/gateway/rpc_connection.hpp"
 #include "schemas/inference.capnp.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 
@@ -33,10 +35,15 @@ std::variant<inference_request, inference_error> admit_rpc_request(gateway_conte
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class inference_rpc_service final : public schema::Inference::Server {
  public:
-  explicit inference_rpc_service(gateway_context& ctx) : ctx_(ctx) {}
+  /// `activity` is the connection's, for its idle watch to see the calls in flight; null
+  /// counts nothing.
+  explicit inference_rpc_service(gateway_context& ctx,
+                                 std::shared_ptr<rpc_activity> activity = nullptr)
+      : ctx_(ctx), activity_(std::move(activity)) {}
 
   /// capnp answers a call to an interface or method we do not implement with an
   /// "unimplemented" exception; counted as bastion_rpc_rejected_total{reason="unimplemented"}.
+  /// Every call counts as in flight on its connection until it returns.
   DispatchCallResult dispatchCall(
       std::uint64_t interface_id, std::uint16_t method_id,
       capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override;
@@ -47,6 +54,7 @@ class inference_rpc_service final : public schema::Inference::Server {
 
  private:
   gateway_context& ctx_;
+  std::shared_ptr<rpc_activity> activity_;
 };
 #pragma GCC diagnostic pop
 

@@ -51,6 +51,14 @@ struct echo_port final : gateway::inference_port {
     on_done(gateway::final_result{
         "echo: " + text, gateway::finish_reason::stop, {3, 1}, "echo", {}, 0});
   }
+  /// Ends a held request with `error` (the serving side's failure after it started).
+  void fail_held(const std::string& id, gateway::inference_error error) {
+    auto it = held.find(id);
+    if (it == held.end()) return;
+    auto cb = std::move(it->second);
+    held.erase(it);
+    cb(std::move(error));
+  }
   void cancel(const std::string& id) override {
     auto it = held.find(id);
     if (it == held.end()) return;
@@ -116,11 +124,17 @@ struct fixture : test_coordinator_fixture<sim_config> {
   /// Restarts every site's coordinator with the preferred order (prod > dr-local > dr-remote)
   /// configured; the replicas keep running.
   void restart_with_preference() {
+    with_preference = true;
+    restart_coordinators();
+  }
+
+  /// Restarts every site's coordinator (and its serving port); the replicas keep running, so
+  /// the new coordinators learn what they missed only as covered records.
+  void restart_coordinators() {
     for (auto& [id, s] : sites)
       caf::anon_send_exit(s->coordinator, caf::exit_reason::user_shutdown);
     sched.run();
     sites.clear();
-    with_preference = true;
     const char* names[] = {"prod", "dr-local", "dr-remote"};
     for (auto id : cluster->ids()) start_site(id, names[id - 1]);
   }
@@ -319,6 +333,71 @@ CAF_TEST(a retry with a committed request id but another prompt is refused at an
   CAF_REQUIRE(settle("req-p"));
   CAF_CHECK_EQUAL(answer("req-p").text, "echo: first prompt");
   CAF_CHECK_EQUAL(sites[next]->inner.submits, 0);
+}
+
+// A request that failed after its admission committed has its error journaled: a retry with the
+// same id gets that same typed error (code, reason, field, message) from the journal and is
+// not run again, at the same leader, at coordinators that learn it only as a covered record,
+// and at the next leader after a crash.
+CAF_TEST(a retry of a failed request gets the same typed error from the journal) {
+  auto leader = wait_ready();
+  auto fail_after_admission = [&](const std::string& id, gateway::inference_error e) {
+    sites[leader]->inner.hold = true;
+    submit(leader, id, "doomed " + id);
+    cluster->advance(300);  // admitted, committed and running
+    CAF_REQUIRE_EQUAL(sites[leader]->inner.held.count(id), 1u);
+    sites[leader]->inner.fail_held(id, std::move(e));
+    CAF_REQUIRE(settle(id));
+    sites[leader]->inner.hold = false;
+  };
+  fail_after_admission("req-late",
+                       gateway::inference_error{gateway::error_code::deadline_exceeded,
+                                                "the deadline passed while the request ran",
+                                                "req-late",
+                                                0,
+                                                {}});
+  gateway::inference_error too_long{gateway::error_code::invalid_argument,
+                                    "the prompt is 9000 tokens, the context 2048",
+                                    "req-long",
+                                    0,
+                                    {},
+                                    "input"};
+  too_long.reason = "prompt_too_long";
+  fail_after_admission("req-long", too_long);
+  CAF_CHECK(error("req-late").code == gateway::error_code::deadline_exceeded);
+  CAF_CHECK_EQUAL(error("req-long").reason, "prompt_too_long");
+  CAF_CHECK_EQUAL(completions_applied(leader, "req-late"), 1);
+
+  auto check_replayed = [&](std::uint64_t at, const char* where) {
+    CAF_MESSAGE("retries " << where);
+    const int submits_before = sites[at]->inner.submits;
+    submit(at, "req-late", "doomed req-late");
+    CAF_REQUIRE(settle("req-late"));
+    const auto& late = error("req-late");
+    CAF_CHECK(late.code == gateway::error_code::deadline_exceeded);
+    CAF_CHECK_EQUAL(late.message, "the deadline passed while the request ran");
+    CAF_CHECK_EQUAL(late.request_id, "req-late");
+    CAF_CHECK_EQUAL(late.reason, "");
+    submit(at, "req-long", "doomed req-long");
+    CAF_REQUIRE(settle("req-long"));
+    const auto& long_one = error("req-long");
+    CAF_CHECK(long_one.code == gateway::error_code::invalid_argument);
+    CAF_CHECK_EQUAL(long_one.reason, "prompt_too_long");
+    CAF_CHECK_EQUAL(long_one.param, "input");
+    CAF_CHECK_EQUAL(long_one.message, "the prompt is 9000 tokens, the context 2048");
+    CAF_CHECK_EQUAL(sites[at]->inner.submits, submits_before);  // answered, not run again
+  };
+  check_replayed(leader, "at the same leader");
+
+  restart_coordinators();
+  CAF_REQUIRE(cluster->advance_until([&] { return ready_site() != 0; }, 20000));
+  leader = ready_site();
+  check_replayed(leader, "at coordinators restarted over running replicas (covered records)");
+
+  cluster->crash(leader);
+  sched.run();
+  const auto next = wait_ready_other_than(leader);
+  check_replayed(next, "at the next leader after a crash");
 }
 
 CAF_TEST(a leader that loses its quorum fails its running work with a retryable error) {

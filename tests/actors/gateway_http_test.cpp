@@ -286,7 +286,10 @@ TEST_CASE("the port's errors map to HTTP statuses") {
   CHECK(r.header("retry-after") == "1");
 }
 
-TEST_CASE("a prompt too long for the context is counted as a rejection under its own reason") {
+// OpenAI answers a prompt longer than the context with 400 and
+// {"type": "invalid_request_error", "param": "messages" | "prompt",
+//  "code": "context_length_exceeded"}; its SDKs and many applications look for that code.
+TEST_CASE("a prompt too long for the context is OpenAI's context_length_exceeded, counted") {
   gateway_fixture f;
   f.port.set_script([&](const inference_request&) {
     fake_script s;
@@ -295,14 +298,30 @@ TEST_CASE("a prompt too long for the context is counted as a rejection under its
     s.error->reason = "prompt_too_long";
     return s;
   });
-  auto r = post(f, "/v1/completions", R"({"model":"echo","prompt":"a"})");
-  check_error_shape(r, 400, "invalid_argument");
+  auto check_too_long = [](const http_response& r, const char* param) {
+    check_error_shape(r, 400, "context_length_exceeded");
+    const auto j = body_json(r);
+    CHECK(j["error"]["type"] == "invalid_request_error");
+    CHECK(j["error"]["param"] == param);
+    CHECK(j["error"]["message"] == "the prompt is 9000 tokens");
+    CHECK(j.size() == 1);
+    CHECK(j["error"].size() == 4);
+  };
+  check_too_long(post(f, "/v1/completions", R"({"model":"echo","prompt":"a"})"), "prompt");
+  check_too_long(post(f, "/v1/chat/completions",
+                      R"({"model":"echo","messages":[{"role":"user","content":"a"}]})"),
+                 "messages");
+  check_too_long(
+      post(f, "/v1/chat/completions",
+           R"({"model":"echo","messages":[{"role":"user","content":"a"}],"stream":true})"),
+      "messages");
+  // More token ids than the model's context (the gateway's own check, before the port).
+  std::string ids = "[";
+  for (int i = 0; i < 9; ++i) ids += (i ? ",1" : "1");
+  auto r = post(f, "/v1/completions", R"({"model":"tiny","prompt":)" + ids + "]}");
+  check_error_shape(r, 400, "context_length_exceeded");
   CHECK(body_json(r)["error"]["param"] == "prompt");
-  r = post(f, "/v1/chat/completions",
-           R"({"model":"echo","messages":[{"role":"user","content":"a"}],"stream":true})");
-  check_error_shape(r, 400, "invalid_argument");
-  CHECK(body_json(r)["error"]["param"] == "messages");
-  // Another invalid input from the port is not counted as too long.
+  // Another invalid input from the port is neither that code nor counted as too long.
   f.port.set_script([&](const inference_request&) {
     fake_script s;
     s.error = inference_error{error_code::invalid_argument, "bad token", "", 0, "", "input"};
@@ -311,7 +330,28 @@ TEST_CASE("a prompt too long for the context is counted as a rejection under its
   check_error_shape(post(f, "/v1/completions", R"({"model":"echo","prompt":"a"})"), 400,
                     "invalid_argument");
   const auto m = http_request(f.server.http_port(), "GET", "/metrics").body;
-  CHECK(m.find("bastion_http_rejected_total{reason=\"prompt_too_long\"} 2") != std::string::npos);
+  CHECK(m.find("bastion_http_rejected_total{reason=\"prompt_too_long\"} 4") != std::string::npos);
+}
+
+// After its first token a stream can only end with an error event; a too-long refusal that
+// came that late still carries OpenAI's code.
+TEST_CASE("a stream refused as too long after its first token ends with context_length_exceeded") {
+  gateway_fixture f;
+  f.port.set_script([&](const inference_request&) {
+    fake_script s;
+    s.tokens = {"partial"};
+    s.error = inference_error{error_code::invalid_argument, "too long", "", 0, "", "input"};
+    s.error->reason = "prompt_too_long";
+    return s;
+  });
+  const auto r = post(f, "/v1/completions", R"({"model":"echo","prompt":"a","stream":true})");
+  REQUIRE(r.status == 200);
+  const auto events = sse_data(r.body);
+  REQUIRE(events.size() == 2);
+  const auto e = json::parse(events[1]);
+  CHECK(e["error"]["code"] == "context_length_exceeded");
+  CHECK(e["error"]["param"] == "prompt");
+  CHECK(e["error"]["type"] == "invalid_request_error");
 }
 
 TEST_CASE("streaming completions: SSE chunks, final chunk with finish reason and usage, [DONE]") {

@@ -45,7 +45,11 @@ TEST_CASE("completion prompts: text, one-element arrays and token ids") {
   // More token ids than the context cannot be served.
   std::string ids = "[";
   for (int i = 0; i < 101; ++i) ids += (i ? ",1" : "1");
-  CHECK(bad(api_kind::completions, R"({"model":"m","prompt":)" + ids + "]}").param == "prompt");
+  const auto too_long = bad(api_kind::completions, R"({"model":"m","prompt":)" + ids + "]}");
+  CHECK(too_long.param == "prompt");
+  CHECK(too_long.reason == error_reason::prompt_too_long);  // OpenAI's context_length_exceeded
+  CHECK(bad(api_kind::completions, R"({"model":"m","prompt":[1,-2]})").reason ==
+        error_reason::unspecified);
 }
 
 TEST_CASE("sampling parameters: defaults, ranges and types") {
@@ -152,4 +156,14 @@ TEST_CASE(
   CHECK(http_shape_for(error_code::overloaded).status == 429);
   CHECK(http_shape_for(error_code::not_primary).status == 503);
   CHECK(http_shape_for(error_code::unknown_model).status == 404);
+  // A prompt too long for the context takes OpenAI's own code; its other fields are unchanged.
+  const auto too_long = http_shape_for(error_code::invalid_argument, error_reason::prompt_too_long);
+  CHECK(too_long.status == 400);
+  CHECK(std::string(too_long.type) == "invalid_request_error");
+  CHECK(std::string(too_long.code) == "context_length_exceeded");
+  CHECK(std::string(http_shape_for(error_code::invalid_argument, error_reason::unspecified).code) ==
+        "invalid_argument");
+  // The reason refines invalid_argument only.
+  CHECK(std::string(http_shape_for(error_code::internal, error_reason::prompt_too_long).code) ==
+        "internal");
 }

@@ -7,12 +7,15 @@
 
 #include <capnp/ez-rpc.h>
 #include <capnp/message.h>
+#include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace bastion::gateway;
@@ -56,6 +59,61 @@ void fill(schema::Params::Builder p, const char* key, const char* request_id = n
   if (request_id != nullptr) p.setRequestId(request_id);
 }
 
+bool has_metric(const gateway_fixture& f, const std::string& line) {
+  return f.registry.render_prometheus().find(line) != std::string::npos;
+}
+
+// The gateway updates its connection gauge on its own thread as it closes a connection, a
+// moment after the client sees the close.
+bool metric_within(const gateway_fixture& f, const std::string& line,
+                   std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!has_metric(f, line)) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+std::string flat(capnp::MessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+// The raw RPC messages a client sends: Bootstrap (question 0), then Inference.inference on the
+// bootstrap's promised answer (question 1).
+std::string bootstrap_message() {
+  capnp::MallocMessageBuilder msg;
+  msg.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
+  return flat(msg);
+}
+
+std::string inference_call_message(const char* request_id) {
+  capnp::MallocMessageBuilder msg;
+  auto call = msg.initRoot<capnp::rpc::Message>().initCall();
+  call.setQuestionId(1);
+  call.initTarget().initPromisedAnswer().setQuestionId(0);
+  call.setInterfaceId(capnp::typeId<schema::Inference>());
+  call.setMethodId(0);
+  auto params = call.initParams().getContent().initAs<schema::Inference::InferenceParams>();
+  params.setModelId("echo");
+  params.initInputData().setPrompt("x");
+  fill(params.initParams(), alice_key, request_id);
+  return flat(msg);
+}
+
+gateway_settings idle_settings(std::uint32_t idle_timeout_ms) {
+  auto s = test_settings();
+  s.idle_timeout_ms = idle_timeout_ms;
+  return s;
+}
+
+std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0);
+}
+
 }  // namespace
 
 TEST_CASE("RPC unary inference returns a Response with the request id") {
@@ -97,6 +155,7 @@ TEST_CASE("RPC errors come back as typed Error values") {
     auto result = response.getResult();
     REQUIRE(result.isError());
     CHECK(result.getError().getRequestId().size() > 0);
+    CHECK(result.getError().getReason() == schema::ErrorReason::UNSPECIFIED);
     return result.getError().getCode();
   };
   using EC = schema::ErrorCode;
@@ -140,8 +199,21 @@ TEST_CASE("RPC errors come back as typed Error values") {
   auto long_response = long_req.send().wait(client.getWaitScope());
   REQUIRE(long_response.getResult().isError());
   CHECK(long_response.getResult().getError().getCode() == EC::INVALID_ARGUMENT);
+  CHECK(long_response.getResult().getError().getReason() == schema::ErrorReason::PROMPT_TOO_LONG);
+  CHECK(long_response.getResult().getError().getMessage() == "inputData: too long");
+  // More token ids than the model's context: the gateway's own refusal, the same typed reason.
+  auto tokens_req = cap.inferenceRequest();
+  tokens_req.setModelId("tiny");  // a context of 8
+  tokens_req.initInputData().setTokens({1, 2, 3, 4, 5, 6, 7, 8, 9});
+  fill(tokens_req.initParams(), alice_key);
+  tokens_req.getParams().setMaxTokens(1);
+  auto tokens_response = tokens_req.send().wait(client.getWaitScope());
+  REQUIRE(tokens_response.getResult().isError());
+  CHECK(tokens_response.getResult().getError().getCode() == EC::INVALID_ARGUMENT);
+  CHECK(tokens_response.getResult().getError().getReason() == schema::ErrorReason::PROMPT_TOO_LONG);
   CHECK(f.registry.render_prometheus().find(
-            "bastion_rpc_rejected_total{reason=\"prompt_too_long\"} 1") != std::string::npos);
+            "bastion_rpc_rejected_total{reason=\"prompt_too_long\"} 2") != std::string::npos);
+  CHECK(f.port.submitted().size() == 2);  // the gateway refused the token ids itself
 }
 
 TEST_CASE("RPC streaming calls TokenSink.token per token, then done(result)") {
@@ -257,4 +329,106 @@ TEST_CASE("HTTP and RPC are served together by one gateway") {
         std::string::npos);
   CHECK(m.find("bastion_http_requests_total{route=\"completions\",code=\"200\"} 1") !=
         std::string::npos);
+}
+
+TEST_CASE(
+    "an RPC connection that sends nothing is closed after the idle timeout, freeing its slot") {
+  auto settings = idle_settings(400);
+  settings.connections_max = 1;
+  gateway_fixture f(settings);
+  {
+    tcp_socket silent(f.server.rpc_port());
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(silent.wait_closed(200ms));  // not before its time
+    CHECK(silent.wait_closed(3s));
+    CHECK(since(t0) >= 350ms);  // the timer's granularity, not a shorter rule
+    CHECK(since(t0) < 2s);
+    CHECK(has_metric(f, "bastion_rpc_rejected_total{reason=\"idle_timeout\"} 1"));
+    CHECK(metric_within(f, "bastion_gateway_rpc_connections 0", 1s));
+  }
+  // The only slot is free again: a well-behaved client is served.
+  capnp::EzRpcClient client("127.0.0.1", f.server.rpc_port());
+  auto req = client.getMain<schema::Inference>().inferenceRequest();
+  req.setModelId("echo");
+  req.initInputData().setPrompt("served after");
+  fill(req.initParams(), alice_key);
+  CHECK(req.send().wait(client.getWaitScope()).getResult().getResponse().getText() ==
+        "served after");
+}
+
+TEST_CASE("an RPC connection stalled in the middle of a message is closed, call in flight or not") {
+  gateway_fixture f(idle_settings(400));
+  f.port.set_script([](const inference_request&) {
+    fake_script s;
+    s.never_finish = true;
+    return s;
+  });
+  {
+    // Half a Bootstrap, then nothing: a half-open or stalled sender.
+    tcp_socket half(f.server.rpc_port());
+    const auto bootstrap = bootstrap_message();
+    half.send_all(bootstrap.substr(0, bootstrap.size() / 2));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(half.wait_closed(3s));
+    CHECK(since(t0) >= 350ms);
+    CHECK(has_metric(f, "bastion_rpc_rejected_total{reason=\"message_timeout\"} 1"));
+  }
+  {
+    // A whole call that runs (the port never finishes): the client waits for us, so its silence
+    // keeps the connection; then it starts another message and stalls in the middle of it.
+    tcp_socket waiting(f.server.rpc_port());
+    waiting.send_all(bootstrap_message() + inference_call_message("rpc-stalled"));
+    CHECK_FALSE(waiting.wait_closed(1200ms));  // three idle timeouts with a call in flight
+    REQUIRE(f.port.submitted().size() == 1);
+    const auto next = bootstrap_message();
+    waiting.send_all(next.substr(0, 4));  // not even its first word
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(waiting.wait_closed(3s));
+    CHECK(since(t0) >= 350ms);
+    CHECK(has_metric(f, "bastion_rpc_rejected_total{reason=\"message_timeout\"} 2"));
+    // Closing the connection cancelled its call at the port.
+    CHECK(f.port.wait_cancelled("rpc-stalled", 2s));
+  }
+  CHECK_FALSE(has_metric(f, "reason=\"idle_timeout\""));
+  CHECK(metric_within(f, "bastion_gateway_rpc_connections 0", 1s));
+}
+
+TEST_CASE("RPC calls longer than the idle timeout are not cut, and the clock restarts after them") {
+  gateway_fixture f(idle_settings(300));
+  f.port.set_script([](const inference_request& r) {
+    auto s = fake_port::echo(r);
+    s.first_delay = 1000ms;  // over three idle timeouts with no byte either way
+    s.token_delay = 100ms;
+    return s;
+  });
+  capnp::EzRpcClient client("127.0.0.1", f.server.rpc_port());
+  auto cap = client.getMain<schema::Inference>();
+
+  auto sink_impl = kj::heap<collecting_sink>();
+  auto& sink = *sink_impl;
+  schema::TokenSink::Client sink_cap = kj::mv(sink_impl);
+  auto stream = cap.inferenceStreamRequest();
+  stream.setModelId("echo");
+  stream.initInputData().setPrompt("a long slow stream");
+  fill(stream.initParams(), alice_key, "rpc-long-stream");
+  stream.setSink(sink_cap);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(stream.send().wait(client.getWaitScope()).getRequestId() == "rpc-long-stream");
+  CHECK(since(t0) >= 1300ms);
+  CHECK(sink.done_text == "a long slow stream");
+  CHECK(sink.tokens.size() == 4);
+
+  auto unary = cap.inferenceRequest();
+  unary.setModelId("echo");
+  unary.initInputData().setPrompt("slow unary");
+  fill(unary.initParams(), alice_key);
+  CHECK(unary.send().wait(client.getWaitScope()).getResult().getResponse().getText() ==
+        "slow unary");
+  CHECK_FALSE(has_metric(f, "reason=\"idle_timeout\""));
+  CHECK_FALSE(has_metric(f, "reason=\"message_timeout\""));
+
+  // The call's end restarts the clock: a client that then goes quiet is closed a timeout later.
+  client.getIoProvider().getTimer().afterDelay(1 * kj::SECONDS).wait(client.getWaitScope());
+  CHECK(has_metric(f, "bastion_rpc_rejected_total{reason=\"idle_timeout\"} 1"));
+  CHECK(metric_within(f, "bastion_gateway_rpc_connections 0", 1s));
 }

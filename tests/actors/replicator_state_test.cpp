@@ -185,3 +185,44 @@ TEST_CASE("covered records stand for the configuration in force and the completi
   CHECK(restored.covered_records() == records);
   CHECK(journal_summary{}.covered_records().empty());
 }
+
+// A failed request's completion keeps its error through compaction: a retry of it after a
+// snapshot must be refused with the same typed error, not a generic "only the digest" one.
+TEST_CASE("covered records keep a failed request's error, its message bounded") {
+  journal_summary_limits limits;
+  limits.error_message_bytes_max = 16;
+  journal_summary s{limits};
+  capnp::MallocMessageBuilder msg;
+  auto c = msg.initRoot<schema::JournalRecord>().initCompletion();
+  c.setRequestId("req-failed");
+  auto e = c.initError();
+  e.setCode(bastion::schema::ErrorCode::INVALID_ARGUMENT);
+  e.setReason(bastion::schema::ErrorReason::PROMPT_TOO_LONG);
+  e.setMessage("the prompt is 9000 tokens, more than the context");
+  e.setRetryAfterMs(7);
+  c.setErrorParam("input");
+  s.apply(1, flat(msg));
+  s.apply(2, completion("req-answered", 9));
+  REQUIRE(s.find_completion("req-failed") != nullptr);
+  REQUIRE(s.find_completion("req-failed")->error);
+  CHECK_FALSE(s.find_completion("req-answered")->error);
+
+  const auto records = s.covered_records();
+  REQUIRE(records.size() == 2);
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(records[0].size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), records[0].data(), records[0].size());
+  capnp::FlatArrayMessageReader reader{words};
+  auto covered = reader.getRoot<schema::JournalRecord>().getCompletion();
+  CHECK(std::string{covered.getRequestId().cStr()} == "req-failed");
+  REQUIRE(covered.hasError());
+  CHECK(covered.getError().getCode() == bastion::schema::ErrorCode::INVALID_ARGUMENT);
+  CHECK(covered.getError().getReason() == bastion::schema::ErrorReason::PROMPT_TOO_LONG);
+  CHECK(std::string{covered.getError().getMessage().cStr()} == "the prompt is 90");  // 16 bytes
+  CHECK(covered.getError().getRetryAfterMs() == 7);
+  CHECK(std::string{covered.getErrorParam().cStr()} == "input");
+
+  journal_summary restored{limits};
+  REQUIRE(!restored.restore(s.serialize()));
+  CHECK(restored.covered_records() == records);
+}

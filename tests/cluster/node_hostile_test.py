@@ -1,6 +1,7 @@
 """Hostile and broken clients against a real bastion-node serving SmolLM2: garbage and truncated
 HTTP, oversize bodies, invalid JSON and parameters, slow clients holding half-open connections, a
-streaming client that stops reading, and malformed Cap'n Proto on the RPC port. Every one is
+streaming client that stops reading, malformed Cap'n Proto on the RPC port, and RPC connections
+that stay silent or stall in the middle of a message. Every one is
 refused, answered with an error or dropped; the node keeps answering everyone else promptly,
 stays alive, and counts what it refused in /metrics.
 
@@ -118,18 +119,24 @@ def check_invalid_requests(port):
     openai_error(body, status, 404, code="model_not_found", param="model")
     base = {"model": MODEL_ID, "prompt": "hi", "max_tokens": 4}
     long_text = "word " * (CONTEXT_TOKENS + 100)  # well over the context in any tokenizer
-    for change, param in (({"temperature": -1}, "temperature"), ({"top_p": 2}, "top_p"),
-                          ({"max_tokens": 10**9}, "max_tokens"), ({"n": 50}, "n"),
-                          ({"prompt": list(range(CONTEXT_TOKENS + 10))}, "prompt"),
-                          ({"prompt": long_text}, "prompt")):
+    # A prompt longer than the context is OpenAI's context_length_exceeded, whether the gateway
+    # counts the token ids or the worker tokenizes the text.
+    for change, param, code in (
+            ({"temperature": -1}, "temperature", "invalid_argument"),
+            ({"top_p": 2}, "top_p", "invalid_argument"),
+            ({"max_tokens": 10**9}, "max_tokens", "invalid_argument"),
+            ({"n": 50}, "n", "invalid_argument"),
+            ({"prompt": list(range(CONTEXT_TOKENS + 10))}, "prompt", "context_length_exceeded"),
+            ({"prompt": long_text}, "prompt", "context_length_exceeded")):
         status, _, body = post_json(port, "/v1/completions", {**base, **change})
-        err = openai_error(body, status, 400, param=param)
+        err = openai_error(body, status, 400, code=code, param=param)
         assert err["type"] == "invalid_request_error", (change, err)
     for stream in (False, True):  # a stream refused before its first event is a plain 400
         status, _, body = post_json(port, "/v1/chat/completions",
                                     {"model": MODEL_ID, "max_tokens": 4, "stream": stream,
                                      "messages": [{"role": "user", "content": long_text}]})
-        openai_error(body, status, 400, param="messages")
+        err = openai_error(body, status, 400, code="context_length_exceeded", param="messages")
+        assert err["type"] == "invalid_request_error", err
 
 
 class slow_clients:
@@ -294,6 +301,45 @@ def check_malformed_capnp(port):
         assert returned[1] == ("exception", "unimplemented"), returned
 
 
+def check_rpc_idle(http_port, rpc_port):
+    """RPC connections that hold a slot without using it are closed after the idle timeout: one
+    that connects and sends nothing, one that sends half a message and stalls. They are closed
+    within a few seconds of the timeout, never before it, and the node answers meanwhile."""
+    rpc = capnp.load("/usr/include/capnp/rpc.capnp", imports=["/usr/include"])
+    bootstrap = rpc.Message.new_message()
+    bootstrap.init("bootstrap").questionId = 0
+    valid = bootstrap.to_bytes()
+    timeout_s = IDLE_TIMEOUT_MS / 1000
+    silent = socket.create_connection(("127.0.0.1", rpc_port))
+    half = socket.create_connection(("127.0.0.1", rpc_port))
+    t0 = time.monotonic()
+    half.sendall(valid[:len(valid) // 2])
+    try:
+        answers_promptly(http_port, "while idle RPC connections hold slots")
+        closed_after = {}
+        deadline = t0 + timeout_s + 6
+        while len(closed_after) < 2 and time.monotonic() < deadline:
+            for name, s in (("silent", silent), ("half", half)):
+                if name in closed_after:
+                    continue
+                readable, _, _ = select.select([s], [], [], 0.05)
+                if readable:
+                    try:
+                        chunk = s.recv(4096)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        closed_after[name] = time.monotonic() - t0
+    finally:
+        silent.close()
+        half.close()
+    assert set(closed_after) == {"silent", "half"}, f"RPC idle connections still open: {closed_after}"
+    for name, after in closed_after.items():
+        assert timeout_s - 0.5 <= after <= timeout_s + 5, (name, after)
+    print(f"RPC idle: silent closed after {closed_after['silent']:.1f} s, half a message after "
+          f"{closed_after['half']:.1f} s (idle timeout {timeout_s:.0f} s)")
+
+
 async def rpc_still_serves(schema_path, port):
     schema = capnp.load(schema_path, imports=["/usr/include"])
     conn = await capnp.AsyncIoStream.create_connection(host="127.0.0.1", port=port)
@@ -321,6 +367,7 @@ def main(binary, schema_path):
         check_slow_clients(port)
         check_stream_non_reader(port)
         check_malformed_capnp(node.rpc_port)
+        check_rpc_idle(port, node.rpc_port)
         asyncio.run(capnp.run(rpc_still_serves(schema_path, node.rpc_port)))
 
         assert node.alive(), "bastion-node died"
@@ -334,14 +381,16 @@ def main(binary, schema_path):
                 if k[0] in (REJECTED, RPC_REJECTED) and v != before.get(k, 0.0)}
         print("rejections counted:", {f"{k[0]}{dict(k[1])}": v for k, v in sorted(seen.items())})
         # What each check above sent, by the reason the node counts it under. A prompt too
-        # long for the context is refused by the worker (which tokenizes) and counted under
-        # its own reason: the long completion prompt and the two long chat messages.
+        # long for the context is counted under its own reason, whether the gateway refused
+        # it (the token ids) or the worker (which tokenizes): the token ids, the long
+        # completion prompt and the two long chat messages.
         expected = {(REJECTED, "bad_http"): 1, (REJECTED, "body_too_large"): 2,
-                    (REJECTED, "prompt_too_long"): 3,
-                    (REJECTED, "invalid"): 2 + 5, (REJECTED, "unknown_model"): 1,
+                    (REJECTED, "prompt_too_long"): 4,
+                    (REJECTED, "invalid"): 2 + 4, (REJECTED, "unknown_model"): 1,
                     (REJECTED, "header_timeout"): 1 + SLOW_CLIENTS,
                     (RPC_REJECTED, "malformed"): 3, (RPC_REJECTED, "truncated"): 1,
-                    (RPC_REJECTED, "unimplemented"): 1}
+                    (RPC_REJECTED, "unimplemented"): 1,
+                    (RPC_REJECTED, "idle_timeout"): 1, (RPC_REJECTED, "message_timeout"): 1}
         for (name, reason), least in expected.items():
             got = delta(after, before, name, reason=reason)
             assert got >= least, f"{name}{{reason={reason}}} rose by {got}, expected {least}"

@@ -94,6 +94,23 @@ def check_openai(port):
             raise AssertionError(f"{params} accepted")
         except openai.BadRequestError as e:
             assert e.status_code == 400 and e.param == name, (params, e)
+    # A prompt longer than the model's context: OpenAI's own error shape for it, which the
+    # client exposes as e.code and e.param (chat names "messages", completions "prompt").
+    long_text = "word " * 3000
+    for kind, call in (("messages", lambda: client.chat.completions.create(
+                            model=MODEL_ID, max_tokens=4,
+                            messages=[{"role": "user", "content": long_text}])),
+                       ("prompt", lambda: client.completions.create(
+                            model=MODEL_ID, prompt=long_text, max_tokens=4))):
+        try:
+            call()
+            raise AssertionError(f"a {kind} longer than the context was accepted")
+        except openai.BadRequestError as e:
+            assert e.status_code == 400, e
+            assert e.code == "context_length_exceeded" and e.param == kind, (e.code, e.param)
+            assert e.type == "invalid_request_error", e.type
+            assert isinstance(e.body, dict) and set(e.body) == {"message", "type", "param",
+                                                                "code"}, e.body
     wrong = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-wrong",
                           max_retries=0, timeout=10)
     try:
@@ -149,6 +166,7 @@ async def check_pycapnp(schema_path, port):
     reply = await inference.inference(modelId=MODEL_ID, inputData=too_long,
                                       params={"apiKey": API_KEY, "maxTokens": 4})
     assert reply.result.which() == "error" and reply.result.error.code == "invalidArgument"
+    assert reply.result.error.reason == "promptTooLong", reply.result.error
     assert reply.result.error.message.startswith("inputData: "), reply.result.error
     print(f"pycapnp on the real node: answered {r.text!r}; streaming, typed errors: ok")
 
