@@ -119,9 +119,10 @@ class local_serving_impl final : public local_serving {
       reports.health = [sched, id = w.id](bool healthy, const std::string& reason) {
         caf::anon_send(sched, health_atom::value, id, healthy, reason);
       };
-      std::shared_ptr<worker::worker_step_loop> loop = worker::worker_step_loop::create(
-          ss, specs, std::move(be.backend), be.name, be.error, clock_, std::move(reports),
-          worker_metrics_.back().get(), load_error);
+      const bool backend_ok = be.error.empty();
+      std::shared_ptr<worker::worker_step_loop> loop =
+          worker::worker_step_loop::create(ss, specs, std::move(be), clock_, std::move(reports),
+                                           worker_metrics_.back().get(), load_error);
       if (!loop) return caf::make_error(caf::sec::runtime_error, load_error);
       auto handle = sys_.spawn(worker_actor_impl, loop, sched);
       scheduling::worker_state ws;
@@ -129,7 +130,7 @@ class local_serving_impl final : public local_serving {
       ws.kind = parse_kind(w.kind);
       ws.models = w.models;
       ws.slots = static_cast<std::size_t>(ss.batch_max);
-      ws.healthy = be.error.empty();
+      ws.healthy = backend_ok;
       caf::anon_send(scheduler_, register_atom::value, worker_registration{ws, handle});
       loops_.push_back(std::move(loop));
       workers_.push_back(handle);

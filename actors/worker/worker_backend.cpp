@@ -3,6 +3,9 @@
 #ifdef BASTION_USE_CUDA
 #include "kernels/cuda/cuda_backend.hpp"
 #endif
+#ifdef BASTION_HAVE_NCCL
+#include "kernels/cuda/nccl_collective.hpp"
+#endif
 
 #include <algorithm>
 
@@ -30,11 +33,33 @@ worker_backend make_worker_backend(const config::worker_section& w) {
     out.threads = options.threads;
     return out;
   }
-  out.name = "cuda:" + std::to_string(std::max(0, w.device));
+  const std::vector<int> devices =
+      w.devices.empty() ? std::vector<int>{std::max(0, w.device)} : w.devices;
+  out.name = "cuda:";
+  for (std::size_t i = 0; i < devices.size(); ++i)
+    out.name += (i ? "+" : "") + std::to_string(devices[i]);
 #ifdef BASTION_USE_CUDA
-  if (auto st = kernels::cuda::make_cuda_backend(std::max(0, w.device), out.backend); !st) {
+  auto fail = [&](const std::string& why) {
     out.backend.reset();
-    out.error = st.message();
+    out.other_ranks.clear();
+    out.collectives.clear();
+    out.error = "worker '" + w.id + "': " + why;
+    return std::move(out);
+  };
+  std::vector<kernels::backend*> ranks;
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    std::unique_ptr<kernels::backend> be;
+    if (auto st = kernels::cuda::make_cuda_backend(devices[i], be); !st) return fail(st.message());
+    ranks.push_back(be.get());
+    (i == 0 ? out.backend : out.other_ranks.emplace_back()) = std::move(be);
+  }
+  if (devices.size() > 1) {
+#ifdef BASTION_HAVE_NCCL
+    if (auto st = kernels::cuda::make_nccl_group(ranks, out.collectives); !st)
+      return fail("NCCL across " + out.name + ": " + st.message());
+#else
+    return fail("a worker on several devices needs NCCL, which this build lacks");
+#endif
   }
 #else
   out.error = "this build has no CUDA backend";

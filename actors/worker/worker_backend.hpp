@@ -6,16 +6,22 @@
 
 #include "kernels/backend.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/engine/collective.hpp"
 #include "runtime/config/node_config.hpp"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bastion::worker {
 
 struct worker_backend {
   std::unique_ptr<kernels::backend> backend;  // null when there is none; `error` says why
-  std::string name;                           // "cpu", "cuda:0", ...
+  /// A tensor-parallel worker (a gpu worker with several devices): `backend` is rank 0, these
+  /// are ranks 1.., and collectives[r] is rank r's handle. Both empty for one device.
+  std::vector<std::unique_ptr<kernels::backend>> other_ranks;
+  std::vector<std::unique_ptr<kernels::collective>> collectives;
+  std::string name;  // "cpu", "cuda:0", "cuda:0+1" (the devices it uses), ...
   std::string error;
   int threads = 0;  // a CPU backend's compute threads as configured (0: one per core); GPU: 0
 };
@@ -25,8 +31,9 @@ struct worker_backend {
 /// over BASTION_CPU_THREADS when it is not 0. Fails when the environment holds a bad value.
 kernels::status cpu_options_for(const config::worker_section& w, kernels::cpu_backend_options& out);
 
-/// Builds the backend of worker `w`. Never throws; a backend that cannot be made (bad
-/// environment, no CUDA in this build, no device) comes back null with the reason.
+/// Builds the backend of worker `w`: a gpu worker with several devices gets one CUDA backend
+/// per device and an NCCL group across them. Never throws; a backend that cannot be made (bad
+/// environment, no CUDA or NCCL in this build, no device) comes back null with the reason.
 worker_backend make_worker_backend(const config::worker_section& w);
 
 }  // namespace bastion::worker

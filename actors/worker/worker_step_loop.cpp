@@ -3,6 +3,7 @@
 #include "actors/worker/worker_input.hpp"
 #include "kernels/bundle/model_bundle.hpp"
 #include "kernels/engine/batch_runner.hpp"
+#include "kernels/engine/tp_decoder.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -18,7 +19,9 @@ struct worker_step_loop::loaded_model {
   std::int64_t context_tokens_max = 0;  // min(model, config)
   kernels::model_bundle bundle;
   std::unique_ptr<kernels::kv_cache> kv;
-  std::unique_ptr<kernels::decoder> dec;
+  std::unique_ptr<kernels::decoder> dec;    // one device
+  std::unique_ptr<kernels::tp_decoder> tp;  // several: the model split across them
+  kernels::step_engine* engine = nullptr;   // the one of the two in use
   std::unique_ptr<kernels::batch_runner> runner;
   kernels::detokenize_fn detokenize;
   std::vector<kernels::runner_event> events;  // scratch, reused across steps
@@ -49,12 +52,10 @@ gateway::finish_reason to_gateway(kernels::finish_reason r) {
 
 std::unique_ptr<worker_step_loop> worker_step_loop::create(
     step_loop_settings settings, const std::vector<worker_model_spec>& models,
-    std::unique_ptr<kernels::backend> backend, std::string backend_name, std::string backend_error,
-    const clock_source& clock, worker_reports reports, serving::worker_metrics* metrics,
-    std::string& error) {
-  std::unique_ptr<worker_step_loop> loop(
-      new worker_step_loop(std::move(settings), std::move(backend), std::move(backend_name),
-                           std::move(backend_error), clock, std::move(reports), metrics));
+    worker_backend backend, const clock_source& clock, worker_reports reports,
+    serving::worker_metrics* metrics, std::string& error) {
+  std::unique_ptr<worker_step_loop> loop(new worker_step_loop(
+      std::move(settings), std::move(backend), clock, std::move(reports), metrics));
   const auto& s = loop->settings_;
   for (const auto& spec : models) {
     auto m = std::make_unique<loaded_model>();
@@ -71,12 +72,33 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
     m->context_tokens_max = std::min<std::int64_t>(c.context, spec.context_tokens_max);
     kernels::kv_cache_config kc{c.n_layers, c.kv_dim(), s.kv_block_tokens, s.kv_blocks,
                                 s.batch_max * 2 + 8};
-    if (auto st = kernels::kv_cache::create(kc, m->kv); !st)
-      return refuse("the KV cache of " + std::to_string(s.kv_blocks) +
-                    " blocks could not be made: " + st.message());
-    if (loop->backend_) {
+    if (loop->backend_ && !loop->other_ranks_.empty()) {
+      // Tensor parallelism: the model split across the ranks, each with its KV cache.
+      if (loop->collectives_.size() != loop->other_ranks_.size() + 1)
+        return refuse(std::to_string(loop->other_ranks_.size() + 1) + " ranks but " +
+                      std::to_string(loop->collectives_.size()) + " collective handles");
+      std::vector<kernels::tp_decoder::rank_parts> parts;
+      parts.push_back({loop->backend_.get(), loop->collectives_.at(0).get()});
+      for (std::size_t r = 0; r < loop->other_ranks_.size(); ++r)
+        parts.push_back({loop->other_ranks_[r].get(), loop->collectives_.at(r + 1).get()});
+      if (auto st = kernels::tp_decoder::create(m->bundle.weights, parts, kc, m->tp); !st)
+        return refuse("split across " + loop->backend_name_ + ": " + st.message());
+      m->engine = m->tp.get();
+    } else {
+      // A device backend's kernels read and write the KV cache: it lives in its memory.
+      const auto st = loop->backend_ && !loop->backend_->uses_host_memory()
+                          ? kernels::kv_cache::create(kc, *loop->backend_, m->kv)
+                          : kernels::kv_cache::create(kc, m->kv);
+      if (!st)
+        return refuse("the KV cache of " + std::to_string(s.kv_blocks) +
+                      " blocks could not be made: " + st.message());
+    }
+    if (loop->backend_ && !m->engine) {
       m->dec = std::make_unique<kernels::decoder>(m->bundle.weights, *loop->backend_, *m->kv,
                                                   s.step_tokens_max);
+      m->engine = m->dec.get();
+    }
+    if (m->engine) {
       kernels::runner_options ro;
       ro.batch_sequences_max = s.batch_max;
       ro.step_tokens_max = s.step_tokens_max;
@@ -84,7 +106,7 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
       ro.waiting_max = static_cast<std::int64_t>(s.inbox_max);
       ro.end_of_generation_ids = m->bundle.end_of_generation_ids;
       ro.detokenize = m->detokenize;
-      m->runner = std::make_unique<kernels::batch_runner>(*m->dec, std::move(ro));
+      m->runner = std::make_unique<kernels::batch_runner>(*m->engine, std::move(ro));
     }
     loop->model_ids_.push_back(spec.id);
     loop->models_.push_back(std::move(m));
@@ -100,15 +122,15 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   return loop;
 }
 
-worker_step_loop::worker_step_loop(step_loop_settings settings,
-                                   std::unique_ptr<kernels::backend> backend,
-                                   std::string backend_name, std::string backend_error,
+worker_step_loop::worker_step_loop(step_loop_settings settings, worker_backend backend,
                                    const clock_source& clock, worker_reports reports,
                                    serving::worker_metrics* metrics)
     : settings_(std::move(settings)),
-      backend_(std::move(backend)),
-      backend_name_(std::move(backend_name)),
-      backend_error_(std::move(backend_error)),
+      backend_(std::move(backend.backend)),
+      other_ranks_(std::move(backend.other_ranks)),
+      collectives_(std::move(backend.collectives)),
+      backend_name_(std::move(backend.name)),
+      backend_error_(std::move(backend.error)),
       clock_(clock),
       reports_(std::move(reports)),
       metrics_(metrics),
@@ -379,7 +401,13 @@ void worker_step_loop::became_unhealthy(const std::string& why) {
 
 void worker_step_loop::probe_if_due() {
   if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
-  const auto st = probe_backend(*backend_);
+  auto st = probe_backend(*backend_);
+  // A tensor-parallel group whose collective was aborted stays broken whatever its devices
+  // say: the worker stays unhealthy (its models fall back) until it is restarted.
+  for (const auto& m : models_)
+    if (st && m->tp && !m->tp->broken().empty())
+      st = {kernels::status_code::device_error, m->tp->broken()};
+  for (std::size_t r = 0; st && r < other_ranks_.size(); ++r) st = probe_backend(*other_ranks_[r]);
   if (metrics_) metrics_->recovery_probes->inc();
   if (!st) {
     recovery_.failed(clock_.monotonic());
@@ -415,8 +443,13 @@ void worker_step_loop::publish() {
       s.steps += m->runner->stats().steps;
       s.max_step_sequences = std::max(s.max_step_sequences, m->runner->stats().max_step_sequences);
     }
-    s.kv_blocks_used += m->kv->blocks_used();
-    s.kv_blocks_total += m->kv->blocks_total();
+    if (m->engine) {  // a tensor-parallel engine's ranks hold the same blocks each
+      s.kv_blocks_used += m->engine->kv_blocks_total() - m->engine->kv_blocks_free();
+      s.kv_blocks_total += m->engine->kv_blocks_total();
+    } else if (m->kv) {
+      s.kv_blocks_used += m->kv->blocks_used();
+      s.kv_blocks_total += m->kv->blocks_total();
+    }
   }
   if (metrics_) {
     metrics_->kv_blocks_used->set(static_cast<double>(s.kv_blocks_used));

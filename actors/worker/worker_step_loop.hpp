@@ -17,6 +17,7 @@
 #include "actors/serving/local_serving.hpp"
 #include "actors/serving/served_request.hpp"
 #include "actors/serving/serving_metrics.hpp"
+#include "actors/worker/worker_backend.hpp"
 #include "actors/worker/worker_recovery.hpp"
 #include "kernels/backend.hpp"
 #include "runtime/clock/clock.hpp"
@@ -70,16 +71,18 @@ struct step_loop_settings {
 
 class worker_step_loop {
  public:
-  /// Loads every model (each file once) and starts the step thread. `backend` may be null
-  /// when the device could not be opened: the worker then starts unhealthy and fails what it
-  /// is given with `backend_error`. A model that fails to load is an error naming the worker,
+  /// Loads every model (each file once) and starts the step thread. `backend.backend` may be
+  /// null when the device could not be opened: the worker then starts unhealthy and fails what
+  /// it is given with `backend.error`. A backend with other ranks runs each model split across
+  /// them (kernels::tp_decoder). A model that fails to load is an error naming the worker,
   /// model, path and reason (returned in `error`, result null). `clock` and `metrics` must
   /// outlive the loop; `metrics` may be null.
-  static std::unique_ptr<worker_step_loop> create(
-      step_loop_settings settings, const std::vector<worker_model_spec>& models,
-      std::unique_ptr<kernels::backend> backend, std::string backend_name,
-      std::string backend_error, const clock_source& clock, worker_reports reports,
-      serving::worker_metrics* metrics, std::string& error);
+  static std::unique_ptr<worker_step_loop> create(step_loop_settings settings,
+                                                  const std::vector<worker_model_spec>& models,
+                                                  worker_backend backend, const clock_source& clock,
+                                                  worker_reports reports,
+                                                  serving::worker_metrics* metrics,
+                                                  std::string& error);
   ~worker_step_loop();  // stop()
   worker_step_loop(const worker_step_loop&) = delete;
   worker_step_loop& operator=(const worker_step_loop&) = delete;
@@ -111,8 +114,7 @@ class worker_step_loop {
     std::string model;
   };
 
-  worker_step_loop(step_loop_settings settings, std::unique_ptr<kernels::backend> backend,
-                   std::string backend_name, std::string backend_error, const clock_source& clock,
+  worker_step_loop(step_loop_settings settings, worker_backend backend, const clock_source& clock,
                    worker_reports reports, serving::worker_metrics* metrics);
   void run();
   void take(inbox_item item);
@@ -143,7 +145,9 @@ class worker_step_loop {
   // Declared in teardown order (reverse): the thread stops before the models go, and the
   // models before the backend they run on.
   step_loop_settings settings_;
-  std::unique_ptr<kernels::backend> backend_;
+  std::unique_ptr<kernels::backend> backend_;                   // the only one, or rank 0
+  std::vector<std::unique_ptr<kernels::backend>> other_ranks_;  // tensor parallelism: 1..
+  std::vector<std::unique_ptr<kernels::collective>> collectives_;
   std::string backend_name_;
   std::string backend_error_;  // non-empty: no usable backend
   const clock_source& clock_;

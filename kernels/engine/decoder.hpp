@@ -91,6 +91,7 @@ class decoder final : public step_engine {
   const model_config& config() const noexcept override { return model_.config; }
   backend& logits_backend() noexcept override { return be_; }
   std::int64_t kv_blocks_free() const noexcept override { return kv_.blocks_free(); }
+  std::int64_t kv_blocks_total() const noexcept override { return kv_.blocks_total(); }
   std::int64_t kv_blocks_for(std::int64_t tokens) const noexcept override {
     return kv_.blocks_for(tokens);
   }

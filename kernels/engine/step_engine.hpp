@@ -34,6 +34,7 @@ class step_engine {
 
   // Sequences in the KV cache (kv_cache's contracts).
   virtual std::int64_t kv_blocks_free() const noexcept = 0;
+  virtual std::int64_t kv_blocks_total() const noexcept = 0;
   virtual std::int64_t kv_blocks_for(std::int64_t tokens) const noexcept = 0;
   virtual status add_sequence(sequence_id id) = 0;
   virtual void release_sequence(sequence_id id) = 0;

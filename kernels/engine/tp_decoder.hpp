@@ -40,6 +40,9 @@ class tp_decoder final : public step_engine {
   tp_decoder& operator=(const tp_decoder&) = delete;
 
   int ranks() const noexcept { return static_cast<int>(ranks_.size()); }
+  /// Why the engine is unusable (a rank failed and the collective was aborted); empty while it
+  /// works. Only the step thread's step() changes it.
+  const std::string& broken() const noexcept { return broken_; }
 
   const model_config& config() const noexcept override { return full_.config; }
   status step(const std::vector<step_entry>& batch, step_output& out, step_results want) override;
@@ -49,6 +52,9 @@ class tp_decoder final : public step_engine {
   }
   std::int64_t kv_blocks_free() const noexcept override {
     return ranks_.front()->kv->blocks_free();
+  }
+  std::int64_t kv_blocks_total() const noexcept override {
+    return ranks_.front()->kv->blocks_total();
   }
   std::int64_t kv_blocks_for(std::int64_t tokens) const noexcept override {
     return ranks_.front()->kv->blocks_for(tokens);

@@ -9,6 +9,7 @@
 #define CATCH_CONFIG_RUNNER
 #include "actors/worker/worker_step_loop.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/engine/tensor_parallel.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "tests/actors/flaky_backend.hpp"
@@ -137,9 +138,11 @@ struct node_under_test {
     s.recovery_backoff = backoff;
     s.recovery_backoff_max = backoff_max;
     std::string error;
+    worker::worker_backend be;
+    be.backend = std::move(flaky);
+    be.name = "cpu";
     loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), context_tokens_max}},
-                                            std::move(flaky), "cpu", "", clock, seen.reports(),
-                                            &metrics, error);
+                                            std::move(be), clock, seen.reports(), &metrics, error);
     INFO(error);
     REQUIRE(loop);
   }
@@ -374,6 +377,72 @@ TEST_CASE("a prompt longer than the context is refused and counted as prompt_too
       std::string::npos);
   // The worker stays healthy: bad input is the client's fault, not the backend's.
   CHECK(n.seen.health.empty());
+}
+
+// A rank's handle of a thread group owned by the test (the worker owns its handles).
+class borrowed_rank final : public kernels::collective {
+ public:
+  explicit borrowed_rank(kernels::collective& inner) : inner_(inner) {}
+  int ranks() const noexcept override { return inner_.ranks(); }
+  int rank() const noexcept override { return inner_.rank(); }
+  kernels::status all_reduce_sum(float* data, std::int64_t n) override {
+    return inner_.all_reduce_sum(data, n);
+  }
+  void abort() noexcept override { inner_.abort(); }
+
+ private:
+  kernels::collective& inner_;
+};
+
+std::string answer_of(outcome& o) {
+  std::lock_guard<std::mutex> lock(o.mutex);
+  if (!o.done) return "(no answer)";
+  if (const auto* r = std::get_if<gateway::final_result>(&*o.done)) return r->text;
+  return "(error) " + std::get<gateway::inference_error>(*o.done).message;
+}
+
+TEST_CASE("a worker on three ranks serves the model split across them, answering as one does") {
+  // SmolLM2's 3 KV heads and 1536 MLP columns split three ways (CPU ranks stand in for GPUs).
+  node_under_test one;
+  auto alone = std::make_shared<outcome>();
+  REQUIRE(one.loop->submit(make_request(1, alone), "m"));
+  REQUIRE(one.seen.wait([&] { return one.seen.finished.size() == 1; }));
+
+  kernels::local_collective_group group{3};
+  counting_clock clock{1000s};
+  recorder seen;
+  worker::worker_backend be;
+  be.backend = kernels::make_cpu_backend();
+  be.name = "cpu x3";
+  for (int r = 1; r < 3; ++r) be.other_ranks.push_back(kernels::make_cpu_backend());
+  for (int r = 0; r < 3; ++r)
+    be.collectives.push_back(std::make_unique<borrowed_rank>(group.rank(r)));
+  worker::step_loop_settings s;
+  s.worker_id = "tp";
+  s.batch_max = 4;
+  s.kv_blocks = 64;
+  std::string error;
+  auto loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), 512}}, std::move(be),
+                                               clock, seen.reports(), nullptr, error);
+  INFO(error);
+  REQUIRE(loop);
+  auto split = std::make_shared<outcome>();
+  REQUIRE(loop->submit(make_request(1, split), "m"));
+  REQUIRE(seen.wait([&] { return seen.finished.size() == 1; }));
+  CHECK(answer_of(*split) == answer_of(*alone));
+  CHECK(answer_of(*split).find("Paris") != std::string::npos);
+  CHECK(loop->snapshot().backend == "cpu x3");
+  CHECK(loop->snapshot().healthy);
+  loop->stop();
+
+  // Ranks and handles that do not match are refused at load, naming the worker.
+  worker::worker_backend odd;
+  odd.backend = kernels::make_cpu_backend();
+  odd.other_ranks.push_back(kernels::make_cpu_backend());
+  std::string why;
+  CHECK_FALSE(worker::worker_step_loop::create(
+      s, {{"m", test::smollm2_path(), 512}}, std::move(odd), clock, seen.reports(), nullptr, why));
+  CHECK_THAT(why, Catch::Contains("worker 'tp'") && Catch::Contains("collective handles"));
 }
 
 int main(int argc, char** argv) {

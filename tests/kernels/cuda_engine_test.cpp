@@ -4,8 +4,11 @@
 // F32, F16, BF16 and Q8_0, and the cut of SmolLM2 (Q4_1 layers, Q8_0 embeddings) that
 // bench/gpu-check carries, when present (argv[1], default .cache/cut/smollm2-cut.gguf).
 // Each model also runs with the decode steps unrecorded (bit-identical logits expected) and
-// with greedy tokens taken on the device (identical tokens expected).
+// with greedy tokens taken on the device (identical tokens expected). The batch runner (what a
+// GPU worker serves with) runs greedy and sampled requests on the device: KV cache in device
+// memory, greedy tokens and sampling candidates brought back instead of rows of logits.
 
+#include "kernels/engine/batch_runner.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/kernels/cuda_greedy.hpp"
 #include "tests/kernels/cuda_test_support.hpp"
@@ -41,6 +44,67 @@ void compare(kernels::backend& gpu, kernels::backend& cpu, const kernels::model&
               "argmax of the device's logits");
 }
 
+// Two greedy and two sampled requests through a batch runner on `be`; their tokens by id.
+kernels::status serve_four(const kernels::model& m, kernels::backend& be,
+                           std::vector<std::vector<std::int32_t>>& tokens,
+                           kernels::runner_stats& stats) {
+  std::unique_ptr<kernels::kv_cache> kv;
+  const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 64, 8};
+  auto made = be.uses_host_memory() ? kernels::kv_cache::create(cfg, kv)
+                                    : kernels::kv_cache::create(cfg, be, kv);
+  if (!made) return made;
+  kernels::decoder dec{m, be, *kv};
+  kernels::runner_options o;
+  o.batch_sequences_max = 4;
+  o.prefill_chunk_max = 8;
+  kernels::batch_runner runner{dec, o};
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    kernels::runner_request r;
+    r.id = i;
+    r.prompt = {static_cast<std::int32_t>(5 + i), 17, 2, 44, 9, 30, 61, 8, 8, 12};
+    r.max_tokens = 12;
+    if (i >= 2) {
+      r.sampling.temperature = 0.8f;
+      r.sampling.top_p = 0.95f;
+      r.sampling.seed = 7 + i;
+    }
+    if (auto s = runner.add(std::move(r)); !s) return s;
+  }
+  tokens.assign(4, {});
+  std::vector<kernels::runner_event> events;
+  for (int i = 0; i < 100 && !runner.idle(); ++i) {
+    events.clear();
+    if (auto s = runner.step(events); !s) return s;
+    for (const auto& e : events)
+      if (e.what == kernels::runner_event::kind::token) tokens[e.id].push_back(e.token);
+  }
+  stats = runner.stats();
+  return kernels::status::ok();
+}
+
+void compare_runner(kernels::backend& gpu, kernels::backend& cpu, const kernels::model& m,
+                    const std::string& what, cuda_checks& c) {
+  std::vector<std::vector<std::int32_t>> on_cpu, on_gpu;
+  kernels::runner_stats cpu_stats, gpu_stats;
+  auto s = serve_four(m, cpu, on_cpu, cpu_stats);
+  if (s) s = serve_four(m, gpu, on_gpu, gpu_stats);
+  if (!s) {
+    c.check(false, what + ": batch runner: " + s.message());
+    return;
+  }
+  bool all_ran = true;
+  for (const auto& t : on_gpu) all_ran = all_ran && t.size() == 12;
+  c.check(all_ran && gpu_stats.candidate_draws > 0 &&
+              gpu_stats.candidate_draws > gpu_stats.rows_downloaded,
+          what +
+              ": batch runner on the device: every request ran, sampled tokens drawn from "
+              "candidates (" +
+              std::to_string(gpu_stats.candidate_draws) + " drawn, " +
+              std::to_string(gpu_stats.rows_downloaded) + " rows brought back)");
+  c.check(on_gpu[0] == on_cpu[0] && on_gpu[1] == on_cpu[1],
+          what + ": batch runner greedy tokens on the device equal the CPU's");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +133,7 @@ int main(int argc, char** argv) {
     ::unlink(path.c_str());
     compare(*gpu, *cpu, m, {{5, 17, 2, 44, 9, 30, 61, 8, 8, 12, 70, 3}, {90, 1, 2, 3, 4}}, 24,
             std::string{"tiny "} + tc.arch + " " + type_name(tc.type), c);
+    compare_runner(*gpu, *cpu, m, std::string{"tiny "} + tc.arch + " " + type_name(tc.type), c);
   }
 
   const std::string cut = argc > 1 ? argv[1] : ".cache/cut/smollm2-cut.gguf";
