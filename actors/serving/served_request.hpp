@@ -76,6 +76,7 @@ class served_request {
 
   // Progress, owned by whoever holds the request now (see the file comment).
   std::vector<std::int32_t> prompt_ids;  // the encoded input; empty until a worker encodes it
+  std::string encoded_for;               // the model whose tokenizer made prompt_ids and generated
   std::vector<std::int32_t> generated;   // every token generated so far, across preemptions
   std::string text;                      // the completion text released so far
   std::string carry_text;  // text held back at a preemption, released with the next token

@@ -235,7 +235,23 @@ void worker_step_loop::take(inbox_item item) {
                 "worker '" + settings_.worker_id + "' does not serve model '" + item.model + "'",
                 request_outcome::failed);
   loaded_model& m = **it;
+  if (!r->prompt_ids.empty() && r->encoded_for != m.id) {
+    // Resumed on another model (a fallback, with a tokenizer of its own): the ids so far are
+    // the first model's. The input is encoded again, and the answer so far becomes this
+    // model's tokens (its text is what the client has, or will have with carry_text).
+    std::vector<std::int32_t> continued;
+    if (!r->generated.empty()) {
+      if (auto st = m.bundle.tok->encode(r->text + r->carry_text, false, false, continued); !st)
+        return fail(gateway::error_code::internal,
+                    "model '" + m.id + "' cannot continue the answer begun by '" + r->encoded_for +
+                        "': " + st.message(),
+                    request_outcome::failed);
+    }
+    r->prompt_ids.clear();
+    r->generated = std::move(continued);
+  }
   if (r->prompt_ids.empty()) {
+    r->encoded_for = m.id;
     if (auto err =
             encode_input(m.bundle, r->request().input, m.context_tokens_max, r->prompt_ids)) {
       // The input as a whole is at fault (too long, untokenizable); the front ends name it.

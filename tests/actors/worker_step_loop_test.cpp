@@ -445,6 +445,26 @@ TEST_CASE("a worker on three ranks serves the model split across them, answering
   CHECK_THAT(why, Catch::Contains("worker 'tp'") && Catch::Contains("collective handles"));
 }
 
+TEST_CASE("a request resumed on another model is encoded again for it") {
+  node_under_test n;
+  // The ids of another prompt, as if another model's tokenizer had made them.
+  auto germany = std::make_shared<outcome>();
+  auto first = make_request(1, germany, std::string{"The capital of Germany is"});
+  REQUIRE(n.loop->submit(first, "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 1; }));
+  REQUIRE(answer_of(*germany).find("Berlin") != std::string::npos);
+
+  auto france = std::make_shared<outcome>();
+  auto moved = make_request(2, france);  // "The capital of France is"
+  moved->prompt_ids = first->prompt_ids;
+  moved->encoded_for = "a-model-with-another-tokenizer";
+  REQUIRE(n.loop->submit(moved, "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 2; }));
+  // Reusing the ids would answer for Germany.
+  CHECK(answer_of(*france).find("Paris") != std::string::npos);
+  CHECK(moved->encoded_for == "m");
+}
+
 int main(int argc, char** argv) {
   const std::string path = bastion::test::smollm2_path();
   if (!bastion::test::file_exists(path)) {
