@@ -32,6 +32,8 @@ struct http_section {
   listen_section listen{"127.0.0.1", 8080};
   std::size_t body_bytes_max = std::size_t{1} << 20;
   std::size_t connections_max = 256;
+  // A connection quiet this long is closed: HTTP with no request bytes, and RPC too (no call in
+  // flight and no byte, or a message begun and stalled; actors/gateway/rpc_connection.hpp).
   std::uint32_t idle_timeout_ms = 30000;
 };
 
