@@ -9,6 +9,12 @@
 // 0.5x raw CAF). Each measurement stops its load and waits until nothing of it is in flight
 // before the next one starts, so the two never overlap.
 //
+// Beside the wall-clock rates (the measure), each round also gives the process's CPU
+// time per request for both paths: on a shared machine the share of the cores this process
+// gets changes from second to second, and the CPU cost per request shows the serving path's
+// own cost with less of that noise. (CAF's idle workers poll before they sleep, which both
+// paths pay alike.)
+//
 //   build/bench/scheduler_overhead_bench [seconds per measurement, default 2] [in flight, 64]
 //                                        [rounds, 5] [served: only the serving path, to profile]
 
@@ -23,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,13 +109,28 @@ struct client {
   }
 };
 
-double rate(load& l, double seconds) {
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// Requests per wall-clock second, and per CPU second of the whole process.
+struct rates {
+  double wall = 0;
+  double cpu = 0;
+};
+
+rates rate(load& l, double seconds) {
   const auto t0 = steady::now();
+  const double c0 = process_cpu_s();
   const auto n0 = l.total.load();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const auto n1 = l.total.load();
+  const double dc = process_cpu_s() - c0;
   const double dt = std::chrono::duration<double>(steady::now() - t0).count();
-  return static_cast<double>(n1 - n0) / dt;
+  const auto n = static_cast<double>(n1 - n0);
+  return {n / dt, dc > 0 ? n / dc : 0.0};
 }
 
 /// Stops the load and waits (bounded) until none of its requests is in flight.
@@ -125,27 +147,27 @@ void stop_and_settle(load& l) {
 
 constexpr double warm_up_s = 0.3;
 
-double measure_raw(caf::actor_system& sys, int in_flight, double seconds) {
+rates measure_raw(caf::actor_system& sys, int in_flight, double seconds) {
   load l;
   l.outstanding = in_flight;
   auto target = sys.spawn(echo);
   auto driver = sys.spawn(raw_driver, target, in_flight, &l);
   rate(l, warm_up_s);
-  const double r = rate(l, seconds);
+  const auto r = rate(l, seconds);
   stop_and_settle(l);
   caf::anon_send_exit(driver, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
   return r;
 }
 
-double measure_served(serving_port& port, int in_flight, double seconds,
-                      std::atomic<std::uint64_t>& ids) {
+rates measure_served(serving_port& port, int in_flight, double seconds,
+                     std::atomic<std::uint64_t>& ids) {
   load l;
   l.outstanding = in_flight;
   client c{&port, &l, &ids};
   for (int i = 0; i < in_flight; ++i) c.submit_one();
   rate(l, warm_up_s);
-  const double r = rate(l, seconds);
+  const auto r = rate(l, seconds);
   stop_and_settle(l);
   return r;
 }
@@ -187,15 +209,21 @@ int main(int argc, char** argv) {
 
   std::printf("in flight %d, %.1f s each, %d rounds, %zu CAF threads\n", in_flight, seconds, rounds,
               sys.scheduler().num_workers());
-  std::printf("round   raw CAF round trips/s   port->scheduler->no-op requests/s   ratio\n");
+  std::printf(
+      "round   raw CAF round trips/s   port->scheduler->no-op requests/s   ratio"
+      "   | per CPU-s: raw     served   ratio\n");
   std::vector<double> ratios;
+  std::vector<double> cpu_ratios;
   for (int i = 0; i < rounds; ++i) {
-    const double raw = served_only ? 0.0 : measure_raw(sys, in_flight, seconds);
-    const double served = measure_served(port, in_flight, seconds, ids);
-    std::printf("%5d   %21.0f   %33.0f   %5.2fx\n", i + 1, raw, served,
-                raw > 0 ? served / raw : 0.0);
+    const auto raw = served_only ? rates{} : measure_raw(sys, in_flight, seconds);
+    const auto served = measure_served(port, in_flight, seconds, ids);
+    const double ratio = raw.wall > 0 ? served.wall / raw.wall : 0.0;
+    const double cpu_ratio = raw.cpu > 0 ? served.cpu / raw.cpu : 0.0;
+    std::printf("%5d   %21.0f   %33.0f   %5.2fx  | %14.0f %10.0f   %5.2fx\n", i + 1, raw.wall,
+                served.wall, ratio, raw.cpu, served.cpu, cpu_ratio);
     std::fflush(stdout);
-    if (raw > 0) ratios.push_back(served / raw);
+    if (raw.wall > 0) ratios.push_back(ratio);
+    if (raw.cpu > 0) cpu_ratios.push_back(cpu_ratio);
   }
 
   // How many requests one scheduling pass placed, over the whole run.
@@ -211,6 +239,10 @@ int main(int argc, char** argv) {
   if (!ratios.empty()) {
     std::printf("ratio median %.2fx, min %.2fx raw CAF (goal >= 0.5x)\n", median(ratios),
                 *std::min_element(ratios.begin(), ratios.end()));
+  }
+  if (!cpu_ratios.empty()) {
+    std::printf("per CPU second: ratio median %.2fx, min %.2fx raw CAF\n", median(cpu_ratios),
+                *std::min_element(cpu_ratios.begin(), cpu_ratios.end()));
   }
   std::printf("scheduling passes %.2f requests per pass\n",
               passes ? static_cast<double>(ids.load()) / static_cast<double>(passes) : 0.0);

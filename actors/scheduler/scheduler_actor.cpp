@@ -27,14 +27,19 @@ void publish_gauges(scheduler_state& st) {
   }
 }
 
-void forget(scheduler_state& st, std::uint64_t ticket) {
-  auto it = st.requests.find(ticket);
-  if (it == st.requests.end()) return;
+using request_iterator = decltype(scheduler_state::requests)::iterator;
+
+/// Drops a request's entry and its id.
+void forget(scheduler_state& st, request_iterator it) {
   // The id's key views the request's own id: erased before the entry (and the request) go.
   auto by_id = st.tickets_by_request.find(it->second.request->request().request_id);
-  if (by_id != st.tickets_by_request.end() && by_id->second == ticket)
+  if (by_id != st.tickets_by_request.end() && by_id->second == it->first)
     st.tickets_by_request.erase(by_id);
   st.requests.erase(it);
+}
+
+void forget(scheduler_state& st, std::uint64_t ticket) {
+  if (auto it = st.requests.find(ticket); it != st.requests.end()) forget(st, it);
 }
 
 /// Starts decided together, grouped by worker: each worker gets one message per pass.
@@ -90,7 +95,7 @@ void expire_queued(self_ptr self, std::chrono::nanoseconds now) {
       e.dequeued = true;
       e.request->request_stop(stop_reason::deadline);
     } else {
-      forget(st, ticket);
+      forget(st, it);
     }
   }
 }
@@ -173,7 +178,7 @@ void release(self_ptr self, std::uint64_t ticket, std::chrono::nanoseconds servi
   if (!e.request->completed())  // a worker reports finished only for completed requests
     e.request->fail(gateway::error_code::internal, "the request ended without a result",
                     request_outcome::failed);
-  forget(st, ticket);
+  forget(st, it);
 }
 
 gateway::inference_error refusal(const scheduling::admit_result& r, std::uint32_t retry_min_ms) {
@@ -362,7 +367,7 @@ scheduler_actor::behavior_type scheduler_actor_impl(
                               "the node is shutting down; the request was not started",
                               request_outcome::cancelled);
               // Erasing from an unordered_map leaves the other iterators valid.
-              forget(st, (it++)->first);
+              forget(st, it++);
               continue;
             }
             ++it;
