@@ -27,33 +27,46 @@ void publish_gauges(scheduler_state& st) {
   }
 }
 
-void forget(scheduler_state& st, std::uint64_t ticket) {
-  auto it = st.requests.find(ticket);
-  if (it == st.requests.end()) return;
+using request_iterator = decltype(scheduler_state::requests)::iterator;
+
+/// Drops a request's entry and its id.
+void forget(scheduler_state& st, request_iterator it) {
+  // The id's key views the request's own id: erased before the entry (and the request) go.
   auto by_id = st.tickets_by_request.find(it->second.request->request().request_id);
-  if (by_id != st.tickets_by_request.end() && by_id->second == ticket)
+  if (by_id != st.tickets_by_request.end() && by_id->second == it->first)
     st.tickets_by_request.erase(by_id);
   st.requests.erase(it);
 }
 
+void forget(scheduler_state& st, std::uint64_t ticket) {
+  if (auto it = st.requests.find(ticket); it != st.requests.end()) forget(st, it);
+}
+
 /// Starts decided together, grouped by worker: each worker gets one message per pass.
 struct start_batch {
+  const std::string* worker_id = nullptr;  // the key in scheduler_state::workers
   const worker_actor* worker = nullptr;
   work_batch batch;
 };
 
-void stage_start(self_ptr self, scheduler_state::entry& e, const scheduling::dispatch& d,
-                 std::vector<start_batch>& out) {
-  auto w = self->state.workers.find(d.worker);
-  // The policy only places on registered workers; a missing one is a bug in this actor.
-  assert(w != self->state.workers.end());
+/// Adds `d` to its worker's batch in `out`; `more` (at least 1) bounds the starts still to
+/// stage in this pass, this one included, so a new batch is sized once.
+void stage_start(self_ptr self, scheduler_state::entry& e, scheduling::dispatch&& d,
+                 std::vector<start_batch>& out, std::size_t more) {
   e.at = phase::running;
-  e.worker = d.worker;
   e.restart.reset();
+  // A pass's starts mostly go to few workers: look among this pass's batches first, and up
+  // the worker's handle only for a worker new to the pass.
   auto b = std::find_if(out.begin(), out.end(),
-                        [&](const start_batch& x) { return x.worker == &w->second; });
-  if (b == out.end()) b = out.insert(out.end(), start_batch{&w->second, {}});
-  b->batch.items.push_back(work_item{e.request, d.model, d.fallback_model});
+                        [&](const start_batch& x) { return *x.worker_id == d.worker; });
+  if (b == out.end()) {
+    auto w = self->state.workers.find(d.worker);
+    // The policy only places on registered workers; a missing one is a bug in this actor.
+    assert(w != self->state.workers.end());
+    b = out.insert(out.end(), start_batch{&w->first, &w->second, {}});
+    b->batch.items.reserve(more);
+  }
+  b->batch.items.push_back(work_item{e.request, std::move(d.model), d.fallback_model});
 }
 
 void send_starts(self_ptr self, std::vector<start_batch>& out) {
@@ -82,7 +95,7 @@ void expire_queued(self_ptr self, std::chrono::nanoseconds now) {
       e.dequeued = true;
       e.request->request_stop(stop_reason::deadline);
     } else {
-      forget(st, ticket);
+      forget(st, it);
     }
   }
 }
@@ -105,14 +118,15 @@ void run_pass(self_ptr self) {
     it->second.request->request_preempt();
   }
   std::vector<start_batch> out;
-  for (const auto& s : d.starts) {
+  for (std::size_t i = 0; i < d.starts.size(); ++i) {
+    auto& s = d.starts[i];
     auto it = st.requests.find(s.request);
     assert(it != st.requests.end());
     if (it->second.at == phase::preempting) {
-      it->second.restart = s;  // runs once its worker confirms the preemption
+      it->second.restart = std::move(s);  // runs once its worker confirms the preemption
       continue;
     }
-    stage_start(self, it->second, s, out);
+    stage_start(self, it->second, std::move(s), out, d.starts.size() - i);
   }
   send_starts(self, out);
   publish_gauges(st);
@@ -164,7 +178,7 @@ void release(self_ptr self, std::uint64_t ticket, std::chrono::nanoseconds servi
   if (!e.request->completed())  // a worker reports finished only for completed requests
     e.request->fail(gateway::error_code::internal, "the request ended without a result",
                     request_outcome::failed);
-  forget(st, ticket);
+  forget(st, it);
 }
 
 gateway::inference_error refusal(const scheduling::admit_result& r, std::uint32_t retry_min_ms) {
@@ -192,8 +206,10 @@ gateway::inference_error refusal(const scheduling::admit_result& r, std::uint32_
 void admit(self_ptr self, served_request_ptr& r) {
   auto& st = self->state;
   const auto& req = r->request();
-  // One lookup both refuses a duplicate id and reserves the id for this request.
-  auto [by_id, fresh] = st.tickets_by_request.try_emplace(req.request_id, st.next_ticket);
+  // One lookup both refuses a duplicate id and reserves the id for this request. The key views
+  // the request's own id, which lives as long as the entry below holds the request.
+  auto [by_id, fresh] =
+      st.tickets_by_request.try_emplace(std::string_view{req.request_id}, st.next_ticket);
   if (!fresh) {
     r->fail(gateway::error_code::invalid_argument,
             "request id '" + req.request_id + "' is already in flight", request_outcome::invalid);
@@ -219,7 +235,8 @@ void admit(self_ptr self, served_request_ptr& r) {
         counted);
     return;
   }
-  st.requests.emplace(r->ticket, scheduler_state::entry{r, phase::queued, {}, {}, false});
+  const auto ticket = r->ticket;
+  st.requests.emplace(ticket, scheduler_state::entry{std::move(r), phase::queued, {}, false});
   pass_due(self);
 }
 
@@ -261,9 +278,9 @@ void preempted(self_ptr self, std::uint64_t ticket) {
     return;
   }
   if (e.at == phase::preempting && e.restart) {
-    const auto d = *e.restart;
+    auto d = std::move(*e.restart);
     std::vector<start_batch> out;
-    stage_start(self, e, d, out);
+    stage_start(self, e, std::move(d), out, 1);
     send_starts(self, out);
   } else if (e.at == phase::preempting) {
     e.at = phase::queued;  // the policy requeued it when it decided the preemption
@@ -350,7 +367,7 @@ scheduler_actor::behavior_type scheduler_actor_impl(
                               "the node is shutting down; the request was not started",
                               request_outcome::cancelled);
               // Erasing from an unordered_map leaves the other iterators valid.
-              forget(st, (it++)->first);
+              forget(st, it++);
               continue;
             }
             ++it;

@@ -36,8 +36,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -106,7 +108,6 @@ struct scheduler_state {
   struct entry {
     served_request_ptr request;
     phase at = phase::queued;
-    std::string worker;                           // running / preempting: where
     std::optional<scheduling::dispatch> restart;  // preempting: where to run it next
     bool dequeued = false;                        // preempting: already out of the queue
   };
@@ -116,8 +117,14 @@ struct scheduler_state {
   serving_metrics* metrics = nullptr;
   std::unique_ptr<scheduling::scheduler_policy> policy;
   std::map<std::string, worker_actor> workers;
-  std::unordered_map<std::uint64_t, entry> requests;                  // by ticket
-  std::unordered_map<std::string, std::uint64_t> tickets_by_request;  // request id -> ticket
+  // Node memory of the two maps below: every request adds a node to each and removes it when it
+  // ends, and the pool reuses those nodes instead of a malloc and a free each. It holds at most
+  // as many nodes as were ever in flight at once (bounded by the queues and the workers' slots).
+  std::pmr::unsynchronized_pool_resource request_nodes;
+  std::pmr::unordered_map<std::uint64_t, entry> requests{&request_nodes};  // by ticket
+  // request id -> ticket; each key views the id inside its entry's request (which the entry
+  // keeps alive), so admitting a request copies no id.
+  std::pmr::unordered_map<std::string_view, std::uint64_t> tickets_by_request{&request_nodes};
   std::uint64_t next_ticket = 1;
   bool tick_armed = false;
   bool draining = false;

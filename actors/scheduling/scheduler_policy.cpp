@@ -20,18 +20,21 @@ const char* to_string(worker_kind k) noexcept {
 scheduler_policy::scheduler_policy(policy_config cfg) : cfg_(std::move(cfg)) {}
 
 void scheduler_policy::upsert_worker(worker_state w) {
-  worker_running_.try_emplace(w.id, 0);
-  workers_[w.id] = std::move(w);
+  // Replacing keeps the record (and its running count), which running entries point at.
+  auto id = w.id;
+  workers_[std::move(id)].state = std::move(w);
 }
 
 void scheduler_policy::set_health(const std::string& worker, bool healthy) {
-  if (auto it = workers_.find(worker); it != workers_.end()) it->second.healthy = healthy;
+  if (auto it = workers_.find(worker); it != workers_.end()) it->second.state.healthy = healthy;
 }
 
 std::vector<std::uint64_t> scheduler_policy::remove_worker(const std::string& worker) {
   std::vector<std::uint64_t> orphans;
+  const auto w = workers_.find(worker);
+  if (w == workers_.end()) return orphans;
   for (auto it = running_.begin(); it != running_.end();) {
-    if (it->second.worker == worker) {
+    if (it->second.worker == &w->second) {
       orphans.push_back(it->first);
       --running_by_class_[static_cast<std::size_t>(it->second.ticket.cls)];
       it = running_.erase(it);
@@ -39,8 +42,7 @@ std::vector<std::uint64_t> scheduler_policy::remove_worker(const std::string& wo
       ++it;
     }
   }
-  workers_.erase(worker);
-  worker_running_.erase(worker);
+  workers_.erase(w);
   return orphans;
 }
 
@@ -53,11 +55,11 @@ std::size_t scheduler_policy::queued_total() const noexcept {
 std::size_t scheduler_policy::total_slots() const noexcept {
   std::size_t n = 0;
   for (const auto& [id, w] : workers_)
-    if (w.healthy) n += w.slots;
+    if (w.state.healthy) n += w.state.slots;
   return n;
 }
 
-bool scheduler_policy::serves(const worker_state& w, const std::string& model) const {
+bool scheduler_policy::serves(const worker_state& w, const std::string& model) {
   return std::find(w.models.begin(), w.models.end(), model) != w.models.end();
 }
 
@@ -73,9 +75,10 @@ std::uint32_t scheduler_policy::retry_after_ms(priority_class c) const {
 
 admit_result scheduler_policy::admit(request_ticket t) {
   if (draining_) return {admit_code::draining, 0, "the node is draining and takes no new requests"};
-  const bool known = std::any_of(workers_.begin(), workers_.end(),
-                                 [&](const auto& kv) { return serves(kv.second, t.model); }) ||
-                     cfg_.fallback_model.count(t.model) > 0;
+  const bool known =
+      std::any_of(workers_.begin(), workers_.end(),
+                  [&](const auto& kv) { return serves(kv.second.state, t.model); }) ||
+      cfg_.fallback_model.count(t.model) > 0;
   if (!known) return {admit_code::unknown_model, 0, "no worker serves model '" + t.model + "'"};
   auto& q = queues_[static_cast<std::size_t>(t.cls)];
   if (q.size() >= cfg_.queue_max[static_cast<std::size_t>(t.cls)]) {
@@ -90,16 +93,15 @@ admit_result scheduler_policy::admit(request_ticket t) {
 }
 
 bool scheduler_policy::route::admits(const worker_state& w) const {
-  return any && w.kind == kind && w.healthy &&
-         std::find(w.models.begin(), w.models.end(), *model) != w.models.end();
+  return any && w.kind == kind && w.healthy && serves(w, *model);
 }
 
 scheduler_policy::route scheduler_policy::tier_for(const request_ticket& t,
                                                    const std::string& model) const {
   auto has = [&](worker_kind kind) {
-    return std::any_of(workers_.begin(), workers_.end(), [&](const auto& kv) {
-      return kv.second.kind == kind && kv.second.healthy && serves(kv.second, model);
-    });
+    const route r{true, kind, &model, false};
+    return std::any_of(workers_.begin(), workers_.end(),
+                       [&](const auto& kv) { return r.admits(kv.second.state); });
   };
   if (t.edge && has(worker_kind::edge)) return {true, worker_kind::edge, &model, false};
   // GPU workers whenever a healthy one has the model (wait for a slot there rather than run
@@ -120,35 +122,30 @@ scheduler_policy::route scheduler_policy::route_for(const request_ticket& t) con
   return {};
 }
 
-std::optional<dispatch> scheduler_policy::place(const request_ticket& t) const {
-  const auto r = route_for(t);
-  if (!r.any) return std::nullopt;
-  const worker_state* best = nullptr;
+scheduler_policy::worker_record* scheduler_policy::place(const route& r) {
+  if (!r.any) return nullptr;
+  worker_record* best = nullptr;
   double best_load = 2.0;
-  for (const auto& [id, w] : workers_) {
-    if (!r.admits(w)) continue;
-    const std::size_t busy = worker_running_.at(id);
-    if (busy >= w.slots) continue;
-    const double load = static_cast<double>(busy) / static_cast<double>(w.slots);
+  for (auto& [id, w] : workers_) {
+    if (!r.admits(w.state) || w.running >= w.state.slots) continue;
+    const double load = static_cast<double>(w.running) / static_cast<double>(w.state.slots);
     if (load < best_load) {
       best_load = load;
       best = &w;
     }
   }
-  if (!best) return std::nullopt;
-  return dispatch{t.id, best->id, *r.model, r.fallback};
+  return best;
 }
 
-std::optional<std::uint64_t> scheduler_policy::victim_for(const request_ticket& t) const {
-  const auto r = route_for(t);
+std::optional<std::uint64_t> scheduler_policy::victim_for(const request_ticket& t,
+                                                          const route& r) const {
   if (!r.any) return std::nullopt;
   std::optional<std::uint64_t> victim;
   priority_class worst = t.cls;
   std::uint64_t newest = 0;
   for (const auto& [id, run] : running_) {
     if (run.ticket.cls <= t.cls) continue;  // only strictly lower classes are preempted
-    const auto w = workers_.find(run.worker);
-    if (w == workers_.end() || !r.admits(w->second)) continue;
+    if (!r.admits(run.worker->state)) continue;
     if (!victim || run.ticket.cls > worst || (run.ticket.cls == worst && run.start_seq > newest)) {
       victim = id;
       worst = run.ticket.cls;
@@ -158,15 +155,20 @@ std::optional<std::uint64_t> scheduler_policy::victim_for(const request_ticket& 
   return victim;
 }
 
-void scheduler_policy::start(const dispatch& d, const request_ticket& t) {
-  running_[t.id] = running_entry{d.worker, t, ++next_start_seq_};
-  ++worker_running_[d.worker];
+dispatch scheduler_policy::start(worker_record& w, const route& r, request_ticket&& t) {
+  // The dispatch first: the route may point at the ticket's model, which moves below.
+  dispatch d{t.id, w.state.id, *r.model, r.fallback};
+  ++w.running;
   ++running_by_class_[static_cast<std::size_t>(t.cls)];
+  const auto id = t.id;
+  running_.insert_or_assign(id, running_entry{&w, std::move(t), ++next_start_seq_});
+  return d;
 }
 
 decisions scheduler_policy::schedule(local_time now) {
   decisions out;
   const std::size_t total = total_slots();
+  out.starts.reserve(std::min(queued_total(), total));  // a hint: one pass fills at most every slot
   for (std::size_t ci = 0; ci < class_count; ++ci) {
     auto& q = queues_[ci];
     const auto cls = static_cast<priority_class>(ci);
@@ -177,10 +179,10 @@ decisions scheduler_policy::schedule(local_time now) {
     std::size_t allowed = 0;
     if (cls == priority_class::production) {
       // Lower classes' slots are production's to take back (preemption below), so only
-      // production's own limit applies.
-      std::array<std::size_t, class_count> own{};
-      own[ci] = running_by_class_[ci];
-      allowed = cfg_.capacity.allowed_slots(now, cls, total, own);
+      // production's own limit applies: it is allowed as if no other class ran (a class's
+      // allowance never depends on its own running count).
+      static constexpr std::array<std::size_t, class_count> none_running{};
+      allowed = cfg_.capacity.allowed_slots(now, cls, total, none_running);
     } else {
       allowed = cfg_.capacity.allowed_slots(now, cls, total, running_by_class_);
     }
@@ -188,27 +190,28 @@ decisions scheduler_policy::schedule(local_time now) {
     // block one for another model behind it.
     for (auto it = q.begin(); it != q.end();) {
       if (running_by_class_[ci] >= allowed) break;
-      auto d = place(*it);
-      if (!d && cls == priority_class::production) {
+      const auto r = route_for(*it);
+      auto* w = place(r);
+      if (!w && cls == priority_class::production) {
         // Production waits only for production: take the slot of the lowest class running.
-        if (auto victim = victim_for(*it)) {
-          const auto entry = running_.at(*victim);
-          out.preempts.push_back({*victim, entry.worker});
-          --worker_running_[entry.worker];
+        if (auto victim = victim_for(*it, r)) {
+          auto node = running_.extract(*victim);
+          auto& entry = node.mapped();
+          out.preempts.push_back({*victim, entry.worker->state.id});
+          --entry.worker->running;
           --running_by_class_[static_cast<std::size_t>(entry.ticket.cls)];
-          running_.erase(*victim);
           enqueued(entry.ticket);
-          queues_[static_cast<std::size_t>(entry.ticket.cls)].push_front(entry.ticket);
-          d = place(*it);
-          assert(d && "a preempted slot must be usable by the production request");
+          // A lower class's queue: `it` (production's) stays valid.
+          queues_[static_cast<std::size_t>(entry.ticket.cls)].push_front(std::move(entry.ticket));
+          w = place(r);
+          assert(w && "a preempted slot must be usable by the production request");
         }
       }
-      if (!d) {
+      if (!w) {
         ++it;
         continue;
       }
-      out.starts.push_back(*d);
-      start(*d, *it);
+      out.starts.push_back(start(*w, r, std::move(*it)));
       it = q.erase(it);
     }
   }
@@ -218,7 +221,7 @@ decisions scheduler_policy::schedule(local_time now) {
 void scheduler_policy::finished(std::uint64_t request, std::chrono::nanoseconds service_time) {
   auto it = running_.find(request);
   if (it == running_.end()) return;  // already preempted, cancelled or its worker removed
-  --worker_running_[it->second.worker];
+  --it->second.worker->running;
   --running_by_class_[static_cast<std::size_t>(it->second.ticket.cls)];
   running_.erase(it);
   const double ms = std::chrono::duration<double, std::milli>(service_time).count();
@@ -236,7 +239,7 @@ scheduler_policy::cancel_outcome scheduler_policy::cancel(std::uint64_t request,
     }
   }
   if (auto it = running_.find(request); it != running_.end()) {
-    if (worker) *worker = it->second.worker;
+    if (worker) *worker = it->second.worker->state.id;
     return cancel_outcome::running;
   }
   return cancel_outcome::not_found;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -117,13 +118,19 @@ class scheduler_policy {
   const std::string& window_name(local_time t) const { return cfg_.capacity.window_name_at(t); }
 
  private:
+  /// A worker and the requests running on it. Kept in a std::map, whose nodes never move, so
+  /// running entries point at their worker's record instead of looking it up by name.
+  struct worker_record {
+    worker_state state;
+    std::size_t running = 0;
+  };
   struct running_entry {
-    std::string worker;
+    worker_record* worker = nullptr;
     request_ticket ticket;
     std::uint64_t start_seq = 0;
   };
 
-  bool serves(const worker_state& w, const std::string& model) const;
+  static bool serves(const worker_state& w, const std::string& model);
   /// Where a request may run: healthy workers of one kind that have `model`, which is the
   /// requested model or its configured fallback. Found without allocating (placement runs for
   /// every queued request on every pass).
@@ -139,17 +146,17 @@ class scheduler_policy {
   route tier_for(const request_ticket& t, const std::string& model) const;
   /// The tier for the requested model, else for its configured fallback.
   route route_for(const request_ticket& t) const;
-  /// The least loaded target worker with a free slot, if any.
-  std::optional<dispatch> place(const request_ticket& t) const;
+  /// The least loaded worker of route `r` with a free slot; null when none.
+  worker_record* place(const route& r);
   /// For a production ticket that cannot be placed: the lowest-class, most recently started
   /// running request on one of its target workers.
-  std::optional<std::uint64_t> victim_for(const request_ticket& t) const;
-  void start(const dispatch& d, const request_ticket& t);
+  std::optional<std::uint64_t> victim_for(const request_ticket& t, const route& r) const;
+  /// Accounts `t` as running on `w` (taking the ticket) and returns what to tell the actor.
+  dispatch start(worker_record& w, const route& r, request_ticket&& t);
   std::uint32_t retry_after_ms(priority_class c) const;
 
   policy_config cfg_;
-  std::map<std::string, worker_state> workers_;
-  std::map<std::string, std::size_t> worker_running_;
+  std::map<std::string, worker_record> workers_;
   std::array<std::deque<request_ticket>, class_count> queues_;
   // No queued deadline passes before this (max: none queued). Lowered by every enqueue,
   // recomputed by expire()'s walk, so expire() walks the queues only when one may have passed:
@@ -158,7 +165,11 @@ class scheduler_policy {
   void enqueued(const request_ticket& t) noexcept {
     if (t.deadline.count() > 0) next_expiry_ = std::min(next_expiry_, t.deadline);
   }
-  std::unordered_map<std::uint64_t, running_entry> running_;
+  // Node memory of running_: requests start and end thousands of times a second, and the pool
+  // reuses the nodes of ended ones instead of a malloc and a free each. It holds at most as many
+  // nodes as were ever running at once (bounded by the workers' slots).
+  std::pmr::unsynchronized_pool_resource running_nodes_;
+  std::pmr::unordered_map<std::uint64_t, running_entry> running_{&running_nodes_};
   std::array<std::size_t, class_count> running_by_class_{};
   std::uint64_t next_start_seq_ = 0;
   double service_ms_ewma_ = 1000.0;

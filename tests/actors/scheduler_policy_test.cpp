@@ -287,3 +287,29 @@ TEST_CASE("removing a worker hands back the requests it was running") {
   CHECK(p.running(priority_class::interactive) == 2);
   CHECK(p.total_slots() == 2);
 }
+
+TEST_CASE("re-registering a worker keeps the requests running on it accounted to it") {
+  scheduler_policy p{policy_config{}};
+  p.upsert_worker(worker("gpu-0", worker_kind::gpu, 1));
+  for (std::uint64_t id = 1; id <= 3; ++id)
+    REQUIRE(p.admit(ticket(id, priority_class::batch)).code == admit_code::admitted);
+  CHECK(started(p.schedule(monday_10am)) == std::vector<std::uint64_t>{1});
+  // The same worker registers again (unchanged): request 1 still holds its only slot.
+  p.upsert_worker(worker("gpu-0", worker_kind::gpu, 1));
+  CHECK(p.schedule(monday_10am).starts.empty());
+  // Registered with a second slot: one more starts, not two.
+  p.upsert_worker(worker("gpu-0", worker_kind::gpu, 2));
+  CHECK(started(p.schedule(monday_10am)) == std::vector<std::uint64_t>{2});
+  // A production request preempts the newest batch request, named on that worker.
+  REQUIRE(p.admit(ticket(4, priority_class::production)).code == admit_code::admitted);
+  auto d = p.schedule(monday_10am);
+  REQUIRE(d.preempts.size() == 1);
+  CHECK(d.preempts[0].request == 2);
+  CHECK(d.preempts[0].worker == "gpu-0");
+  CHECK(started(d) == std::vector<std::uint64_t>{4});
+  // Finishing request 1 frees its slot on the re-registered worker for the requeued batch work.
+  p.finished(1, 5ms);
+  CHECK(started(p.schedule(monday_10am)) == std::vector<std::uint64_t>{2});
+  CHECK(p.running(priority_class::batch) == 1);
+  CHECK(p.running(priority_class::production) == 1);
+}
