@@ -191,6 +191,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   caf::actor_system_config cfg;
+  // CAF's default is max(cores, 4) scheduler threads; BASTION_BENCH_CAF_THREADS sets another
+  // count for both measurements (printed in the header line).
+  if (const char* t = std::getenv("BASTION_BENCH_CAF_THREADS"); t && std::atoi(t) > 0)
+    cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::atoi(t)));
   caf::actor_system sys{cfg};
 
   // The serving path: port -> scheduler -> no-op worker -> on_done, which submits the next.
