@@ -85,10 +85,9 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
         return refuse("split across " + loop->backend_name_ + ": " + st.message());
       m->engine = m->tp.get();
     } else {
-      // A device backend's kernels read and write the KV cache: it lives in its memory.
-      const auto st = loop->backend_ && !loop->backend_->uses_host_memory()
-                          ? kernels::kv_cache::create(kc, *loop->backend_, m->kv)
-                          : kernels::kv_cache::create(kc, m->kv);
+      // In the backend's memory (a device backend's kernels read and write it there).
+      const auto st = loop->backend_ ? kernels::kv_cache::create(kc, *loop->backend_, m->kv)
+                                     : kernels::kv_cache::create(kc, m->kv);
       if (!st)
         return refuse("the KV cache of " + std::to_string(s.kv_blocks) +
                       " blocks could not be made: " + st.message());

@@ -23,6 +23,16 @@ status sampling_params::validate() const {
   return status::ok();
 }
 
+namespace {
+
+// (score, token): the more likely first, equal scores by id, so orders and draws reproduce.
+bool more_likely_scored(const std::pair<float, std::int32_t>& a,
+                        const std::pair<float, std::int32_t>& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+}  // namespace
+
 sampler::sampler(const sampling_params& params) : params_(params), rng_(params.seed) {}
 
 double sampler::draw() {
@@ -42,23 +52,21 @@ std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summar
   // Scores as sample() computes them, most likely first. The candidates are every token within
   // the window of the best; a backend's scores may differ from these in the last bits, so only
   // those a margin inside the window are surely ahead of every token left out.
-  constexpr float never = -std::numeric_limits<float>::infinity();
   candidates_.clear();
   for (std::size_t i = 0; i < count; ++i)
-    candidates_.emplace_back(std::isnan(logits[i]) ? never : logits[i] / params_.temperature,
-                             ids[i]);
-  std::sort(candidates_.begin(), candidates_.end(), [](const scored& a, const scored& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  });
+    candidates_.emplace_back(sampling_score(logits[i], params_.temperature), ids[i]);
+  std::sort(candidates_.begin(), candidates_.end(), more_likely_scored);
   const double best = candidates_.front().first;
   if (!std::isfinite(best)) return std::nullopt;
   constexpr float margin = 1.0f;
   const float sure_floor = candidates_.front().first - (candidate_window - margin);
   std::size_t sure = 0;
   while (sure < count && candidates_[sure].first >= sure_floor) ++sure;
-  auto weight = [&](std::size_t i) {
-    return std::exp(static_cast<double>(candidates_[i].first) - best);
-  };
+  // Each candidate's weight once: top-k, top-p and the draw all read them.
+  weight_.resize(count);
+  for (std::size_t i = 0; i < count; ++i)
+    weight_[i] = std::exp(static_cast<double>(candidates_[i].first) - best);
+  auto weight = [&](std::size_t i) { return weight_[i]; };
 
   // Top-k and the softmax denominator: the kept tokens' weights, or the backend's total over
   // the row, rescaled to this best.
@@ -159,44 +167,50 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
         at_best = i;
     return static_cast<std::int32_t>(at_best);
   }
-  // Scores: the logits over the temperature, NaN made -inf so that the orderings below hold.
   constexpr float never = -std::numeric_limits<float>::infinity();
-  float best = never;
-  for (auto& w : work_) best = std::max(best, w = std::isnan(w) ? never : w / params_.temperature);
-  if (best == never || best == -never) {
-    // Nothing can be drawn (all -inf) or one score swamps the rest (+inf): the first best.
-    pending_draw_.reset();
-    return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
-  }
+  const float temperature = params_.temperature;
   weight_.resize(n);
   order_.resize(n);
   auto at = [this](std::size_t i) { return order_.begin() + static_cast<std::ptrdiff_t>(i); };
 
-  // Top-k: the k most likely to the front. Softmax over the kept tokens, in double.
+  // Scores (the logits over the temperature) of the tokens that can be drawn, the k most
+  // likely under top-k, to the front of order_.
   std::size_t keep = n;
+  float best = never;
   if (params_.top_k == 0 || static_cast<std::size_t>(params_.top_k) >= n) {
+    for (auto& w : work_) best = std::max(best, w = sampling_score(w, temperature));
     for (std::size_t i = 0; i < n; ++i) order_[i] = static_cast<std::int32_t>(i);
   } else {
     keep = static_cast<std::size_t>(params_.top_k);
-    // One pass with a heap of the k most likely so far, least likely on top: most tokens are
-    // turned away by one comparison with it.
+    // One pass that scores each token and keeps a heap of the k most likely so far, least
+    // likely on top: most tokens are turned away by one comparison with it. Only the kept
+    // tokens' scores are written back (what the selections below read).
     top_.clear();
-    auto heap_order = [](const scored& a, const scored& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    };
     for (std::size_t i = 0; i < n; ++i) {
-      const scored candidate{work_[i], static_cast<std::int32_t>(i)};
+      const scored candidate{sampling_score(work_[i], temperature), static_cast<std::int32_t>(i)};
       if (top_.size() < keep) {
         top_.push_back(candidate);
-        std::push_heap(top_.begin(), top_.end(), heap_order);
-      } else if (heap_order(candidate, top_.front())) {
-        std::pop_heap(top_.begin(), top_.end(), heap_order);
+        std::push_heap(top_.begin(), top_.end(), more_likely_scored);
+      } else if (more_likely_scored(candidate, top_.front())) {
+        std::pop_heap(top_.begin(), top_.end(), more_likely_scored);
         top_.back() = candidate;
-        std::push_heap(top_.begin(), top_.end(), heap_order);
+        std::push_heap(top_.begin(), top_.end(), more_likely_scored);
       }
     }
-    for (std::size_t i = 0; i < keep; ++i) order_[i] = top_[i].second;
+    for (std::size_t i = 0; i < keep; ++i) {
+      const auto [score, id] = top_[i];
+      work_[static_cast<std::size_t>(id)] = score;
+      order_[i] = id;
+      best = std::max(best, score);
+    }
   }
+  if (best == never || best == -never) {
+    // Nothing can be drawn (all -inf) or one score swamps the rest (+inf): the first best.
+    pending_draw_.reset();
+    return *std::min_element(at(0), at(keep),
+                             [this](std::int32_t a, std::int32_t b) { return more_likely(a, b); });
+  }
+
   double total = 0.0;  // only the kept tokens are weighed: top-k keeps few of many
   for (std::size_t i = 0; i < keep; ++i) {
     const auto t = static_cast<std::size_t>(order_[i]);

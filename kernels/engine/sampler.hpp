@@ -82,9 +82,11 @@ class sampler {
 
   sampling_params params_;
   std::mt19937_64 rng_;
-  std::vector<float> work_;     // penalised logits, then divided by the temperature
-  std::vector<scored> top_;     // top-k's heap
-  std::vector<double> weight_;  // per token: e^(work - best), the unnormalised probability
+  std::vector<float> work_;  // penalised logits, then divided by the temperature
+  std::vector<scored> top_;  // top-k's heap
+  // e^(score - best), the unnormalised probability: sample() per token id, sample_from() per
+  // candidate in candidates_ order.
+  std::vector<double> weight_;
   std::vector<std::int32_t> order_;
   std::optional<double> pending_draw_;  // drawn by sample_from, which needed the whole row
   std::vector<scored>

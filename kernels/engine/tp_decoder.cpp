@@ -34,8 +34,7 @@ status tp_decoder::create(const model& m, const std::vector<rank_parts>& ranks, 
     kv_cache_config cfg = kv;
     cfg.kv_dim = state->shard.config.kv_dim();
     cfg.n_layers = state->shard.config.n_layers;
-    const status made = parts.be->uses_host_memory() ? kv_cache::create(cfg, state->kv)
-                                                     : kv_cache::create(cfg, *parts.be, state->kv);
+    const status made = kv_cache::create(cfg, *parts.be, state->kv);
     if (!made) return {made.code(), who + ": KV cache: " + made.message()};
     state->dec = std::make_unique<decoder>(state->shard, *parts.be, *state->kv);
     if (count > 1) state->dec->use_collective(parts.comm);

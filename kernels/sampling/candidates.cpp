@@ -35,16 +35,15 @@ status host_sampling_candidates(const float* x, std::int64_t rows, std::int64_t 
     const float t = temperature[r];
     if (!(t > 0.0f)) continue;  // not a sampled row: nothing asked
     const float* row = x + r * dim;
-    auto score = [t](float logit) { return std::isnan(logit) ? never : logit / t; };
     float best = never;
-    for (std::int64_t i = 0; i < dim; ++i) best = std::max(best, score(row[i]));
+    for (std::int64_t i = 0; i < dim; ++i) best = std::max(best, sampling_score(row[i], t));
     s.best = best;
     if (best == never || best == -never) continue;  // no finite best: the sampler needs the row
     const float floor = best - window;
     std::int32_t* row_ids = ids + r * capacity;
     float* row_logits = logits + r * capacity;
     for (std::int64_t i = 0; i < dim; ++i) {
-      const float si = score(row[i]);
+      const float si = sampling_score(row[i], t);
       s.total += std::exp(static_cast<double>(si) - static_cast<double>(best));
       if (si < floor) continue;
       if (s.count < capacity) {

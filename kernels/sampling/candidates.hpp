@@ -8,9 +8,18 @@
 
 #include "kernels/status.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace bastion::kernels {
+
+/// A token's score when sampling at `temperature` (> 0): its logit over the temperature, a NaN
+/// logit (a broken model) as -inf so that it is never picked and orderings stay total. The
+/// sampler and every backend's candidates score alike (the CUDA kernel mirrors this on device).
+inline float sampling_score(float logit, float temperature) {
+  return std::isnan(logit) ? -std::numeric_limits<float>::infinity() : logit / temperature;
+}
 
 struct candidate_summary {
   float best = 0.0f;       // the largest score, score = logit / temperature (NaN as -inf)

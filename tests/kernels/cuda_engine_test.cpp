@@ -50,8 +50,7 @@ kernels::status serve_four(const kernels::model& m, kernels::backend& be,
                            kernels::runner_stats& stats) {
   std::unique_ptr<kernels::kv_cache> kv;
   const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 64, 8};
-  auto made = be.uses_host_memory() ? kernels::kv_cache::create(cfg, kv)
-                                    : kernels::kv_cache::create(cfg, be, kv);
+  auto made = kernels::kv_cache::create(cfg, be, kv);
   if (!made) return made;
   kernels::decoder dec{m, be, *kv};
   kernels::runner_options o;
