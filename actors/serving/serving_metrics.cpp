@@ -58,6 +58,9 @@ worker_metrics::worker_metrics(metrics::registry& reg, const std::string& worker
                                      "Backend canaries an unhealthy worker ran", l);
   recoveries = &reg.get_counter("bastion_worker_recoveries_total",
                                 "Times the worker became healthy again after a failing step", l);
+  group_rebuilds =
+      &reg.get_counter("bastion_worker_group_rebuilds_total",
+                       "Times the worker made its tensor-parallel group again after an abort", l);
 }
 
 }  // namespace bastion::serving

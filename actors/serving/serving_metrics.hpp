@@ -66,6 +66,7 @@ struct worker_metrics {
   metrics::gauge* healthy = nullptr;
   metrics::counter* recovery_probes = nullptr;  // canaries run while unhealthy
   metrics::counter* recoveries = nullptr;       // returns to healthy after a failing step
+  metrics::counter* group_rebuilds = nullptr;   // tensor-parallel groups made again
 };
 
 }  // namespace bastion::serving

@@ -43,6 +43,7 @@ worker_backend make_worker_backend(const config::worker_section& w) {
     out.backend.reset();
     out.other_ranks.clear();
     out.collectives.clear();
+    out.make_collectives = nullptr;
     out.error = "worker '" + w.id + "': " + why;
     return std::move(out);
   };
@@ -55,7 +56,11 @@ worker_backend make_worker_backend(const config::worker_section& w) {
   }
   if (devices.size() > 1) {
 #ifdef BASTION_HAVE_NCCL
-    if (auto st = kernels::cuda::make_nccl_group(ranks, out.collectives); !st)
+    out.make_collectives = [](const std::vector<kernels::backend*>& backends,
+                              std::vector<std::unique_ptr<kernels::collective>>& handles) {
+      return kernels::cuda::make_nccl_group(backends, handles);
+    };
+    if (auto st = out.make_collectives(ranks, out.collectives); !st)
       return fail("NCCL across " + out.name + ": " + st.message());
 #else
     return fail("a worker on several devices needs NCCL, which this build lacks");

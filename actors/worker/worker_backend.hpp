@@ -9,11 +9,18 @@
 #include "kernels/engine/collective.hpp"
 #include "runtime/config/node_config.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace bastion::worker {
+
+/// Makes a tensor-parallel group's collective handles over its ranks' backends (out[r] is rank
+/// r's): at start, and again after an abort left the old ones unusable.
+using collective_factory = std::function<kernels::status(
+    const std::vector<kernels::backend*>& ranks,
+    std::vector<std::unique_ptr<kernels::collective>>& out)>;
 
 struct worker_backend {
   std::unique_ptr<kernels::backend> backend;  // null when there is none; `error` says why
@@ -21,6 +28,10 @@ struct worker_backend {
   /// are ranks 1.., and collectives[r] is rank r's handle. Both empty for one device.
   std::vector<std::unique_ptr<kernels::backend>> other_ranks;
   std::vector<std::unique_ptr<kernels::collective>> collectives;
+  /// How `collectives` were made, so that a group whose collective was aborted (a rank failed
+  /// mid-step) can be made again once every device passes its probe. Empty: the group cannot
+  /// be rebuilt, and such a worker stays unhealthy until the node restarts.
+  collective_factory make_collectives;
   std::string name;  // "cpu", "cuda:0", "cuda:0+1" (the devices it uses), ...
   std::string error;
   int threads = 0;  // a CPU backend's compute threads as configured (0: one per core); GPU: 0

@@ -18,11 +18,13 @@ struct worker_step_loop::loaded_model {
   std::string id;
   std::int64_t context_tokens_max = 0;  // min(model, config)
   kernels::model_bundle bundle;
+  kernels::kv_cache_config kv_config;  // one device's; a rank's differs in kv_dim
   std::unique_ptr<kernels::kv_cache> kv;
   std::unique_ptr<kernels::decoder> dec;    // one device
   std::unique_ptr<kernels::tp_decoder> tp;  // several: the model split across them
   kernels::step_engine* engine = nullptr;   // the one of the two in use
   std::unique_ptr<kernels::batch_runner> runner;
+  std::int64_t retired_steps = 0;  // steps of runners a rebuilt group replaced
   kernels::detokenize_fn detokenize;
   std::vector<kernels::runner_event> events;  // scratch, reused across steps
 };
@@ -70,43 +72,12 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
     const auto& c = m->bundle.weights.config;
     m->detokenize = kernels::make_detokenizer(m->bundle);
     m->context_tokens_max = std::min<std::int64_t>(c.context, spec.context_tokens_max);
-    kernels::kv_cache_config kc{c.n_layers, c.kv_dim(), s.kv_block_tokens, s.kv_blocks,
-                                s.batch_max * 2 + 8};
-    if (loop->backend_ && !loop->other_ranks_.empty()) {
-      // Tensor parallelism: the model split across the ranks, each with its KV cache.
-      if (loop->collectives_.size() != loop->other_ranks_.size() + 1)
-        return refuse(std::to_string(loop->other_ranks_.size() + 1) + " ranks but " +
-                      std::to_string(loop->collectives_.size()) + " collective handles");
-      std::vector<kernels::tp_decoder::rank_parts> parts;
-      parts.push_back({loop->backend_.get(), loop->collectives_.at(0).get()});
-      for (std::size_t r = 0; r < loop->other_ranks_.size(); ++r)
-        parts.push_back({loop->other_ranks_[r].get(), loop->collectives_.at(r + 1).get()});
-      if (auto st = kernels::tp_decoder::create(m->bundle.weights, parts, kc, m->tp); !st)
-        return refuse("split across " + loop->backend_name_ + ": " + st.message());
-      m->engine = m->tp.get();
-    } else {
-      // In the backend's memory (a device backend's kernels read and write it there).
-      const auto st = loop->backend_ ? kernels::kv_cache::create(kc, *loop->backend_, m->kv)
-                                     : kernels::kv_cache::create(kc, m->kv);
-      if (!st)
-        return refuse("the KV cache of " + std::to_string(s.kv_blocks) +
-                      " blocks could not be made: " + st.message());
-    }
-    if (loop->backend_ && !m->engine) {
-      m->dec = std::make_unique<kernels::decoder>(m->bundle.weights, *loop->backend_, *m->kv,
-                                                  s.step_tokens_max);
-      m->engine = m->dec.get();
-    }
-    if (m->engine) {
-      kernels::runner_options ro;
-      ro.batch_sequences_max = s.batch_max;
-      ro.step_tokens_max = s.step_tokens_max;
-      ro.prefill_chunk_max = std::min<std::int64_t>(256, s.step_tokens_max);
-      ro.waiting_max = static_cast<std::int64_t>(s.inbox_max);
-      ro.end_of_generation_ids = m->bundle.end_of_generation_ids;
-      ro.detokenize = m->detokenize;
-      m->runner = std::make_unique<kernels::batch_runner>(*m->engine, std::move(ro));
-    }
+    m->kv_config = {c.n_layers, c.kv_dim(), s.kv_block_tokens, s.kv_blocks, s.batch_max * 2 + 8};
+    if (loop->backend_ && !loop->other_ranks_.empty() &&
+        loop->collectives_.size() != loop->other_ranks_.size() + 1)
+      return refuse(std::to_string(loop->other_ranks_.size() + 1) + " ranks but " +
+                    std::to_string(loop->collectives_.size()) + " collective handles");
+    if (auto st = loop->make_engine(*m); !st) return refuse(st.message());
     loop->model_ids_.push_back(spec.id);
     loop->models_.push_back(std::move(m));
   }
@@ -121,6 +92,38 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   return loop;
 }
 
+kernels::status worker_step_loop::make_engine(loaded_model& m) {
+  const auto& s = settings_;
+  if (!backend_) return kernels::status::ok();  // no backend: requests fail with its error
+  if (!other_ranks_.empty()) {
+    // Tensor parallelism: the model split across the ranks, each with its KV cache.
+    std::vector<kernels::tp_decoder::rank_parts> parts;
+    parts.push_back({backend_.get(), collectives_.at(0).get()});
+    for (std::size_t r = 0; r < other_ranks_.size(); ++r)
+      parts.push_back({other_ranks_[r].get(), collectives_.at(r + 1).get()});
+    if (auto st = kernels::tp_decoder::create(m.bundle.weights, parts, m.kv_config, m.tp); !st)
+      return {st.code(), "split across " + backend_name_ + ": " + st.message()};
+    m.engine = m.tp.get();
+  } else {
+    // In the backend's memory (a device backend's kernels read and write it there).
+    if (auto st = kernels::kv_cache::create(m.kv_config, *backend_, m.kv); !st)
+      return {st.code(), "the KV cache of " + std::to_string(s.kv_blocks) +
+                             " blocks could not be made: " + st.message()};
+    m.dec = std::make_unique<kernels::decoder>(m.bundle.weights, *backend_, *m.kv,
+                                               s.step_tokens_max);
+    m.engine = m.dec.get();
+  }
+  kernels::runner_options ro;
+  ro.batch_sequences_max = s.batch_max;
+  ro.step_tokens_max = s.step_tokens_max;
+  ro.prefill_chunk_max = std::min<std::int64_t>(256, s.step_tokens_max);
+  ro.waiting_max = static_cast<std::int64_t>(s.inbox_max);
+  ro.end_of_generation_ids = m.bundle.end_of_generation_ids;
+  ro.detokenize = m.detokenize;
+  m.runner = std::make_unique<kernels::batch_runner>(*m.engine, std::move(ro));
+  return kernels::status::ok();
+}
+
 worker_step_loop::worker_step_loop(step_loop_settings settings, worker_backend backend,
                                    const clock_source& clock, worker_reports reports,
                                    serving::worker_metrics* metrics)
@@ -128,6 +131,7 @@ worker_step_loop::worker_step_loop(step_loop_settings settings, worker_backend b
       backend_(std::move(backend.backend)),
       other_ranks_(std::move(backend.other_ranks)),
       collectives_(std::move(backend.collectives)),
+      make_collectives_(std::move(backend.make_collectives)),
       backend_name_(std::move(backend.name)),
       backend_error_(std::move(backend.error)),
       clock_(clock),
@@ -234,6 +238,19 @@ void worker_step_loop::take(inbox_item item) {
                 "worker '" + settings_.worker_id + "' does not serve model '" + item.model + "'",
                 request_outcome::failed);
   loaded_model& m = **it;
+  if (!m.runner) {
+    // Its tensor-parallel group is down until a probe makes it again (the worker is
+    // unhealthy): the scheduler runs the request elsewhere, as after a failing step.
+    if (r->failovers < settings_.failovers_max) {
+      ++r->failovers;
+      if (reports_.preempted) reports_.preempted(r->ticket);
+      return;
+    }
+    return fail(gateway::error_code::internal,
+                "worker '" + settings_.worker_id + "' cannot run model '" + m.id +
+                    "' until its tensor-parallel group over " + backend_name_ + " is made again",
+                request_outcome::failed);
+  }
   if (!r->prompt_ids.empty() && r->encoded_for != m.id) {
     // Resumed on another model (a fallback, with a tokenizer of its own): the ids so far are
     // the first model's. The input is encoded again, and the answer so far becomes this
@@ -417,12 +434,11 @@ void worker_step_loop::became_unhealthy(const std::string& why) {
 void worker_step_loop::probe_if_due() {
   if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
   auto st = probe_backend(*backend_);
-  // A tensor-parallel group whose collective was aborted stays broken whatever its devices
-  // say: the worker stays unhealthy (its models fall back) until it is restarted.
-  for (const auto& m : models_)
-    if (st && m->tp && !m->tp->broken().empty())
-      st = {kernels::status_code::device_error, m->tp->broken()};
   for (std::size_t r = 0; st && r < other_ranks_.size(); ++r) st = probe_backend(*other_ranks_[r]);
+  // Every device works again, but a tensor-parallel group whose collective was aborted cannot
+  // step: it is made again, or the worker stays unhealthy (its models fall back elsewhere).
+  const bool rebuild = st && group_needs_rebuild();
+  if (rebuild) st = rebuild_group();
   if (metrics_) metrics_->recovery_probes->inc();
   if (!st) {
     recovery_.failed(clock_.monotonic());
@@ -435,7 +451,60 @@ void worker_step_loop::probe_if_due() {
   if (reports_.health)
     reports_.health(true, "worker '" + settings_.worker_id +
                               "': the backend passed its probe after " +
-                              std::to_string(failed_probes) + " failed ones");
+                              std::to_string(failed_probes) + " failed ones" +
+                              (rebuild ? "; its tensor-parallel group over " + backend_name_ +
+                                             " was made again"
+                                       : std::string{}));
+}
+
+bool worker_step_loop::group_needs_rebuild() const {
+  if (other_ranks_.empty()) return false;
+  for (const auto& m : models_)
+    if (!m->tp || !m->tp->broken().empty()) return true;
+  return false;
+}
+
+kernels::status worker_step_loop::rebuild_group() {
+  std::string why = "the tensor-parallel group over " + backend_name_ + " was aborted";
+  for (const auto& m : models_)
+    if (m->tp && !m->tp->broken().empty()) {
+      why = m->tp->broken();
+      break;
+    }
+  if (!make_collectives_)
+    return {kernels::status_code::device_error,
+            why + "; this worker cannot make its group again: restart the node"};
+  // The collective handles are the group's, shared by every model: all the models' engines go
+  // and are made again. Requests still in their runners go back to the scheduler first (they
+  // did not fail; the group did).
+  for (auto& [ticket, lr] : live_) {
+    lr.model->runner->cancel(ticket);
+    hand_back(lr);
+  }
+  live_.clear();
+  for (auto& m : models_) {
+    if (m->runner) m->retired_steps += m->runner->stats().steps;
+    m->runner.reset();
+    m->tp.reset();  // its KV caches and rank threads, before the new group takes device memory
+    m->engine = nullptr;
+  }
+  collectives_.clear();
+  std::vector<kernels::backend*> ranks{backend_.get()};
+  for (auto& r : other_ranks_) ranks.push_back(r.get());
+  std::vector<std::unique_ptr<kernels::collective>> made;
+  if (auto st = make_collectives_(ranks, made); !st)
+    return {st.code(), "making the group over " + backend_name_ + " again: " + st.message()};
+  if (made.size() != ranks.size())
+    return {kernels::status_code::device_error,
+            "making the group over " + backend_name_ + " again gave " +
+                std::to_string(made.size()) + " handles for " + std::to_string(ranks.size()) +
+                " ranks"};
+  collectives_ = std::move(made);
+  for (auto& m : models_)
+    if (auto st = make_engine(*m); !st)
+      return {st.code(), "model '" + m->id + "': " + st.message()};
+  if (metrics_) metrics_->group_rebuilds->inc();
+  return kernels::status::ok();
 }
 
 std::chrono::nanoseconds worker_step_loop::idle_wait() const {
@@ -452,6 +521,7 @@ void worker_step_loop::publish() {
   s.models = model_ids_;
   s.healthy = healthy_;
   for (const auto& m : models_) {
+    s.steps += m->retired_steps;
     if (m->runner) {
       s.running += static_cast<std::int64_t>(m->runner->active());
       s.waiting += static_cast<std::int64_t>(m->runner->waiting());

@@ -130,8 +130,18 @@ class worker_step_loop {
   void publish();
   /// A step failed: unhealthy (told at once), the first probe due one backoff from now.
   void became_unhealthy(const std::string& why);
-  /// Runs the canary when one is due; healthy again when it passes.
+  /// Runs the canary when one is due; healthy again when it passes (on every rank, and with
+  /// the tensor-parallel group made again if it was aborted).
   void probe_if_due();
+  /// A tensor-parallel worker whose group cannot step: a model's group was aborted, or an
+  /// earlier rebuild stopped half way (a model without an engine).
+  bool group_needs_rebuild() const;
+  /// Makes the group again: hands back what its runners still hold, drops every model's
+  /// engine, makes new collective handles and new engines. An error leaves the worker to try
+  /// again at its next probe.
+  kernels::status rebuild_group();
+  /// The model's engine (one decoder, or the split over the ranks) and its runner.
+  kernels::status make_engine(loaded_model& m);
   /// How long the idle step thread may sleep: until the next probe is due while unhealthy,
   /// otherwise without limit (nanoseconds::max()).
   std::chrono::nanoseconds idle_wait() const;
@@ -148,6 +158,7 @@ class worker_step_loop {
   std::unique_ptr<kernels::backend> backend_;                   // the only one, or rank 0
   std::vector<std::unique_ptr<kernels::backend>> other_ranks_;  // tensor parallelism: 1..
   std::vector<std::unique_ptr<kernels::collective>> collectives_;
+  collective_factory make_collectives_;  // empty: an aborted group stays down until restart
   std::string backend_name_;
   std::string backend_error_;  // non-empty: no usable backend
   const clock_source& clock_;

@@ -153,4 +153,34 @@ status local_collective_group::member::all_reduce_sum(float* data, std::int64_t 
   return status::ok();
 }
 
+namespace {
+
+// A rank's handle that keeps its group alive.
+class owned_rank final : public collective {
+ public:
+  owned_rank(std::shared_ptr<local_collective_group> group, int r)
+      : group_(std::move(group)), member_(group_->rank(r)) {}
+  int ranks() const noexcept override { return member_.ranks(); }
+  int rank() const noexcept override { return member_.rank(); }
+  status all_reduce_sum(float* data, std::int64_t n) override {
+    return member_.all_reduce_sum(data, n);
+  }
+  void abort() noexcept override { member_.abort(); }
+
+ private:
+  std::shared_ptr<local_collective_group> group_;
+  collective& member_;
+};
+
+}  // namespace
+
+status make_local_collectives(int ranks, std::vector<std::unique_ptr<collective>>& out) {
+  if (ranks < 1) return {status_code::invalid_argument, "make_local_collectives: no ranks"};
+  auto group = std::make_shared<local_collective_group>(ranks);
+  std::vector<std::unique_ptr<collective>> handles;
+  for (int r = 0; r < ranks; ++r) handles.push_back(std::make_unique<owned_rank>(group, r));
+  out = std::move(handles);
+  return status::ok();
+}
+
 }  // namespace bastion::kernels

@@ -16,6 +16,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -64,5 +65,11 @@ class local_collective_group {
   std::uint64_t generation_ = 0;
   bool aborted_ = false;
 };
+
+/// A new local_collective_group of `ranks` threads as owned handles (out[r] is rank r's; the
+/// group lives while any handle does): what a worker on CPU ranks keeps, and makes again after
+/// an abort, as it does an NCCL group (kernels/cuda/nccl_collective.hpp's make_nccl_group).
+/// Errors: ranks < 1.
+status make_local_collectives(int ranks, std::vector<std::unique_ptr<collective>>& out);
 
 }  // namespace bastion::kernels

@@ -445,6 +445,120 @@ TEST_CASE("a worker on three ranks serves the model split across them, answering
   CHECK_THAT(why, Catch::Contains("worker 'tp'") && Catch::Contains("collective handles"));
 }
 
+// A worker on three CPU ranks whose third rank's device can be broken and healed, and whose
+// group is made by a factory that can be told to fail.
+struct tp_node {
+  counting_clock clock{1000s};
+  metrics::registry registry;
+  serving::worker_metrics metrics{registry, "tp"};
+  recorder seen;
+  test::flaky_backend* rank2 = nullptr;
+  std::atomic<int> groups_made{0};
+  std::atomic<int> refuse_next{0};  // the factory's next calls that fail
+  std::unique_ptr<worker::worker_step_loop> loop;
+
+  explicit tp_node(bool can_rebuild) {
+    worker::worker_backend be;
+    be.backend = kernels::make_cpu_backend();
+    be.name = "cpu x3";
+    be.other_ranks.push_back(kernels::make_cpu_backend());
+    auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
+    rank2 = flaky.get();
+    be.other_ranks.push_back(std::move(flaky));
+    REQUIRE(kernels::make_local_collectives(3, be.collectives));
+    if (can_rebuild)
+      be.make_collectives = [this](const std::vector<kernels::backend*>& ranks,
+                                   std::vector<std::unique_ptr<kernels::collective>>& out) {
+        if (refuse_next.load() > 0) {
+          refuse_next.fetch_sub(1);
+          return kernels::status{kernels::status_code::device_error, "injected: no group"};
+        }
+        ++groups_made;
+        return kernels::make_local_collectives(static_cast<int>(ranks.size()), out);
+      };
+    worker::step_loop_settings s;
+    s.worker_id = "tp";
+    s.batch_max = 4;
+    s.kv_blocks = 64;
+    s.recovery_backoff = 100ms;
+    s.recovery_backoff_max = 400ms;
+    std::string error;
+    loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), 512}}, std::move(be),
+                                            clock, seen.reports(), &metrics, error);
+    INFO(error);
+    REQUIRE(loop);
+  }
+  std::uint64_t probes() const { return metrics.recovery_probes->value(); }
+  bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
+    clock.advance(d);
+    loop->clock_moved();
+    for (int i = 0; i < 2000 && probes() < want; ++i) std::this_thread::sleep_for(5ms);
+    return probes() == want;
+  }
+  // Rank 2 fails at its first operation while ranks 0 and 1 wait for it in the first
+  // all-reduce: the group is aborted, the request handed back, the worker unhealthy.
+  void abort_the_group(std::uint64_t ticket) {
+    rank2->set_broken(true);
+    REQUIRE(loop->submit(make_request(ticket, std::make_shared<outcome>()), "m"));
+    REQUIRE(seen.wait([&] { return seen.preempted.size() == 1; }));
+    REQUIRE(seen.wait([&] { return !seen.health.empty(); }));
+    CHECK_FALSE(seen.health[0].first);
+    CHECK_THAT(seen.health[0].second, Catch::Contains("collective was aborted"));
+    for (int i = 0; i < 400 && loop->snapshot().healthy; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE_FALSE(loop->snapshot().healthy);
+  }
+};
+
+TEST_CASE("a tensor-parallel worker makes its aborted group again once every rank passes") {
+  tp_node n{true};
+  n.abort_the_group(1);
+
+  // Rank 2 still broken: the probe fails on it, and no group is made.
+  REQUIRE(n.advance_until_probes(100ms, 1));
+  CHECK(n.groups_made == 0);
+  CHECK_FALSE(n.loop->snapshot().healthy);
+
+  // Every rank works, but making the group fails: still unhealthy, and the models have no
+  // engine until the next probe; a request given meanwhile goes back to the scheduler.
+  n.rank2->set_broken(false);
+  n.refuse_next = 1;
+  REQUIRE(n.advance_until_probes(200ms, 2));
+  CHECK(n.groups_made == 0);
+  CHECK(n.metrics.group_rebuilds->value() == 0);
+  CHECK_FALSE(n.loop->snapshot().healthy);
+  REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 2; }));
+  CHECK(n.seen.preempted[1] == 2);
+
+  // The next probe makes the group and the engines again: healthy, and serving.
+  REQUIRE(n.advance_until_probes(400ms, 3));
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 2; }));
+  CHECK(n.seen.health[1].first);
+  CHECK_THAT(n.seen.health[1].second, Catch::Contains("made again"));
+  CHECK(n.groups_made == 1);
+  CHECK(n.metrics.group_rebuilds->value() == 1);
+  CHECK(n.metrics.recoveries->value() == 1);
+  auto answer = std::make_shared<outcome>();
+  REQUIRE(n.loop->submit(make_request(3, answer), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 1; }));
+  CHECK(answer_of(*answer).find("Paris") != std::string::npos);
+  CHECK(n.loop->snapshot().healthy);
+  CHECK(n.loop->snapshot().steps > 0);
+}
+
+TEST_CASE("a tensor-parallel worker that cannot make its group again stays unhealthy") {
+  tp_node n{false};
+  n.abort_the_group(1);
+  n.rank2->set_broken(false);
+  REQUIRE(n.advance_until_probes(100ms, 1));
+  REQUIRE(n.advance_until_probes(200ms, 2));
+  CHECK_FALSE(n.loop->snapshot().healthy);
+  CHECK(n.seen.health.size() == 1);
+  // A request given to it now still goes back to the scheduler, never hangs or answers wrong.
+  REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 2; }));
+}
+
 TEST_CASE("a request resumed on another model is encoded again for it") {
   node_under_test n;
   // The ids of another prompt, as if another model's tokenizer had made them.
