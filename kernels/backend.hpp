@@ -192,7 +192,8 @@ class backend {
   /// For sampling without sending rows of logits back (kernels/sampling/candidates.hpp): for
   /// each row r of x [rows x dim] with temperature[r] > 0, scores s = x / temperature[r] (NaN
   /// as -inf); summaries[r] = {max s, sum of e^(s - max s), how many tokens have
-  /// s >= max s - window}; the first min(count, capacity) of those tokens, in any order, go to
+  /// s >= max s - window}; min(count, capacity) of those tokens (all of them when they fit, an
+  /// unspecified subset when not), in any order, go to
   /// ids[r * capacity ...] with their raw logits in logits[r * capacity ...]. Rows with
   /// temperature <= 0 get an empty summary. x is backend memory; temperature, summaries, ids
   /// and logits are host memory, and the call waits for the backend. The default runs on the

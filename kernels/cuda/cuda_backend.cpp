@@ -28,6 +28,8 @@ constexpr std::size_t pool_cached_bytes_max = std::size_t{1} << 30;
 // Recorded graphs kept (run_recorded); at the bound all are dropped and recording starts over.
 // A decoder records one per decode batch shape, so a few dozen cover a serving mix.
 constexpr std::size_t recordings_max = 64;
+// Captures of one key that may fail before it runs unrecorded for good.
+constexpr int recording_attempts_max = 3;
 
 #define BASTION_CUDA_TRY(expr) \
   do {                         \
@@ -107,7 +109,9 @@ class cuda_backend final : public backend {
     unsigned word = 0;
     BASTION_CUDA_CHECK(cudaMemcpy(&word, error_word_, sizeof word, cudaMemcpyDeviceToHost));
     if (word == 0) return status::ok();
-    BASTION_CUDA_CHECK(cudaMemset(error_word_, 0, sizeof(unsigned)));
+    // On the stream, so that it is done before any kernel queued after this call can set a bit
+    // (a plain cudaMemset runs on the legacy stream, unordered with this non-blocking one).
+    BASTION_CUDA_CHECK(cudaMemsetAsync(error_word_, 0, sizeof(unsigned), stream_));
     std::string what;
     auto name = [&](unsigned bit, const char* text) {
       if (word & bit) what += (what.empty() ? "" : "; ") + std::string{text};
@@ -236,19 +240,26 @@ class cuda_backend final : public backend {
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       if (graphs_.size() >= recordings_max) forget_recordings();
-      cudaGraphExec_t exec = nullptr;
-      record(enqueue, exec);
-      it = graphs_.emplace(key, exec).first;
+      it = graphs_.emplace(key, recording{}).first;
     }
-    // A null recording: the capture was refused (an operation that cannot be captured), so
-    // this key runs operation by operation.
-    if (!it->second) return enqueue();
-    BASTION_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+    recording& r = it->second;
+    // A capture can be spoilt from outside (another thread synchronising the device while it
+    // runs, say), so a refused key is tried again a few times before it runs unrecorded for
+    // good: operation by operation, which reports a real failure as usual.
+    if (!r.exec && r.refusals < recording_attempts_max) {
+      record(enqueue, r.exec);
+      if (!r.exec) {
+        ++r.refusals;
+        return enqueue();
+      }
+    }
+    if (!r.exec) return enqueue();
+    BASTION_CUDA_CHECK(cudaGraphLaunch(r.exec, stream_));
     return status::ok();
   }
   void forget_recordings() noexcept override {
-    for (auto& [key, exec] : graphs_)
-      if (exec) (void)cudaGraphExecDestroy(exec);
+    for (auto& [key, r] : graphs_)
+      if (r.exec) (void)cudaGraphExecDestroy(r.exec);
     graphs_.clear();
   }
 
@@ -280,7 +291,11 @@ class cuda_backend final : public backend {
   cublasHandle_t blas_ = nullptr;
   unsigned* error_word_ = nullptr;  // device: error_* bits set by kernels (error_bits.hpp)
   gemm_scratch scratch_;
-  std::map<recording_key, cudaGraphExec_t> graphs_;  // null: this key could not be recorded
+  struct recording {
+    cudaGraphExec_t exec = nullptr;  // null: not recorded (yet)
+    int refusals = 0;                // captures of this key that failed
+  };
+  std::map<recording_key, recording> graphs_;
 };
 
 }  // namespace

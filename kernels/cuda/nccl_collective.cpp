@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #define BASTION_NCCL_CHECK(call)                                                                 \
   do {                                                                                           \
@@ -51,6 +53,10 @@ class nccl_collective final : public collective {
   status all_reduce_sum(float* data, std::int64_t n) override {
     if (n < 0 || (n > 0 && !data))
       return {status_code::invalid_argument, "all_reduce_sum: bad buffer"};
+    // Held across the check and the call: abort() frees the communicator, which must not
+    // happen while this rank's thread is inside NCCL with it. The call only queues work (the
+    // group connected eagerly, in make_nccl_group), so abort() waits a moment at most.
+    std::lock_guard<std::mutex> lock{use_};
     if (aborted_.load())
       return {status_code::device_error, "all_reduce_sum: the communicator was aborted"};
     BASTION_NCCL_CHECK(
@@ -62,6 +68,7 @@ class nccl_collective final : public collective {
   // host waiting on it) stuck on a peer that will never arrive is released. Each rank's
   // owner aborts its own handle; the communicators cannot be reused afterwards.
   void abort() noexcept override {
+    std::lock_guard<std::mutex> lock{use_};
     if (comm_ && !aborted_.exchange(true)) (void)ncclCommAbort(comm_);
   }
 
@@ -69,8 +76,52 @@ class nccl_collective final : public collective {
   int rank_, ranks_;
   cudaStream_t stream_;
   ncclComm_t comm_ = nullptr;
+  std::mutex use_;  // the communicator: one thread inside NCCL with it at a time
   std::atomic<bool> aborted_{false};
 };
+
+// NCCL connects the ranks lazily, inside a rank's first collective, which then blocks that
+// rank's thread until its peers arrive. A rank failing before its first all-reduce would
+// leave another blocked inside NCCL, holding its handle (all_reduce_sum), so abort() could
+// never get in. One all-reduce of one float on every rank, from this one thread in one NCCL
+// group, makes the connections before any rank steps.
+status connect_now(const std::vector<ncclComm_t>& comms, const std::vector<int>& devices,
+                   const std::vector<cudaStream_t>& streams) {
+  std::vector<float*> scratch(comms.size(), nullptr);
+  auto free_scratch = [&] {
+    for (std::size_t r = 0; r < scratch.size(); ++r)
+      if (scratch[r] && cudaSetDevice(devices[r]) == cudaSuccess) (void)cudaFree(scratch[r]);
+  };
+  status st = status::ok();
+  for (std::size_t r = 0; st && r < comms.size(); ++r) {
+    if (cudaSetDevice(devices[r]) != cudaSuccess ||
+        cudaMalloc(reinterpret_cast<void**>(&scratch[r]), sizeof(float)) != cudaSuccess ||
+        cudaMemsetAsync(scratch[r], 0, sizeof(float), streams[r]) != cudaSuccess)
+      st = {status_code::device_error,
+            "make_nccl_group: scratch on cuda:" + std::to_string(devices[r]) + ": " +
+                cudaGetErrorString(cudaGetLastError())};
+  }
+  auto connect = [&]() -> status {
+    BASTION_NCCL_CHECK(ncclGroupStart());
+    for (std::size_t r = 0; r < comms.size(); ++r)
+      if (ncclResult_t e = ncclAllReduce(scratch[r], scratch[r], 1, ncclFloat, ncclSum, comms[r],
+                                         streams[r]);
+          e != ncclSuccess) {
+        (void)ncclGroupEnd();
+        return {status_code::device_error,
+                std::string{"make_nccl_group: the first all-reduce: "} + ncclGetErrorString(e)};
+      }
+    BASTION_NCCL_CHECK(ncclGroupEnd());
+    for (std::size_t r = 0; r < comms.size(); ++r) {
+      BASTION_CUDA_CHECK(cudaSetDevice(devices[r]));
+      BASTION_CUDA_CHECK(cudaStreamSynchronize(streams[r]));
+    }
+    return status::ok();
+  };
+  if (st) st = connect();
+  free_scratch();
+  return st;
+}
 
 }  // namespace
 
@@ -112,12 +163,14 @@ status make_nccl_group(const std::vector<backend*>& backends,
   }
   std::vector<ncclComm_t> comms(backends.size(), nullptr);
   BASTION_NCCL_CHECK(ncclCommInitAll(comms.data(), ranks, devices.data()));
-  out.clear();
+  std::vector<std::unique_ptr<collective>> made;
   for (int r = 0; r < ranks; ++r) {
     auto c = std::make_unique<nccl_collective>(r, ranks, streams[static_cast<std::size_t>(r)]);
-    c->adopt(comms[static_cast<std::size_t>(r)]);
-    out.push_back(std::move(c));
+    c->adopt(comms[static_cast<std::size_t>(r)]);  // destroyed with `c` if what follows fails
+    made.push_back(std::move(c));
   }
+  if (auto s = connect_now(comms, devices, streams); !s) return s;
+  out = std::move(made);
   return status::ok();
 }
 

@@ -44,6 +44,10 @@ void compare(kernels::backend& gpu, kernels::backend& cpu, const kernels::model&
               "argmax of the device's logits");
 }
 
+std::vector<std::int32_t> request_prompt(std::uint64_t i) {
+  return {static_cast<std::int32_t>(5 + i), 17, 2, 44, 9, 30, 61, 8, 8, 12};
+}
+
 // Two greedy and two sampled requests through a batch runner on `be`; their tokens by id.
 kernels::status serve_four(const kernels::model& m, kernels::backend& be,
                            std::vector<std::vector<std::int32_t>>& tokens,
@@ -60,7 +64,7 @@ kernels::status serve_four(const kernels::model& m, kernels::backend& be,
   for (std::uint64_t i = 0; i < 4; ++i) {
     kernels::runner_request r;
     r.id = i;
-    r.prompt = {static_cast<std::int32_t>(5 + i), 17, 2, 44, 9, 30, 61, 8, 8, 12};
+    r.prompt = request_prompt(i);
     r.max_tokens = 12;
     if (i >= 2) {
       r.sampling.temperature = 0.8f;
@@ -79,6 +83,42 @@ kernels::status serve_four(const kernels::model& m, kernels::backend& be,
   }
   stats = runner.stats();
   return kernels::status::ok();
+}
+
+// Whether each of `tokens` (greedy, generated after `prompt` on another backend) is the CPU
+// engine's argmax given the tokens before it, or within `tolerance` x the row's largest |logit|
+// of it (a near-tie that F16/BF16 GEMM rounding may flip). One CPU step over the whole text
+// with every row's logits. Prints the worst gap.
+bool greedy_on_cpu_terms(const kernels::model& m, kernels::backend& cpu,
+                         const std::vector<std::int32_t>& prompt,
+                         const std::vector<std::int32_t>& tokens, double tolerance,
+                         const std::string& what) {
+  std::unique_ptr<kernels::kv_cache> kv;
+  const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 64, 2};
+  if (!kernels::kv_cache::create(cfg, cpu, kv) || !kv->add_sequence(0)) return false;
+  kernels::decoder dec{m, cpu, *kv};
+  std::vector<std::int32_t> text = prompt;
+  text.insert(text.end(), tokens.begin(), tokens.end());
+  text.pop_back();  // the last token's own logits are not needed
+  kernels::step_output o;
+  if (!dec.step({{0, text, true}}, o)) return false;
+  double worst = 0.0;
+  bool ok = true;
+  for (std::size_t j = 0; j < tokens.size(); ++j) {
+    const float* row = o.logits.data() + (prompt.size() - 1 + j) * static_cast<std::size_t>(o.vocab);
+    double best = row[0], scale = 1e-30;
+    for (std::int64_t v = 0; v < o.vocab; ++v) {
+      best = std::max(best, double{row[v]});
+      scale = std::max(scale, std::abs(double{row[v]}));
+    }
+    const double gap = (best - double{row[tokens[j]]}) / scale;
+    worst = std::max(worst, gap);
+    ok = ok && gap <= tolerance;
+  }
+  std::printf("%s %s: greedy tokens on the device are the CPU's argmax or within %.3g of it "
+              "(worst normalised gap %.3g)\n",
+              ok ? "PASS" : "FAIL", what.c_str(), tolerance, worst);
+  return ok;
 }
 
 void compare_runner(kernels::backend& gpu, kernels::backend& cpu, const kernels::model& m,
@@ -100,8 +140,25 @@ void compare_runner(kernels::backend& gpu, kernels::backend& cpu, const kernels:
               "candidates (" +
               std::to_string(gpu_stats.candidate_draws) + " drawn, " +
               std::to_string(gpu_stats.rows_downloaded) + " rows brought back)");
-  c.check(on_gpu[0] == on_cpu[0] && on_gpu[1] == on_cpu[1],
-          what + ": batch runner greedy tokens on the device equal the CPU's");
+  // F32 weights: the same tokens. Half and quantized weights go through F16/BF16 GEMMs on the
+  // device (errors near 1e-3 of the logits), which may flip a near-tie: each token must then be
+  // the CPU's argmax given the tokens before it, or within 1e-2 of it.
+  if (m.weights.layers.front().wq.type == kernels::tensor_type::f32) {
+    c.check(on_gpu[0] == on_cpu[0] && on_gpu[1] == on_cpu[1],
+            what + ": batch runner greedy tokens on the device equal the CPU's");
+  } else {
+    bool near = true;
+    for (std::uint64_t i = 0; i < 2; ++i)
+      near = greedy_on_cpu_terms(m, cpu, request_prompt(i), on_gpu[i], 1e-2,
+                                 what + " runner seq " + std::to_string(i)) &&
+             near;
+    c.check(near, what + ": batch runner greedy tokens on the device are the CPU's, up to "
+                         "near-ties (" +
+                      std::string{on_gpu[0] == on_cpu[0] && on_gpu[1] == on_cpu[1]
+                                      ? "identical"
+                                      : "a near-tie flipped"} +
+                      ")");
+  }
 }
 
 }  // namespace

@@ -84,11 +84,13 @@ int main() {
   }
 
   {  // sampling candidates: the device's against the host definition, then the draws
-    const std::int64_t dim = 49152, n = 4;
+    const std::int64_t dim = 49152, n = 5;
     const std::int32_t capacity = 512;
     auto rows = random_vector(static_cast<std::size_t>(n * dim), rng, 3.0f);
     rows[static_cast<std::size_t>(dim + 5)] = std::numeric_limits<float>::quiet_NaN();
-    const float temperature[n] = {0.7f, 1.0f, 0.0f, 1.5f};  // row 2 is not sampled
+    // Rows 0, 1 and 3 fit the capacity (22, 173 and 10 candidates on the host); row 2 is not
+    // sampled; row 4 overflows it (which of its candidates the device keeps is unspecified).
+    const float temperature[n] = {0.25f, 0.3f, 0.0f, 0.2f, 1.5f};
     std::vector<kernels::candidate_summary> on_gpu(n), on_host(n);
     std::vector<std::int32_t> gpu_ids(n * capacity), host_ids(n * capacity);
     std::vector<float> gpu_logits(n * capacity), host_logits(n * capacity);
@@ -107,9 +109,10 @@ int main() {
       const auto& h = on_host[static_cast<std::size_t>(r)];
       same = g.count == h.count && g.best == h.best;
       if (h.total > 0.0) worst_total = std::max(worst_total, std::abs(g.total - h.total) / h.total);
+      if (h.count > capacity) continue;  // an overflowing row's kept ids are unspecified
       // The same set of ids (the device's order is its threads'), each with its raw logit.
       const auto at = static_cast<std::size_t>(r * capacity);
-      const auto k = static_cast<std::size_t>(std::min<std::int64_t>(h.count, capacity));
+      const auto k = static_cast<std::size_t>(h.count);
       std::vector<std::pair<std::int32_t, float>> a, b;
       for (std::size_t i = 0; i < k; ++i) {
         a.emplace_back(gpu_ids[at + i], gpu_logits[at + i]);
@@ -119,9 +122,11 @@ int main() {
       std::sort(b.begin(), b.end());
       same = same && a == b;
     }
-    c.check(same && worst_total < 1e-12 && on_gpu[2].count == 0,
+    const bool rows_as_planned = on_host[0].count <= capacity && on_host[1].count <= capacity &&
+                                 on_host[3].count <= capacity && on_host[4].count > capacity;
+    c.check(same && worst_total < 1e-12 && on_gpu[2].count == 0 && rows_as_planned,
             "candidates: best, count and the (id, logit) set equal the host's; totals within "
-            "1e-12; the unsampled row is empty",
+            "1e-12; the unsampled row is empty; rows 0, 1, 3 fit the capacity and row 4 not",
             worst_total);
 
     // Draws: from the device's candidates (whole row when asked) against whole rows.
@@ -143,9 +148,16 @@ int main() {
         agree += picked == whole.sample(row, dim, {}) ? 1 : 0;
       }
     }
-    c.check(agree == total_draws && answered > 0,
+    kernels::sampling_params flat;
+    flat.temperature = temperature[4];
+    kernels::sampler overflowing{flat};
+    const auto at4 = static_cast<std::size_t>(4 * capacity);
+    const bool asks_for_row = !overflowing.sample_from(on_gpu[4], gpu_ids.data() + at4,
+                                                       gpu_logits.data() + at4, capacity);
+    c.check(agree == total_draws && answered > 0 && asks_for_row,
             "150 draws from the device's candidates pick what whole rows pick (" +
-                std::to_string(answered) + " answered by the candidates alone)");
+                std::to_string(answered) +
+                " answered by the candidates alone); a row over the capacity asks for the row");
   }
 
   {  // hostile shapes are refused before any launch
