@@ -68,6 +68,11 @@ struct health_report {
   bool cuda_built = false;
   std::vector<std::string> devices;  // one line per visible GPU
   std::string devices_note;          // why there are none, when there are none
+  /// Why the node's GPUs are not sampled into its bastion_gpu_* metrics, or only partly;
+  /// empty when every GPU is. For example "NVML not available: ..." (no driver library, or
+  /// NVML failed to start), "device sampling off: node.device_sample_ms = 0", "devices not
+  /// sampled yet" (just after start), or a CUDA device probe that failed.
+  std::string device_sampling_note;
 };
 
 /// This node's place in the three-site cluster (its config's [cluster] section).
