@@ -4,6 +4,7 @@
 
 #include <bastion/node.hpp>
 
+#include "cluster/cuda_device_order.hpp"
 #include "kernels/device/nvml_reader.hpp"
 
 #include <boost/program_options.hpp>
@@ -100,6 +101,9 @@ int main(int argc, char** argv) {
     std::cout << desc;
     return 0;
   }
+  // Before the node starts: its threads and its first CUDA call come with it.
+  if (const auto order = bastion::cluster::align_cuda_device_order(); !order.message.empty())
+    std::cerr << "bastion-node: " << order.message << std::endl;
   try {
     opts.listen = !opts.config_file.empty();
     auto node = bastion::node::start(opts);

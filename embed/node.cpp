@@ -151,9 +151,9 @@ health_report node::health(std::chrono::milliseconds timeout) const {
   self->request(impl_->health, timeout, actors::get_health_atom::value)
       .receive(
           [&](const actors::node_health& h) {
-            out = health_report{h.node,      h.site,        BASTION_VERSION_STRING,
-                                h.uptime_ms, h.cpu_gemm,    h.cuda_built,
-                                h.devices,   h.devices_note};
+            out = health_report{h.node,      h.site,         BASTION_VERSION_STRING,
+                                h.uptime_ms, h.cpu_gemm,     h.cuda_built,
+                                h.devices,   h.devices_note, h.device_sampling_note};
           },
           [&](const caf::error& err) { failure = impl_->system->render(err); });
   if (!out) throw node_error("health request failed: " + failure);

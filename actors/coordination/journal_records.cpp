@@ -76,6 +76,20 @@ gateway::error_reason from_schema(s::ErrorReason r) {
              : gateway::error_reason::unspecified;
 }
 
+// Codes and finish reasons read from a record are checked against this build's enums before
+// they become them: a record written by a newer build (or damaged) may hold a value past the
+// last one we know, and a cast would make an enum value no switch handles.
+std::optional<gateway::error_code> known_code(s::ErrorCode c) {
+  const auto raw = static_cast<std::uint16_t>(c);
+  if (raw > static_cast<std::uint16_t>(gateway::error_code::cancelled)) return std::nullopt;
+  return static_cast<gateway::error_code>(raw);
+}
+std::optional<gateway::finish_reason> known_finish(s::FinishReason r) {
+  const auto raw = static_cast<std::uint16_t>(r);
+  if (raw > static_cast<std::uint16_t>(gateway::finish_reason::deadline)) return std::nullopt;
+  return static_cast<gateway::finish_reason>(raw);
+}
+
 /// A flat record's words, copied so they are aligned for capnp.
 std::unique_ptr<capnp::FlatArrayMessageReader> reader_for(const record_bytes& bytes,
                                                           kj::Array<capnp::word>& words) {
@@ -248,8 +262,16 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
     auto c = reader->getRoot<j::JournalRecord>().getCompletion();
     if (c.hasError()) {
       auto e = c.getError();
-      gateway::inference_error err{static_cast<gateway::error_code>(e.getCode()),
-                                   e.getMessage().cStr(),
+      const auto code = known_code(e.getCode());
+      std::string message = e.getMessage().cStr();
+      // An unknown code reads as internal, the journaled value named: the client still gets
+      // the error, with the message it was first given, as one it can act on.
+      if (!code)
+        message += " (journaled error code " +
+                   std::to_string(static_cast<std::uint16_t>(e.getCode())) +
+                   " is unknown to this build; reported as internal)";
+      gateway::inference_error err{code.value_or(gateway::error_code::internal),
+                                   std::move(message),
                                    c.getRequestId().cStr(),
                                    e.getRetryAfterMs(),
                                    {},
@@ -282,9 +304,24 @@ gateway::completion outcome_of_completion(const record_bytes& bytes) {
           {}};
       return;
     }
+    const auto finish = known_finish(c.getFinishReason());
+    if (!finish) {
+      // No finish reason of ours says how this answer ended, and the front ends must name
+      // one: refuse it clearly rather than guess.
+      out = gateway::inference_error{
+          gateway::error_code::internal,
+          "request '" + std::string{c.getRequestId().cStr()} +
+              "' completed with journaled finish reason " +
+              std::to_string(static_cast<std::uint16_t>(c.getFinishReason())) +
+              ", unknown to this build; its answer cannot be sent by it",
+          c.getRequestId().cStr(),
+          0,
+          {}};
+      return;
+    }
     gateway::final_result f;
     f.text = c.getOutputText().cStr();
-    f.reason = static_cast<gateway::finish_reason>(c.getFinishReason());
+    f.reason = *finish;
     f.usage.prompt_tokens = c.getUsage().getPromptTokens();
     f.usage.completion_tokens = c.getUsage().getCompletionTokens();
     f.served_model = c.getModelId().cStr();

@@ -78,6 +78,10 @@ bool completion_is_cancellation(const record_bytes& completion);
 /// The outcome a completion record holds, for a retry with its request id: the answer (its
 /// text when retained; otherwise a typed error saying only the digest was kept) or its error,
 /// with its code, message, retry hint, typed reason and field at fault as first given.
+/// Values this build does not know (a newer build's record, or a damaged one) are never cast
+/// into our enums: an unknown error code reads as `internal`, its message ending with the
+/// journaled value; an unknown typed reason as unspecified (the code still holds); an answer
+/// with an unknown finish reason as an `internal` error naming the value.
 gateway::completion outcome_of_completion(const record_bytes& bytes);
 
 }  // namespace bastion::coordination

@@ -1,6 +1,7 @@
 #include "cluster/cli/journal_dump.hpp"
 
 #include "actors/coordination/journal_records.hpp"
+#include "actors/gateway/inference_port.hpp"
 #include "runtime/journal/errors.hpp"
 #include "runtime/journal/file_ops.hpp"
 #include "runtime/journal/file_store.hpp"
@@ -28,6 +29,24 @@ std::string hex(capnp::Data::Reader d) {
     s += digits[b & 15];
   }
   return s;
+}
+
+/// The typed reason under a journaled error, by its metric label ("prompt_too_long"); a value
+/// a newer build wrote shows its number. Empty: unspecified.
+std::string reason_name(bastion::schema::ErrorReason r) {
+  const auto raw = static_cast<std::uint16_t>(r);
+  if (raw == static_cast<std::uint16_t>(gateway::error_reason::unspecified)) return {};
+  if (raw == static_cast<std::uint16_t>(gateway::error_reason::prompt_too_long))
+    return gateway::reason_text(gateway::error_reason::prompt_too_long);
+  return "unknown (" + std::to_string(raw) + ")";
+}
+
+/// A journaled error's message, and its typed reason and field at fault when it has them
+/// (keys error, error_reason, error_param), as a completion record or a snapshot keeps them.
+void describe_error(bastion::schema::Error::Reader e, capnp::Text::Reader param, json& out) {
+  out["error"] = e.getMessage().cStr();
+  if (auto reason = reason_name(e.getReason()); !reason.empty()) out["error_reason"] = reason;
+  if (param.size() > 0) out["error_param"] = param.cStr();
 }
 
 /// Reads a capnp message from bytes under the journal's own limits.
@@ -75,7 +94,7 @@ json describe_record(const std::vector<std::uint8_t>& payload) {
                                ? c.getError().getCode() == bastion::schema::ErrorCode::CANCELLED
                                : c.getFinishReason() == bastion::schema::FinishReason::CANCELLED;
         if (c.hasError()) {
-          out["error"] = c.getError().getMessage().cStr();
+          describe_error(c.getError(), c.getErrorParam(), out);
         } else {
           out["digest"] = hex(c.getOutputDigest());
           out["completion_tokens"] = c.getUsage().getCompletionTokens();
@@ -110,10 +129,13 @@ json describe_snapshot(const journal::snapshot& snap) {
     auto s = reader.getRoot<j::JournalSummary>();
     out["epoch"] = s.getEpochStart().getEpoch();
     out["epoch_site"] = s.getEpochStart().getSite().cStr();
-    for (auto c : s.getCompletions())
-      completions.push_back({{"request_id", c.getRequestId().cStr()},
-                             {"index", c.getIndex()},
-                             {"digest", hex(c.getOutputDigest())}});
+    for (auto c : s.getCompletions()) {
+      json line = {{"request_id", c.getRequestId().cStr()},
+                   {"index", c.getIndex()},
+                   {"digest", hex(c.getOutputDigest())}};
+      if (c.hasError()) describe_error(c.getError(), c.getErrorParam(), line);
+      completions.push_back(std::move(line));
+    }
   });
   if (!failure.empty()) out["unreadable"] = failure;
   out["completions"] = std::move(completions);

@@ -42,6 +42,10 @@ struct node_options {
   /// A TOML node config (runtime/config/node_config.hpp documents every key). When set, the
   /// node loads the models and workers it names and serves them; its [node] section then
   /// supplies name, site and threads, and the three fields above are ignored.
+  /// With gpu workers, set CUDA_DEVICE_ORDER=PCI_BUS_ID in your process before its first CUDA
+  /// call (bastion-node does, when unset): then a worker's `device = N` is the GPU nvidia-smi
+  /// and the bastion_gpu_* metrics call N (docs/decisions/0010). The node leaves your
+  /// environment alone.
   std::string config_file;
   /// Open the config's HTTP (OpenAI-compatible) and Cap'n Proto RPC listeners. Off: the node
   /// serves only this process through submit() and stream().
@@ -68,6 +72,11 @@ struct health_report {
   bool cuda_built = false;
   std::vector<std::string> devices;  // one line per visible GPU
   std::string devices_note;          // why there are none, when there are none
+  /// Why the node's GPUs are not sampled into its bastion_gpu_* metrics, or only partly;
+  /// empty when every GPU is. For example "NVML not available: ..." (no driver library, or
+  /// NVML failed to start), "device sampling off: node.device_sample_ms = 0", "devices not
+  /// sampled yet" (just after start), or a CUDA device probe that failed.
+  std::string device_sampling_note;
 };
 
 /// This node's place in the three-site cluster (its config's [cluster] section).

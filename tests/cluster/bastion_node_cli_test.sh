@@ -11,6 +11,17 @@ grep -q "node      cli-test" <<<"$out" || { echo "FAIL: node name not printed"; 
 grep -q "site      dr-local" <<<"$out" || { echo "FAIL: site not printed"; fail=1; }
 grep -q "status    healthy" <<<"$out" || { echo "FAIL: no health status"; fail=1; }
 
+# CUDA ordinals follow NVML's PCI bus order unless the operator chose another order.
+out=$(env -u CUDA_DEVICE_ORDER "$node" --once 2>&1)
+grep -q "CUDA_DEVICE_ORDER was unset: set to PCI_BUS_ID" <<<"$out" ||
+  { echo "FAIL: unset CUDA_DEVICE_ORDER not set to PCI_BUS_ID"; fail=1; }
+out=$(CUDA_DEVICE_ORDER=FASTEST_FIRST "$node" --once 2>&1)
+grep -q "warning: CUDA_DEVICE_ORDER=FASTEST_FIRST" <<<"$out" ||
+  { echo "FAIL: no warning for CUDA_DEVICE_ORDER=FASTEST_FIRST"; fail=1; }
+out=$(CUDA_DEVICE_ORDER=PCI_BUS_ID "$node" --once 2>&1)
+! grep -q "CUDA_DEVICE_ORDER" <<<"$out" ||
+  { echo "FAIL: CUDA_DEVICE_ORDER=PCI_BUS_ID was remarked on"; fail=1; }
+
 out=$("$node" --once --site moon 2>&1); rc=$?
 echo "$out"
 [ $rc -eq 2 ] || { echo "FAIL: bad site exited $rc, expected 2"; fail=1; }

@@ -5,6 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
 TEST_CASE("an embedded node starts, reports health and stops") {
   bastion::node_options opts;
   opts.name = "embedded-1";
@@ -34,4 +39,25 @@ TEST_CASE("bad node options are refused at start, naming the option and the reas
   opts = {};
   opts.name = "has space";
   CHECK_THROWS_WITH(bastion::node::start(opts), Catch::Contains("'name'"));
+}
+
+TEST_CASE("the health report says why the node does not sample its GPUs") {
+  // A config whose [node] turns device sampling off: the one reason every machine shares (the
+  // others depend on whether a driver is installed).
+  char path[] = "/tmp/bastion-node-api-XXXXXX.toml";
+  const int fd = ::mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  struct removed_at_end {
+    const char* p;
+    ~removed_at_end() { std::remove(p); }
+  } cleanup{path};
+  std::ofstream(path) << "[node]\nname = \"unsampled\"\nsite = \"prod\"\ndevice_sample_ms = 0\n";
+  bastion::node_options opts;
+  opts.config_file = path;
+  auto node = bastion::node::start(opts);
+  const auto h = node->health();
+  CHECK(h.node == "unsampled");
+  CHECK(h.device_sampling_note == "device sampling off: node.device_sample_ms = 0");
+  node->stop();
 }
