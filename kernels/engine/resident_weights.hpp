@@ -10,7 +10,6 @@
 #include "kernels/engine/backend_buffer.hpp"
 #include "kernels/model/model.hpp"
 
-#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -26,15 +25,6 @@ struct resident_layer {
   const float* ffn_norm = nullptr;
   weight_view w_gate, w_up, w_down;
 };
-
-/// The seven projection matrices of a layer (a layer_weights or a resident_layer, const or
-/// not), as pointers into it, in the order a forward pass reads them: the one list of them, so
-/// code that visits every matrix cannot miss one.
-template <class Layer>
-auto layer_projections(Layer& layer) {
-  return std::array{&layer.wq,     &layer.wk,   &layer.wv,    &layer.wo,
-                    &layer.w_gate, &layer.w_up, &layer.w_down};
-}
 
 struct resident_weights {
   weight_view token_embd;

@@ -6,9 +6,12 @@
 #include "kernels/backend.hpp"
 #include "kernels/model/model_config.hpp"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace bastion::kernels {
@@ -22,6 +25,21 @@ struct layer_weights {
   weight_view w_gate, w_up;       // [ffn_dim x dim]
   weight_view w_down;             // [dim x ffn_dim]
 };
+
+/// The seven projection matrices of a layer (a layer_weights, or anything with the same
+/// members such as the engine's resident_layer; const or not), as pointers into it, in the
+/// order a forward pass reads them: the one list of them, so code that visits every matrix
+/// cannot miss one. layer_projection_names[i] names the i-th, for messages.
+template <class Layer>
+auto layer_projections(Layer& layer) {
+  return std::array{&layer.wq,     &layer.wk,   &layer.wv,    &layer.wo,
+                    &layer.w_gate, &layer.w_up, &layer.w_down};
+}
+inline constexpr std::array<const char*, 7> layer_projection_names{
+    "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
+static_assert(std::tuple_size_v<decltype(layer_projections(std::declval<layer_weights&>()))> ==
+                  layer_projection_names.size(),
+              "every projection has a name");
 
 struct model_weights {
   weight_view token_embd;  // [vocab x dim]

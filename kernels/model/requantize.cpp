@@ -1,14 +1,11 @@
 #include "kernels/model/requantize.hpp"
 
-#include "kernels/engine/resident_weights.hpp"
 #include "kernels/quant/quantize.hpp"
 
 #include <cmath>
-#include <iterator>
 #include <map>
 #include <new>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -26,14 +23,6 @@ struct named_view {
   std::string name;
 };
 
-// The projections' names for messages, in layer_projections' order (the one list of a layer's
-// matrices, kernels/engine/resident_weights.hpp): a matrix added there without a name here
-// does not compile.
-constexpr const char* projection_names[] = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
-static_assert(std::size(projection_names) ==
-                  std::tuple_size_v<decltype(layer_projections(std::declval<layer_weights&>()))>,
-              "every projection of layer_projections needs a name here");
-
 }  // namespace
 
 status requantize_to_q8_0(model& m, requantize_report* report) {
@@ -44,7 +33,7 @@ status requantize_to_q8_0(model& m, requantize_report* report) {
     const std::string p = "layer " + std::to_string(l) + " ";
     const auto projections = layer_projections(L);
     for (std::size_t i = 0; i < projections.size(); ++i)
-      views.push_back({projections[i], p + projection_names[i]});
+      views.push_back({projections[i], p + layer_projection_names[i]});
   }
   // Convert each distinct matrix once (a tied output is the embedding's view), all before any
   // view changes, so a failure leaves the model as it was.
