@@ -72,6 +72,18 @@ class nccl_collective final : public collective {
     if (comm_ && !aborted_.exchange(true)) (void)ncclCommAbort(comm_);
   }
 
+  status async_error() noexcept override {
+    std::lock_guard<std::mutex> lock{use_};
+    if (!comm_ || aborted_.load()) return status::ok();  // aborted: its error is known
+    ncclResult_t found = ncclSuccess;
+    if (const ncclResult_t asked = ncclCommGetAsyncError(comm_, &found); asked != ncclSuccess)
+      found = asked;
+    if (found == ncclSuccess || found == ncclInProgress) return status::ok();
+    return {status_code::device_error, std::string{"NCCL rank "} + std::to_string(rank_) +
+                                           " reports an asynchronous error: " +
+                                           ncclGetErrorString(found)};
+  }
+
  private:
   int rank_, ranks_;
   cudaStream_t stream_;

@@ -22,6 +22,11 @@ class collective {
   /// rank's handle, from any thread (NCCL aborts per communicator; the thread group ends all at
   /// once). The group stays unusable: make a new one.
   virtual void abort() noexcept = 0;
+  /// An error the collective met on its own, outside any call: NCCL finds a failed link or
+  /// peer asynchronously (ncclCommGetAsyncError), and a rank whose stream waits on it does not
+  /// return until the collective is aborted. Polled, from another thread, while a step waits.
+  /// OK when there is none (the default: the thread group has none).
+  virtual status async_error() noexcept { return status::ok(); }
 };
 
 }  // namespace bastion::kernels

@@ -14,10 +14,10 @@ bool same_on_every_rank(const status& s) {
 }  // namespace
 
 status tp_decoder::create(const model& m, const std::vector<rank_parts>& ranks, kv_cache_config kv,
-                          std::unique_ptr<tp_decoder>& out) {
+                          std::unique_ptr<tp_decoder>& out, tp_watch watch) {
   const auto count = static_cast<int>(ranks.size());
   if (count < 1) return {status_code::invalid_argument, "tp_decoder: no ranks"};
-  std::unique_ptr<tp_decoder> engine{new tp_decoder(m)};
+  std::unique_ptr<tp_decoder> engine{new tp_decoder(m, watch)};
   for (int r = 0; r < count; ++r) {
     const auto& parts = ranks[static_cast<std::size_t>(r)];
     const std::string who =
@@ -73,24 +73,51 @@ void tp_decoder::run_rank(std::size_t r) {
     status result = me.dec->step(batch, out, want);
     lock.lock();
     me.result = std::move(result);
+    me.running = false;
     ++done_;
     rank_done_.notify_all();
   }
 }
 
+std::string tp_decoder::watch(std::chrono::steady_clock::time_point started) const {
+  for (std::size_t r = 0; r < ranks_.size(); ++r)
+    if (ranks_[r]->comm)
+      if (auto e = ranks_[r]->comm->async_error(); !e)
+        return "rank " + std::to_string(r) + "'s collective: " + e.message();
+  if (watch_.step_timeout.count() > 0 &&
+      std::chrono::steady_clock::now() - started >= watch_.step_timeout) {
+    std::string late;
+    for (std::size_t r = 0; r < ranks_.size(); ++r)
+      if (ranks_[r]->running) late += (late.empty() ? "" : ", ") + std::to_string(r);
+    return "rank(s) " + late + " did not finish the step within " +
+           std::to_string(watch_.step_timeout.count()) + " ms";
+  }
+  return {};
+}
+
+void tp_decoder::abort_collectives() noexcept {
+  for (auto& r : ranks_)
+    if (r->comm) r->comm->abort();
+}
+
 status tp_decoder::step(const std::vector<step_entry>& batch, step_output& out, step_results want) {
   if (!broken_.empty()) return {status_code::device_error, broken_};
+  const auto started = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock{mutex_};
   batch_ = &batch;
   rank0_out_ = &out;
   want_ = want;
   done_ = 0;
-  for (auto& r : ranks_) r->result = status::ok();
+  for (auto& r : ranks_) {
+    r->result = status::ok();
+    r->running = true;
+  }
   ++job_;
   job_posted_.notify_all();
   bool aborted = false;
+  std::string watched;  // why the step was aborted from here, when no rank had failed
   std::size_t failed_rank = ranks_.size();
-  rank_done_.wait(lock, [&] {
+  auto finished = [&] {
     // A rank failed on its device while others may wait for it in an all-reduce: release
     // them (abort) instead of waiting forever. Checked at every rank's finish.
     for (std::size_t r = 0; r < ranks_.size() && failed_rank == ranks_.size(); ++r)
@@ -98,12 +125,23 @@ status tp_decoder::step(const std::vector<step_entry>& batch, step_output& out, 
     if (!aborted && failed_rank < ranks_.size() && done_ < ranks_.size() &&
         !same_on_every_rank(ranks_[failed_rank]->result)) {
       aborted = true;
-      for (auto& r : ranks_)
-        if (r->comm) r->comm->abort();
+      abort_collectives();
     }
     return done_ == ranks_.size();
-  });
+  };
+  // Ranks stuck where no failure of their own ends them are released by the watch.
+  while (!rank_done_.wait_for(lock, watch_.interval, finished)) {
+    if (aborted) continue;
+    watched = watch(started);
+    if (watched.empty()) continue;
+    aborted = true;
+    abort_collectives();
+  }
   batch_ = nullptr;
+  if (!watched.empty()) {
+    broken_ = "tp_decoder: " + watched + " (the collective was aborted: this engine must be rebuilt)";
+    return {status_code::device_error, broken_};
+  }
   if (failed_rank == ranks_.size()) return status::ok();
   const status& first = ranks_[failed_rank]->result;
   const std::string why =

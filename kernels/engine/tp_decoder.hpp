@@ -9,10 +9,13 @@
 // are the engine's. A step that fails on some ranks is rolled back on the others (their
 // sequences shrink by the step's tokens), and the collective is aborted when a failed rank
 // leaves the others waiting in an all-reduce: then every later step fails, naming the rank.
+// A rank stuck with no failure of its own (an all-reduce whose link died) is released the same
+// way when a collective reports an asynchronous error or the step outlasts its limit (tp_watch).
 
 #include "kernels/engine/decoder.hpp"
 #include "kernels/engine/step_engine.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -21,6 +24,14 @@
 #include <vector>
 
 namespace bastion::kernels {
+
+/// How a group watches a step it waits for: a rank can be stuck where no failure of its own
+/// will ever end it (an all-reduce whose peer lost its link), so the step is aborted when a
+/// collective reports an asynchronous error, or when the step outlasts `step_timeout`.
+struct tp_watch {
+  std::chrono::milliseconds step_timeout{60000};  // 0: no limit
+  std::chrono::milliseconds interval{100};        // how often the collectives are asked
+};
 
 class tp_decoder final : public step_engine {
  public:
@@ -34,7 +45,7 @@ class tp_decoder final : public step_engine {
   /// does not split R ways, a collective whose size or rank does not match, a KV cache or
   /// weights that do not fit a rank's backend.
   static status create(const model& m, const std::vector<rank_parts>& ranks, kv_cache_config kv,
-                       std::unique_ptr<tp_decoder>& out);
+                       std::unique_ptr<tp_decoder>& out, tp_watch watch = {});
   ~tp_decoder() override;
   tp_decoder(const tp_decoder&) = delete;
   tp_decoder& operator=(const tp_decoder&) = delete;
@@ -75,11 +86,17 @@ class tp_decoder final : public step_engine {
     std::thread thread;
     step_output out;  // ranks other than 0 step into their own output
     status result;
+    bool running = false;  // inside the current step (guarded by mutex_)
   };
-  explicit tp_decoder(const model& m) : full_(m) {}
+  tp_decoder(const model& m, tp_watch watch) : full_(m), watch_(watch) {}
   void run_rank(std::size_t r);
+  /// Between ranks' finishes: why the step must be aborted from outside (a collective's
+  /// asynchronous error, the time limit), or empty. Called with mutex_ held.
+  std::string watch(std::chrono::steady_clock::time_point started) const;
+  void abort_collectives() noexcept;
 
   const model& full_;
+  tp_watch watch_;
   std::vector<std::unique_ptr<rank_state>> ranks_;
   std::string broken_;  // why the group is unusable (a collective was aborted); empty: usable
 

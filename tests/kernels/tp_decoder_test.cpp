@@ -14,7 +14,12 @@
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 
 using namespace bastion;
 using namespace bastion::kernels;
@@ -87,6 +92,47 @@ struct group_of {
   }
 };
 
+// A rank's handle whose all-reduce never completes until the group is aborted, as an NCCL
+// all-reduce whose peer lost its link: no failure of the rank's own ends it. It can report an
+// asynchronous error, as NCCL does for such a link.
+class hanging_rank final : public collective {
+ public:
+  explicit hanging_rank(collective& inner) : inner_(inner) {}
+  int ranks() const noexcept override { return inner_.ranks(); }
+  int rank() const noexcept override { return inner_.rank(); }
+  status all_reduce_sum(float* data, std::int64_t n) override {
+    if (!hanging_.load()) return inner_.all_reduce_sum(data, n);
+    std::unique_lock<std::mutex> lock{mutex_};
+    released_.wait(lock, [&] { return aborted_; });
+    return {status_code::device_error, "all_reduce_sum: aborted while it hung"};
+  }
+  void abort() noexcept override {
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      aborted_ = true;
+    }
+    released_.notify_all();
+    inner_.abort();
+  }
+  status async_error() noexcept override {
+    std::lock_guard<std::mutex> lock{mutex_};
+    return async_;
+  }
+  void hang() noexcept { hanging_ = true; }
+  void report(status s) {
+    std::lock_guard<std::mutex> lock{mutex_};
+    async_ = std::move(s);
+  }
+
+ private:
+  collective& inner_;
+  std::atomic<bool> hanging_{false};
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool aborted_ = false;
+  status async_ = status::ok();
+};
+
 }  // namespace
 
 TEST_CASE("the batch runner over tensor-parallel ranks gives the one-decoder tokens") {
@@ -147,6 +193,37 @@ TEST_CASE("a rank failing on its device does not leave the others waiting") {
   const auto later = tp->step({{1, {8}, false}}, out, step_results::logits);
   CHECK(later.code() == status_code::device_error);
   CHECK(later.message() == failed.message());
+}
+
+TEST_CASE("a rank hung in an all-reduce is released by an asynchronous error or the time limit") {
+  const model m = load_splittable("llama");
+  for (const bool async : {true, false}) {
+    INFO((async ? "asynchronous error" : "time limit"));
+    group_of g{2};
+    hanging_rank stuck{g.group.rank(1)};
+    g.parts[1].comm = &stuck;
+    tp_watch w;
+    w.step_timeout = async ? std::chrono::milliseconds{60000} : std::chrono::milliseconds{300};
+    w.interval = std::chrono::milliseconds{20};
+    std::unique_ptr<tp_decoder> tp;
+    REQUIRE(tp_decoder::create(m, g.parts, kv_config(m), tp, w));
+    REQUIRE(tp->add_sequence(1));
+    step_output out;
+    REQUIRE(tp->step({{1, {5, 6, 7}, false}}, out, step_results::logits));  // not hanging yet
+    stuck.hang();
+    if (async) stuck.report({status_code::device_error, "injected: NVLink lost"});
+    const auto began = std::chrono::steady_clock::now();
+    const auto failed = tp->step({{1, {8}, false}}, out, step_results::logits);
+    const auto took = std::chrono::steady_clock::now() - began;
+    CHECK(failed.code() == status_code::device_error);
+    CHECK(failed.message().find(async ? "injected: NVLink lost" : "did not finish the step "
+                                                                  "within 300 ms") !=
+          std::string::npos);
+    CHECK(failed.message().find("rank") != std::string::npos);
+    CHECK_FALSE(tp->broken().empty());
+    CHECK(took < std::chrono::seconds{10});
+    CHECK(tp->step({{1, {8}, false}}, out, step_results::logits).message() == failed.message());
+  }
 }
 
 TEST_CASE("parts that do not make a group are refused with the reason") {

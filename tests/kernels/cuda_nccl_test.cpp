@@ -1,0 +1,113 @@
+// NCCL on the one GPU a check machine has (two ranks need two GPUs: NCCL refuses two ranks on
+// one device). What one rank can show of the tensor-parallel path a multi-GPU worker runs:
+// make_nccl_group makes and connects a group; an all-reduce over one rank leaves the data as
+// it was; a decoder that all-reduces after attention and MLP through the handle gives the
+// logits of one that does not, bit for bit; a group is refused two ranks on one device; an
+// aborted handle fails its later all-reduces, and a new group works after it (what a worker
+// does after a rank failed mid-step).
+
+#include "kernels/cuda/nccl_collective.hpp"
+#include "kernels/engine/decoder.hpp"
+#include "kernels/model/gguf_loader.hpp"
+#include "tests/kernels/cuda_test_support.hpp"
+#include "tests/kernels/tiny_model.hpp"
+
+#include <unistd.h>
+
+using namespace bastion;
+using namespace bastion::test;
+
+namespace {
+
+std::int32_t argmax_of(const std::vector<float>& v) {
+  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// Greedy decoding of one sequence (the prompt in one step, then `steps` one-token steps),
+// every step's last-row logits kept, unrecorded, with `comm` as the decoder's collective.
+kernels::status decode(const kernels::model& m, kernels::backend& be, kernels::collective* comm,
+                       int steps, std::vector<std::vector<float>>& logits) {
+  std::unique_ptr<kernels::kv_cache> kv;
+  const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 16, 2};
+  if (auto s = kernels::kv_cache::create(cfg, be, kv); !s) return s;
+  if (auto s = kv->add_sequence(0); !s) return s;
+  kernels::decoder dec{m, be, *kv};
+  dec.use_recordings(false);
+  dec.use_collective(comm);
+  std::vector<kernels::step_entry> batch{{0, {5, 17, 2, 44, 9, 30, 61, 8}, false}};
+  kernels::step_output o;
+  logits.clear();
+  for (int i = 0; i <= steps; ++i) {
+    if (auto s = dec.step(batch, o); !s) return s;
+    logits.emplace_back(o.last_logits(0), o.last_logits(0) + o.vocab);
+    batch[0].tokens = {argmax_of(logits.back())};
+  }
+  return kernels::status::ok();
+}
+
+}  // namespace
+
+int main() {
+  std::unique_ptr<kernels::backend> gpu;
+  if (int rc = open_cuda(gpu); rc != 0) return rc;
+  cuda_checks c;
+  std::mt19937 rng{5};
+
+  std::vector<std::unique_ptr<kernels::collective>> group;
+  auto st = kernels::cuda::make_nccl_group({gpu.get()}, group);
+  c.check(st && group.size() == 1 && group[0]->ranks() == 1 && group[0]->rank() == 0,
+          "make_nccl_group makes and connects a group of one rank" +
+              (st ? std::string{} : ": " + st.message()));
+  if (!st || group.size() != 1) return c.finish();
+
+  {  // an all-reduce over one rank is the identity
+    const auto host = random_vector(4099, rng);
+    dev<float> d{*gpu, host};
+    st = group[0]->all_reduce_sum(d.ptr(), 4099);
+    if (st) st = gpu->synchronize();
+    c.check(st && d.read(*gpu, host.size()) == host,
+            "all_reduce_sum over one rank leaves 4099 floats as they were" +
+                (st ? std::string{} : ": " + st.message()));
+  }
+
+  {  // a decoder that all-reduces through the handle: the same logits, bit for bit
+    tiny_spec spec;
+    const std::string path = "/tmp/bastion-cuda-nccl-" + std::to_string(::getpid()) + ".gguf";
+    kernels::model m;
+    const bool loaded = write_gguf(spec, random_hf_weights(spec, 3), kernels::tensor_type::f16,
+                                   path) &&
+                        kernels::load_gguf_model(path, m);
+    ::unlink(path.c_str());
+    std::vector<std::vector<float>> alone, reduced;
+    st = loaded ? decode(m, *gpu, nullptr, 8, alone)
+                : kernels::status{kernels::status_code::invalid_argument, "tiny model not loaded"};
+    if (st) st = decode(m, *gpu, group[0].get(), 8, reduced);
+    c.check(st && alone == reduced && alone.size() == 9,
+            "a decoder all-reducing through NCCL (one rank) gives the logits of one that does not, "
+            "over 9 steps" +
+                (st ? std::string{} : ": " + st.message()));
+  }
+
+  {  // two ranks on one device are refused before NCCL is asked
+    std::vector<std::unique_ptr<kernels::collective>> two;
+    const auto refused = kernels::cuda::make_nccl_group({gpu.get(), gpu.get()}, two);
+    c.check(refused.code() == kernels::status_code::invalid_argument &&
+                refused.message().find("both on cuda:") != std::string::npos && two.empty(),
+            "a group of two ranks on one device is refused: " + refused.message());
+  }
+
+  {  // abort, then a new group: what a worker does after a rank failed mid-step
+    group[0]->abort();
+    dev<float> d{*gpu, std::vector<float>(16, 1.0f)};
+    const auto after = group[0]->all_reduce_sum(d.ptr(), 16);
+    c.check(after.code() == kernels::status_code::device_error,
+            "an aborted handle fails its all-reduce: " + after.message());
+    group.clear();  // an aborted communicator is not destroyed a second time
+    st = kernels::cuda::make_nccl_group({gpu.get()}, group);
+    if (st) st = group[0]->all_reduce_sum(d.ptr(), 16);
+    if (st) st = gpu->synchronize();
+    c.check(st && d.read(*gpu, 16) == std::vector<float>(16, 1.0f),
+            "a new group after the abort works" + (st ? std::string{} : ": " + st.message()));
+  }
+  return c.finish();
+}
