@@ -13,6 +13,7 @@
 
 #include "kernels/quant/tensor_type.hpp"
 #include "kernels/sampling/candidates.hpp"
+#include "kernels/sampling/repetition_penalty.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -204,6 +205,21 @@ class backend {
                                          std::int32_t* ids, float* logits) {
     return host_sampling_candidates(x, rows, dim, temperature, window, capacity, summaries, ids,
                                     logits);
+  }
+
+  /// The repetition penalty in place, for sampling without sending penalised rows back
+  /// (kernels/sampling/repetition_penalty.hpp): for each row r of x [rows x dim], every token t
+  /// of tokens[token_begin[r] .. token_begin[r+1]) with 0 <= t < dim gets
+  /// x[r][t] = penalised_logit(x[r][t], penalty[r]); ids outside [0, dim) are passed over. A row
+  /// with no tokens is left as it is. x is backend memory; penalty [rows] (finite, > 0),
+  /// token_begin [rows + 1] (from 0, never falling) and tokens (ascending and distinct within a
+  /// row) are host memory, read before the call returns; the work may still be queued (it is
+  /// ordered before the backend's later operations). The default runs on the host, for host
+  /// backends.
+  virtual status repetition_penalty_f32(float* x, std::int64_t rows, std::int64_t dim,
+                                        const float* penalty, const std::int32_t* token_begin,
+                                        const std::int32_t* tokens) {
+    return host_repetition_penalty(x, rows, dim, penalty, token_begin, tokens);
   }
 
   /// Recorded replay of a repeated sequence of operations (a device backend launches it as one

@@ -9,12 +9,15 @@
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/kv_write.hpp"
 #include "kernels/cuda/paged_attention.hpp"
+#include "kernels/cuda/repetition_penalty.hpp"
 #include "kernels/cuda/rmsnorm.hpp"
 #include "kernels/cuda/rope.hpp"
 #include "kernels/cuda/sampling_candidates.hpp"
 #include "kernels/cuda/silu_mul.hpp"
 #include "kernels/cuda/softmax.hpp"
+#include "kernels/engine/backend_buffer.hpp"
 
+#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -50,6 +53,7 @@ class cuda_backend final : public backend {
     if (stream_) (void)cudaStreamSynchronize(stream_);
     forget_recordings();
     scratch_ = {};
+    penalty_tables_dev_.reset();
     if (error_word_) pool_.release(error_word_);
     if (blas_) (void)cublasDestroy(blas_);
     if (stream_) (void)cudaStreamDestroy(stream_);
@@ -234,6 +238,30 @@ class cuda_backend final : public backend {
     return status::ok();
   }
 
+  status repetition_penalty_f32(float* x, std::int64_t rows, std::int64_t dim, const float* penalty,
+                                const std::int32_t* token_begin,
+                                const std::int32_t* tokens) override {
+    if (auto st = check_repetition_penalty(x, rows, dim, penalty, token_begin, tokens);
+        !st || rows == 0)
+      return st;
+    const auto r = static_cast<std::size_t>(rows);
+    const auto n = static_cast<std::size_t>(token_begin[rows]);
+    if (n == 0) return status::ok();  // no row has a token: nothing to change
+    BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
+    // The tables in one upload, into a buffer kept across calls (each step makes one call):
+    // the penalties, token_begin, then the tokens; 4-byte entries throughout.
+    const std::size_t begin_at = r, tokens_at = begin_at + r + 1, entries = tokens_at + n;
+    penalty_tables_.resize(entries);
+    std::memcpy(penalty_tables_.data(), penalty, r * 4);
+    std::memcpy(penalty_tables_.data() + begin_at, token_begin, (r + 1) * 4);
+    std::memcpy(penalty_tables_.data() + tokens_at, tokens, n * 4);
+    BASTION_CUDA_TRY(penalty_tables_dev_.reserve(this, entries * 4));
+    BASTION_CUDA_TRY(upload(penalty_tables_dev_.data(), penalty_tables_.data(), entries * 4));
+    const auto* dev = penalty_tables_dev_.as<std::int32_t>();
+    return cuda::repetition_penalty_f32(x, rows, dim, reinterpret_cast<const float*>(dev),
+                                        dev + begin_at, dev + tokens_at, stream_);
+  }
+
   // ---- recordings: CUDA graphs captured from the stream ----
   status run_recorded(const recording_key& key, const std::function<status()>& enqueue) override {
     BASTION_CUDA_CHECK(cudaSetDevice(ordinal_));
@@ -291,6 +319,9 @@ class cuda_backend final : public backend {
   cublasHandle_t blas_ = nullptr;
   unsigned* error_word_ = nullptr;  // device: error_* bits set by kernels (error_bits.hpp)
   gemm_scratch scratch_;
+  // repetition_penalty_f32's tables: packed on the host, then in device memory.
+  std::vector<std::int32_t> penalty_tables_;
+  backend_buffer penalty_tables_dev_;
   struct recording {
     cudaGraphExec_t exec = nullptr;  // null: not recorded (yet)
     int refusals = 0;                // captures of this key that failed

@@ -13,6 +13,10 @@ struct batch_runner::sequence_state {
   bool done = false;
   std::unique_ptr<sampler> pick;
   std::vector<std::int32_t> history;  // prompt + generated, for the repetition penalty
+  // Device backends with a penalty: the distinct tokens of history[0, distinct_upto), ascending
+  // (what backend::repetition_penalty_f32 takes), grown as the history grows.
+  std::vector<std::int32_t> distinct;
+  std::size_t distinct_upto = 0;
   std::vector<std::int32_t> generated;
   std::size_t emitted_bytes = 0;  // text already handed out
   std::string text;               // detokenized generated text
@@ -183,15 +187,72 @@ bool batch_runner::preempt(std::uint64_t id, std::vector<std::int32_t>& generate
   return false;
 }
 
+status batch_runner::penalise_on_device(const std::vector<sequence_state*>& picks,
+                                        const step_output& out, float* logits,
+                                        bool& penalised_greedy) {
+  penalised_greedy = false;
+  const std::int64_t rows = out.row_begin.back();
+  penalties_.assign(static_cast<std::size_t>(rows), 1.0f);
+  penalty_begin_.assign(static_cast<std::size_t>(rows) + 1, 0);
+  penalty_tokens_.clear();
+  std::int64_t penalised = 0;
+  for (std::size_t b = 0; b < picks.size(); ++b) {
+    sequence_state* s = picks[b];
+    if (!s || !s->pick->penalises()) continue;
+    for (; s->distinct_upto < s->history.size(); ++s->distinct_upto) {
+      const std::int32_t t = s->history[s->distinct_upto];
+      const auto at = std::lower_bound(s->distinct.begin(), s->distinct.end(), t);
+      if (at == s->distinct.end() || *at != t) s->distinct.insert(at, t);
+    }
+    const auto row = static_cast<std::size_t>(out.row_begin[b + 1] - 1);
+    penalties_[row] = s->pick->repetition_penalty();
+    penalty_tokens_.insert(penalty_tokens_.end(), s->distinct.begin(), s->distinct.end());
+    penalty_begin_[row + 1] = static_cast<std::int32_t>(penalty_tokens_.size());
+    penalised_greedy = penalised_greedy || s->pick->is_greedy();
+    ++penalised;
+  }
+  if (penalised == 0) return status::ok();
+  // Rows come in entry order, so a row without tokens ends where the row before it ends.
+  for (std::size_t r = 1; r < penalty_begin_.size(); ++r)
+    penalty_begin_[r] = std::max(penalty_begin_[r], penalty_begin_[r - 1]);
+  if (auto st = engine_.logits_backend().repetition_penalty_f32(
+          logits, rows, out.vocab, penalties_.data(), penalty_begin_.data(),
+          penalty_tokens_.data());
+      !st)
+    return st;
+  stats_.penalised_rows += penalised;
+  return status::ok();
+}
+
 status batch_runner::pick_on_device(const std::vector<sequence_state*>& picks,
                                     const step_output& out, std::vector<std::int32_t>& next) {
   backend& be = engine_.logits_backend();
-  const float* device_logits = engine_.backend_logits();
+  // The step's logits are the engine's scratch in backend memory until its next step, and
+  // nothing reads them after the picks below: the penalty may rewrite them in place.
+  auto* device_logits = const_cast<float*>(engine_.backend_logits());
   const std::int64_t rows = out.row_begin.back(), vocab = out.vocab;
+  // From here on every row's logits carry its penalty: greedy rows are their argmax, sampled
+  // rows are drawn from their candidates (the same tokens the host's sample() gives).
+  bool penalised_greedy = false;
+  if (auto st = penalise_on_device(picks, out, device_logits, penalised_greedy); !st) return st;
+  if (penalised_greedy) {
+    // The step's greedy tokens are the unpenalised logits' argmax: take it again.
+    if (auto st = penalised_greedy_dev_.reserve(&be, static_cast<std::size_t>(rows) * 4); !st)
+      return st;
+    penalised_greedy_.resize(static_cast<std::size_t>(rows));
+    if (auto st = be.argmax_rows_f32(device_logits, rows, vocab,
+                                     penalised_greedy_dev_.as<std::int32_t>());
+        !st)
+      return st;
+    if (auto st = be.download(penalised_greedy_.data(), penalised_greedy_dev_.data(),
+                              static_cast<std::size_t>(rows) * sizeof(std::int32_t));
+        !st)
+      return st;
+  }
   temperatures_.assign(static_cast<std::size_t>(rows), 0.0f);
   bool any_candidates = false;
   for (std::size_t b = 0; b < picks.size(); ++b) {
-    if (!picks[b] || !picks[b]->pick->draws_from_candidates()) continue;
+    if (!picks[b] || !picks[b]->pick->draws_from_candidates(logits_kind::penalised)) continue;
     temperatures_[static_cast<std::size_t>(out.row_begin[b + 1] - 1)] =
         picks[b]->req.sampling.temperature;
     any_candidates = true;
@@ -211,25 +272,24 @@ status batch_runner::pick_on_device(const std::vector<sequence_state*>& picks,
     sequence_state* s = picks[b];
     if (!s) continue;
     const auto row = static_cast<std::size_t>(out.row_begin[b + 1] - 1);
-    if (s->pick->is_plain_greedy()) {
-      next[b] = out.greedy_tokens[row];
+    if (s->pick->is_greedy()) {
+      next[b] = s->pick->penalises() ? penalised_greedy_[row] : out.greedy_tokens[row];
       continue;
     }
-    if (s->pick->draws_from_candidates()) {
-      const auto at = row * static_cast<std::size_t>(candidates_per_row);
-      if (auto token = s->pick->sample_from(summaries_[row], candidate_ids_.data() + at,
-                                            candidate_logits_.data() + at, candidates_per_row)) {
-        next[b] = *token;
-        ++stats_.candidate_draws;
-        continue;
-      }
+    const auto at = row * static_cast<std::size_t>(candidates_per_row);
+    if (auto token = s->pick->sample_from(summaries_[row], candidate_ids_.data() + at,
+                                          candidate_logits_.data() + at, candidates_per_row,
+                                          logits_kind::penalised)) {
+      next[b] = *token;
+      ++stats_.candidate_draws;
+      continue;
     }
     row_.resize(static_cast<std::size_t>(vocab));
     if (auto st = be.download(row_.data(), device_logits + static_cast<std::int64_t>(row) * vocab,
                               static_cast<std::size_t>(vocab) * sizeof(float));
         !st)
       return st;
-    next[b] = s->pick->sample(row_.data(), vocab, s->history);
+    next[b] = s->pick->sample(row_.data(), vocab, s->history, logits_kind::penalised);
     ++stats_.rows_downloaded;
   }
   return status::ok();
@@ -278,7 +338,8 @@ status batch_runner::step(std::vector<runner_event>& events, std::int64_t* seque
     all_greedy = all_greedy && s.pick->is_plain_greedy();
   }
   // A device backend sends back greedy tokens always, and candidates or rows only for the
-  // rows that sample (pick_on_device); its logits stay where they were computed.
+  // rows that sample or carry a repetition penalty (pick_on_device, which applies the penalty
+  // on the device); its logits stay where they were computed.
   const bool on_device = !engine_.logits_backend().uses_host_memory();
   const step_results want =
       on_device || all_greedy ? step_results::greedy_tokens : step_results::logits;

@@ -7,6 +7,7 @@
 //
 // REQUIRES: one thread at a time (the worker's step thread).
 
+#include "kernels/engine/backend_buffer.hpp"
 #include "kernels/engine/decoder.hpp"
 #include "kernels/engine/generator.hpp"
 #include "kernels/engine/sampler.hpp"
@@ -62,9 +63,12 @@ struct runner_stats {
   std::int64_t greedy_steps = 0;
   /// Device backends: tokens drawn from the candidates the backend sent
   /// (backend::sampling_candidates_f32), and rows of logits brought back because the draw
-  /// needed them (a repetition penalty, or a draw the candidates could not decide).
+  /// needed them (a draw the candidates could not decide).
   std::int64_t candidate_draws = 0;
   std::int64_t rows_downloaded = 0;
+  /// Device backends: rows whose repetition penalty the backend applied where the logits are
+  /// (backend::repetition_penalty_f32), before their pick like any other row's.
+  std::int64_t penalised_rows = 0;
 };
 
 class batch_runner {
@@ -108,9 +112,14 @@ class batch_runner {
   void finish(sequence_state& s, finish_reason why, std::vector<runner_event>& events,
               status error = {});
   /// Device backends: picks the token of every picking row (non-null in `picks`) from the
-  /// greedy tokens and the candidates, bringing back a row only when it must. Writes `next`.
+  /// greedy tokens and the candidates, bringing back a row only when it must. Penalised rows
+  /// get their penalty on the device first (rewriting the step's logits). Writes `next`.
   status pick_on_device(const std::vector<sequence_state*>& picks, const step_output& out,
                         std::vector<std::int32_t>& next);
+  /// The repetition penalty of every penalised picking row, in one backend call on the step's
+  /// logits; `penalised_greedy` says whether a greedy row was among them.
+  status penalise_on_device(const std::vector<sequence_state*>& picks, const step_output& out,
+                            float* logits, bool& penalised_greedy);
   /// Text of `s` that is final: complete UTF-8 and not a possible stop-string prefix.
   void emit_text(sequence_state& s, std::int32_t token, std::vector<runner_event>& events);
 
@@ -130,6 +139,13 @@ class batch_runner {
   std::vector<std::int32_t> candidate_ids_;
   std::vector<float> candidate_logits_;
   std::vector<float> row_;
+  // penalise_on_device's tables (per row of the step's logits), and the greedy tokens of the
+  // penalised logits (backend memory, then host).
+  std::vector<float> penalties_;
+  std::vector<std::int32_t> penalty_begin_;
+  std::vector<std::int32_t> penalty_tokens_;
+  backend_buffer penalised_greedy_dev_;
+  std::vector<std::int32_t> penalised_greedy_;
 };
 
 }  // namespace bastion::kernels

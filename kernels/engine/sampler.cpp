@@ -44,10 +44,10 @@ double sampler::draw() {
 
 std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summary,
                                                  const std::int32_t* ids, const float* logits,
-                                                 std::int64_t capacity) {
+                                                 std::int64_t capacity, logits_kind kind) {
   const auto count = static_cast<std::size_t>(summary.count);
-  if (summary.count <= 0 || summary.count > capacity || !std::isfinite(summary.best) ||
-      !(summary.total > 0.0))
+  if (!draws_from_candidates(kind) || summary.count <= 0 || summary.count > capacity ||
+      !std::isfinite(summary.best) || !(summary.total > 0.0))
     return std::nullopt;
   // Scores as sample() computes them, most likely first. The candidates are every token within
   // the window of the best; a backend's scores may differ from these in the last bits, so only
@@ -143,9 +143,9 @@ std::size_t sampler::take_until(std::size_t lo, std::size_t hi, double target, b
 }
 
 std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
-                             const std::vector<std::int32_t>& history) {
+                             const std::vector<std::int32_t>& history, logits_kind kind) {
   work_.assign(logits, logits + vocab);
-  if (params_.repetition_penalty != 1.0f) {
+  if (kind == logits_kind::raw && params_.repetition_penalty != 1.0f) {
     // Each distinct earlier token once: shrink its logit towards "less likely" (divide a
     // positive logit, multiply a negative one), as the CTRL paper and Hugging Face do.
     std::vector<std::int32_t> seen(history);
@@ -154,7 +154,7 @@ std::int32_t sampler::sample(const float* logits, std::int64_t vocab,
     for (auto t : seen) {
       if (t < 0 || t >= vocab) continue;
       float& l = work_[static_cast<std::size_t>(t)];
-      l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+      l = penalised_logit(l, params_.repetition_penalty);
     }
   }
   // A NaN logit (a broken model) is never picked, as the backends' argmax passes over it.

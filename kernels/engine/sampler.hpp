@@ -4,7 +4,9 @@
 // (not std::uniform_real_distribution, whose output differs between standard libraries).
 //
 // Order, as Hugging Face's logits processors apply it: repetition penalty, then (temperature
-// 0) argmax, else temperature, top-k, softmax, top-p, draw.
+// 0) argmax, else temperature, top-k, softmax, top-p, draw. A device backend may apply the
+// penalty where the logits are (backend::repetition_penalty_f32, the same rule bit for bit);
+// the caller then says so (logits_kind::penalised) and the sampler goes on from there.
 //
 // The draw walks the kept tokens from the most likely down and takes the one at which the
 // running probability passes the uniform draw. Sorting the vocabulary for that walk (49152 to
@@ -12,6 +14,7 @@
 // token (and the top-k and top-p sets) by selection, in time linear in the vocabulary.
 
 #include "kernels/sampling/candidates.hpp"
+#include "kernels/sampling/repetition_penalty.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -33,29 +36,46 @@ struct sampling_params {
   status validate() const;
 };
 
+/// Whether the logits handed to the sampler still need its repetition penalty.
+enum class logits_kind : std::uint8_t {
+  raw,        // as the model gave them: the sampler applies the penalty, reading the history
+  penalised,  // the penalty for this history is applied already (penalised_logit over its
+              // distinct tokens, e.g. backend::repetition_penalty_f32): not applied again
+};
+
 class sampler {
  public:
   /// REQUIRES: params.validate() is ok.
   explicit sampler(const sampling_params& params);
 
-  /// The next token for `logits` [vocab]. `history` (prompt and generated tokens) feeds the
-  /// repetition penalty; ids outside [0, vocab) in it are ignored. REQUIRES: vocab > 0.
+  /// The next token for `logits` [vocab]. For raw logits `history` (prompt and generated
+  /// tokens) feeds the repetition penalty; ids outside [0, vocab) in it are ignored. Penalised
+  /// logits give the token raw ones with the same history would (and `history` is not read).
+  /// REQUIRES: vocab > 0.
   std::int32_t sample(const float* logits, std::int64_t vocab,
-                      const std::vector<std::int32_t>& history);
+                      const std::vector<std::int32_t>& history,
+                      logits_kind kind = logits_kind::raw);
 
   /// Draws from a row known only by its candidates (backend::sampling_candidates_f32 gathered
   /// with `candidate_window`; `capacity` entries per row): the token sample() would pick from
   /// the whole row, or nothing when the candidates cannot tell (more of them than were sent,
   /// top-k or top-p reaching past them, the draw falling in the tail); then sample() with the
-  /// whole row picks it with the same draw (the generator moves once per token either way).
-  /// REQUIRES: draws_from_candidates().
+  /// whole row (of the same kind) picks it with the same draw (the generator moves once per
+  /// token either way). Nothing, and no draw taken, when !draws_from_candidates(kind).
   std::optional<std::int32_t> sample_from(const candidate_summary& summary, const std::int32_t* ids,
-                                          const float* logits, std::int64_t capacity);
-  /// Whether sample_from applies: temperature > 0 and no repetition penalty (which reads the
-  /// history, not only the top of the row).
-  bool draws_from_candidates() const noexcept {
-    return params_.temperature > 0.0f && params_.repetition_penalty == 1.0f;
+                                          const float* logits, std::int64_t capacity,
+                                          logits_kind kind = logits_kind::raw);
+  /// Whether sample_from applies to candidates of logits of this kind: temperature > 0, and no
+  /// repetition penalty left to apply (it reads the history, not only the top of the row).
+  bool draws_from_candidates(logits_kind kind = logits_kind::raw) const noexcept {
+    return params_.temperature > 0.0f &&
+           (kind == logits_kind::penalised || params_.repetition_penalty == 1.0f);
   }
+  /// True when the logits need the repetition penalty before a pick (penalty != 1).
+  bool penalises() const noexcept { return params_.repetition_penalty != 1.0f; }
+  float repetition_penalty() const noexcept { return params_.repetition_penalty; }
+  /// Temperature 0: sample() is the argmax of the (penalised) logits.
+  bool is_greedy() const noexcept { return params_.temperature == 0.0f; }
   /// Tokens scoring within this of the best are candidates: e^-12 ~ 6e-6, so the tokens below
   /// weigh little together and the draw rarely lands among them.
   static constexpr float candidate_window = 12.0f;

@@ -213,10 +213,128 @@ TEST_CASE("on a device backend, sampled rows are drawn from candidates and match
   }
   CHECK(device.candidate_calls > 0);
   CHECK(r.stats().candidate_draws > 0);
-  // The penalised request needs its whole row at each of its tokens, and only it (a tiny
-  // model's flat rows may send a few more draws to the row: at most a handful).
-  CHECK(r.stats().rows_downloaded >= static_cast<std::int64_t>(device_out[4].tokens.size()));
+  // The penalised request gets its penalty on the device at each of its tokens and is drawn
+  // from its candidates like the others (a tiny model's flat rows may send a few draws to the
+  // row: at most a handful).
+  CHECK(r.stats().penalised_rows == static_cast<std::int64_t>(device_out[4].tokens.size()));
   CHECK(r.stats().candidate_draws > r.stats().rows_downloaded);
+}
+
+namespace {
+
+// Requests with a repetition penalty (above and below 1; greedy and sampled at several
+// temperatures, seeds, top-k and top-p; prompts repeating tokens, some long enough to be
+// prefilled in chunks) beside requests without one. Each penalty p is taken to `power`: 1 as
+// given, 0 for none, 2 for about what applying it twice does.
+std::vector<runner_request> penalised_requests(bool sampled, int power = 1) {
+  const std::vector<std::vector<std::int32_t>> prompts = {
+      {3, 17, 3, 3, 42}, {60, 61}, {7, 7, 7, 7, 9, 10, 11, 7, 12}, {90, 1, 90}, {5, 6, 5, 6, 5}};
+  const float penalties[] = {1.5f, 1.0f, 1.3f, 0.7f, 2.0f, 1.15f};
+  std::vector<runner_request> out;
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    runner_request r = make_request(100 + i, prompts[i % prompts.size()], 14);
+    r.sampling = sampling_params{};
+    if (sampled && i % 2 == 1) {
+      r.sampling.temperature = 0.5f + 0.3f * static_cast<float>(i % 4);
+      r.sampling.top_k = i % 3 == 0 ? 6 : 0;
+      r.sampling.top_p = i == 5 ? 0.7f : 1.0f;
+      r.sampling.seed = 4242 + i;
+    }
+    const float p = penalties[i % 6];
+    r.sampling.repetition_penalty = power == 0 ? 1.0f : power == 1 ? p : p * p;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+struct device_run {
+  std::map<std::uint64_t, outcome> out;
+  runner_stats stats;
+  int penalty_calls = 0;
+};
+
+std::map<std::uint64_t, outcome> run_on_host(const std::vector<runner_request>& requests) {
+  tiny_engine e;
+  batch_runner r{*e.dec, options()};
+  for (const auto& q : requests) REQUIRE(r.add(q));
+  std::map<std::uint64_t, outcome> out;
+  drain(r, out);
+  CHECK(r.stats().penalised_rows == 0);  // a host backend's sampler applies the penalty
+  return out;
+}
+
+device_run run_on_device(const std::vector<runner_request>& requests) {
+  tiny_engine e;  // for its model
+  bastion::test::host_as_device_backend device;
+  std::unique_ptr<kv_cache> kv;
+  REQUIRE(kv_cache::create({e.m.config.n_layers, e.m.config.kv_dim(), 4, 64, 16}, device, kv));
+  decoder dec{e.m, device, *kv};
+  batch_runner r{dec, options()};
+  for (const auto& q : requests) REQUIRE(r.add(q));
+  device_run run;
+  drain(r, run.out);
+  run.stats = r.stats();
+  run.penalty_calls = device.penalty_calls;
+  return run;
+}
+
+std::int64_t tokens_of(const std::map<std::uint64_t, outcome>& out,
+                       const std::vector<runner_request>& requests, bool with_penalty) {
+  std::int64_t n = 0;
+  for (const auto& q : requests)
+    if ((q.sampling.repetition_penalty != 1.0f) == with_penalty)
+      n += static_cast<std::int64_t>(out.at(q.id).tokens.size());
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("penalised rows on a device backend get the penalty there and match the host") {
+  for (const bool sampled : {false, true}) {
+    INFO((sampled ? "greedy and sampled requests" : "greedy requests"));
+    const auto requests = penalised_requests(sampled);
+    const auto host_out = run_on_host(requests);
+    const auto device = run_on_device(requests);
+    for (const auto& q : requests) {
+      INFO("request " << q.id);
+      CHECK(device.out.at(q.id).tokens == host_out.at(q.id).tokens);
+      CHECK(device.out.at(q.id).finished);
+    }
+    // Every token of a penalised request was picked from logits penalised on the device, one
+    // backend call per step.
+    CHECK(device.stats.penalised_rows == tokens_of(device.out, requests, true));
+    CHECK(device.penalty_calls > 0);
+    CHECK(device.penalty_calls <= device.stats.steps);
+    if (!sampled) {
+      // Greedy rows take the argmax of their penalised logits: no row comes back.
+      CHECK(device.stats.rows_downloaded == 0);
+      CHECK(device.stats.candidate_draws == 0);
+    } else {
+      // Sampled rows, penalised or not, are drawn from their candidates; only a draw they
+      // cannot decide brings its row back (the tiny model's flat rows: a handful).
+      std::int64_t sampled_tokens = 0;
+      for (const auto& q : requests)
+        if (q.sampling.temperature > 0.0f)
+          sampled_tokens += static_cast<std::int64_t>(device.out.at(q.id).tokens.size());
+      CHECK(device.stats.candidate_draws + device.stats.rows_downloaded == sampled_tokens);
+      CHECK(device.stats.candidate_draws > 4 * device.stats.rows_downloaded);
+    }
+
+    // The penalty matters here: the same requests without it, or with it applied twice (about
+    // the square of each penalty), give other tokens, so a penalty skipped or doubled on
+    // either path would not match.
+    const auto off = run_on_host(penalised_requests(sampled, 0));
+    const auto twice = run_on_host(penalised_requests(sampled, 2));
+    int differ_off = 0, differ_twice = 0, penalised = 0;
+    for (const auto& q : requests) {
+      if (q.sampling.repetition_penalty == 1.0f) continue;
+      ++penalised;
+      differ_off += off.at(q.id).tokens != host_out.at(q.id).tokens ? 1 : 0;
+      differ_twice += twice.at(q.id).tokens != host_out.at(q.id).tokens ? 1 : 0;
+    }
+    CHECK(differ_off >= penalised / 2);
+    CHECK(differ_twice >= penalised / 2);
+  }
 }
 
 TEST_CASE("cancel and preempt free the KV blocks at once; a resumed request ends the same") {

@@ -2,14 +2,19 @@
 // path (temperature 0): random rows of vocabulary size, planted ties (the lowest id wins),
 // rows of -inf and NaN entries, and hostile shapes. Sampling candidates on the device
 // (backend::sampling_candidates_f32) against their host definition, and the tokens the
-// sampler draws from them against the tokens it draws from whole rows.
+// sampler draws from them against the tokens it draws from whole rows. The repetition penalty
+// on the device (backend::repetition_penalty_f32) against its host definition, bit for bit, and
+// the greedy token of penalised logits against the sampler's, which applies it on the host.
 
 #include "kernels/engine/sampler.hpp"
 #include "kernels/sampling/candidates.hpp"
+#include "kernels/sampling/repetition_penalty.hpp"
 #include "tests/kernels/cuda_test_support.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -158,6 +163,109 @@ int main() {
             "150 draws from the device's candidates pick what whole rows pick (" +
                 std::to_string(answered) +
                 " answered by the candidates alone); a row over the capacity asks for the row");
+  }
+
+  {  // repetition penalty: the device's against the host definition, bit for bit
+    const std::int64_t dim = 151936, n = 6;
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float tiny = std::numeric_limits<float>::denorm_min();
+    auto rows = random_vector(static_cast<std::size_t>(n * dim), rng, 3.0f);
+    const float specials[] = {0.0f, -0.0f, nan, inf, -inf, tiny, -tiny, 3e38f, -3e38f, 1e-30f};
+    for (std::size_t i = 0; i < std::size(specials); ++i) rows[i * 1000] = specials[i];
+    const float penalties[n] = {1.3f, 0.7f, 1.0f, 2.0f, 1.1f, 1.5f};
+    std::vector<std::int32_t> begin{0}, tokens;
+    auto add_row = [&](std::vector<std::int32_t> ids) {
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      tokens.insert(tokens.end(), ids.begin(), ids.end());
+      begin.push_back(static_cast<std::int32_t>(tokens.size()));
+    };
+    auto random_ids = [&](int count) {
+      std::uniform_int_distribution<std::int32_t> id{0, static_cast<std::int32_t>(dim - 1)};
+      std::vector<std::int32_t> ids;
+      for (int i = 0; i < count; ++i) ids.push_back(id(rng));
+      return ids;
+    };
+    std::vector<std::int32_t> row0{-5, -1, static_cast<std::int32_t>(dim), 1 << 30};
+    for (std::size_t i = 0; i < std::size(specials); ++i)
+      row0.push_back(static_cast<std::int32_t>(i * 1000));
+    add_row(row0);              // special values, ids outside the row
+    add_row(random_ids(3000));  // a long history
+    add_row({});                // no tokens
+    std::vector<std::int32_t> every_third;
+    for (std::int32_t i = 0; i < dim; i += 3) every_third.push_back(i);
+    add_row(every_third);  // more tokens than threads many times over
+    add_row({7});
+    add_row(random_ids(20000));
+    dev<float> dx{*gpu, rows};
+    const auto st =
+        gpu->repetition_penalty_f32(dx.ptr(), n, dim, penalties, begin.data(), tokens.data());
+    c.check(static_cast<bool>(st), "repetition_penalty_f32 runs: " + st.message());
+    auto got = dx.read(*gpu, rows.size());
+    auto want = rows;
+    const auto host_st = kernels::host_repetition_penalty(want.data(), n, dim, penalties,
+                                                          begin.data(), tokens.data());
+    std::size_t differing = 0, changed = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const bool both_nan = std::isnan(got[i]) && std::isnan(want[i]);
+      differing += both_nan || std::memcmp(&got[i], &want[i], sizeof(float)) == 0 ? 0 : 1;
+      changed += !std::isnan(want[i]) && want[i] != rows[i] ? 1 : 0;
+    }
+    c.check(st && host_st && differing == 0 && changed > 50000,
+            "penalised logits equal the host definition bit for bit (" + std::to_string(changed) +
+                " changed; specials, ids outside, empty rows)");
+
+    // A second call with other tables (the device scratch reused) on other rows: the greedy
+    // token of each penalised row is the sampler's, which applies the penalty on the host.
+    const auto plain = random_vector(static_cast<std::size_t>(n * dim), rng, 3.0f);
+    dev<float> dx2{*gpu, plain};
+    std::vector<std::int32_t> begin2{0}, tokens2, history_of[n];
+    for (std::int64_t r = 0; r < n; ++r) {
+      // The row's five best tokens, so the penalty moves the argmax.
+      std::vector<std::int32_t> order(static_cast<std::size_t>(dim));
+      for (std::int32_t i = 0; i < dim; ++i) order[static_cast<std::size_t>(i)] = i;
+      const float* row = plain.data() + r * dim;
+      std::partial_sort(order.begin(), order.begin() + 5, order.end(),
+                        [&](std::int32_t a, std::int32_t b) { return row[a] > row[b]; });
+      history_of[r].assign(order.begin(), order.begin() + 5);
+      std::vector<std::int32_t> ids = history_of[r];
+      std::sort(ids.begin(), ids.end());
+      tokens2.insert(tokens2.end(), ids.begin(), ids.end());
+      begin2.push_back(static_cast<std::int32_t>(tokens2.size()));
+    }
+    const float strong[n] = {3.0f, 3.0f, 1.0f, 2.5f, 4.0f, 10.0f};
+    bool same = static_cast<bool>(
+        gpu->repetition_penalty_f32(dx2.ptr(), n, dim, strong, begin2.data(), tokens2.data()));
+    const auto greedy_got = device_argmax(*gpu, dx2.read(*gpu, plain.size()), n, dim);
+    int moved = 0;
+    same = same && greedy_got.size() == static_cast<std::size_t>(n);
+    for (std::int64_t r = 0; same && r < n; ++r) {
+      kernels::sampling_params p;
+      p.repetition_penalty = strong[r];
+      kernels::sampler penalised{p};
+      const std::vector<float> row(plain.begin() + r * dim, plain.begin() + (r + 1) * dim);
+      const auto want_token = penalised.sample(row.data(), dim, history_of[r]);
+      same = greedy_got[static_cast<std::size_t>(r)] == want_token;
+      moved += want_token != cpu_greedy(row) ? 1 : 0;
+    }
+    c.check(same && moved == 5,
+            "argmax of device-penalised rows is the host sampler's penalised greedy token (" +
+                std::to_string(moved) + " of 5 penalised rows moved by the penalty)");
+
+    // Tables that break the contract are refused before anything runs.
+    const std::int32_t unsorted[2] = {9, 3};
+    const std::int32_t one_row[2] = {0, 2};
+    const float zero = 0.0f;
+    c.check(
+        gpu->repetition_penalty_f32(dx.ptr(), 1, dim, penalties, one_row, unsorted).code() ==
+                kernels::status_code::invalid_argument &&
+            gpu->repetition_penalty_f32(dx.ptr(), 1, dim, &zero, one_row, tokens.data()).code() ==
+                kernels::status_code::invalid_argument &&
+            gpu->repetition_penalty_f32(nullptr, 1, dim, penalties, one_row, tokens.data())
+                    .code() == kernels::status_code::invalid_argument &&
+            static_cast<bool>(gpu->synchronize()),
+        "unsorted tokens, a penalty of 0 and a null row are invalid_argument");
   }
 
   {  // hostile shapes are refused before any launch

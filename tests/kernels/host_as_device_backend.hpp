@@ -2,7 +2,7 @@
 // The CPU backend dressed as a device backend: every operation runs on the CPU, but it says
 // its memory is not the host's, so the engine takes its device paths (logits left in backend
 // memory, greedy tokens and sampling candidates sent back instead) on a machine without a
-// GPU. Counts the sampling-candidate calls and the downloads it served.
+// GPU. Counts the sampling-candidate and repetition-penalty calls and the downloads it served.
 
 #include "kernels/backend.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -17,6 +17,7 @@ class host_as_device_backend final : public kernels::backend {
   bool uses_host_memory() const noexcept override { return false; }
 
   int candidate_calls = 0;
+  int penalty_calls = 0;
   int downloads = 0;
 
   kernels::status matmul_f32(const float* x, const float* w, float* y, std::int64_t m,
@@ -70,6 +71,12 @@ class host_as_device_backend final : public kernels::backend {
     ++candidate_calls;
     return cpu_->sampling_candidates_f32(x, rows, dim, temperature, window, capacity, summaries,
                                          ids, logits);
+  }
+  kernels::status repetition_penalty_f32(float* x, std::int64_t rows, std::int64_t dim,
+                                         const float* penalty, const std::int32_t* token_begin,
+                                         const std::int32_t* tokens) override {
+    ++penalty_calls;
+    return cpu_->repetition_penalty_f32(x, rows, dim, penalty, token_begin, tokens);
   }
   kernels::status download(void* dst, const void* src, std::size_t bytes) override {
     ++downloads;

@@ -1,6 +1,8 @@
 // The sampler: greedy is argmax; seeds repeat; top-k = 1 and a tiny top-p reduce to greedy;
 // top-k and top-p never pick outside their set; temperature sharpens or flattens the
-// distribution; repetition penalty steers away from earlier tokens; bad parameters refused;
+// distribution; repetition penalty steers away from earlier tokens, and its host definition
+// (what a device backend applies) is the sampler's rule, so penalised logits sample the same;
+// bad parameters refused;
 // the selection-based draw picks the token a full sort of the vocabulary would; NaN and
 // infinite logits neither crash it nor get picked over real ones.
 
@@ -11,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <random>
@@ -248,6 +251,197 @@ TEST_CASE("repetition penalty turns greedy away from tokens already seen") {
   CHECK(penal.sample(neg.data(), 2, {0}) == 1);
   // Ids outside the vocabulary in the history are ignored.
   CHECK(penal.sample(l.data(), 4, {-5, 99}) == 0);
+}
+
+namespace {
+
+// The sampler's rule written out: each distinct history id in [0, vocab) once, a positive
+// logit divided by the penalty, any other multiplied by it.
+std::vector<float> penalised_by_hand(std::vector<float> row, std::vector<std::int32_t> history,
+                                     float penalty) {
+  std::sort(history.begin(), history.end());
+  history.erase(std::unique(history.begin(), history.end()), history.end());
+  for (auto t : history) {
+    if (t < 0 || t >= static_cast<std::int32_t>(row.size())) continue;
+    float& l = row[static_cast<std::size_t>(t)];
+    l = l > 0.0f ? l / penalty : l * penalty;
+  }
+  return row;
+}
+
+// Equal as floats bit for bit, any NaN equal to any NaN.
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+// The ascending distinct ids of `history` (what backend::repetition_penalty_f32 takes).
+std::vector<std::int32_t> distinct(std::vector<std::int32_t> history) {
+  std::sort(history.begin(), history.end());
+  history.erase(std::unique(history.begin(), history.end()), history.end());
+  return history;
+}
+
+}  // namespace
+
+TEST_CASE("the host repetition penalty applies the sampler rule bit for bit") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  // Positive, negative, +0, -0, NaN, infinities, denormals, extremes, inexact quotients.
+  const std::vector<float> base = {2.0f,   -1.0f, 0.0f,  -0.0f,    nan,    inf,   -inf,
+                                   tiny,   -tiny, 3e38f, -3e38f,   0.1f,   -0.3f, 7.77f,
+                                   1e-30f, -2.5f, 1.0f,  123.456f, -9.99f, 0.333f};
+  const auto dim = static_cast<std::int64_t>(base.size());
+  // Duplicates, ids outside [0, dim) on both sides, and every position touched somewhere.
+  const std::vector<std::vector<std::int32_t>> histories = {
+      {0, 0, 0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19},
+      {-7, -1, 3, 3, 19, 20, 99, 1 << 30},
+      {},
+      {12, 11, 13, 11, 12, 0, 5, 6}};
+  for (float penalty : {0.5f, 0.7f, 1.0f, 1.1f, 1.3f, 2.0f, 3.0f}) {
+    INFO("penalty " << penalty);
+    std::vector<float> rows, want;
+    std::vector<float> penalties;
+    std::vector<std::int32_t> begin{0}, tokens;
+    for (const auto& h : histories) {
+      rows.insert(rows.end(), base.begin(), base.end());
+      const auto by_hand = penalised_by_hand(base, h, penalty);
+      want.insert(want.end(), by_hand.begin(), by_hand.end());
+      const auto ids = distinct(h);
+      tokens.insert(tokens.end(), ids.begin(), ids.end());
+      begin.push_back(static_cast<std::int32_t>(tokens.size()));
+      penalties.push_back(penalty);
+    }
+    const auto n_rows = static_cast<std::int64_t>(histories.size());
+    REQUIRE(host_repetition_penalty(rows.data(), n_rows, dim, penalties.data(), begin.data(),
+                                    tokens.data()));
+    CHECK(same_floats(rows, want));
+  }
+  // Different penalties per row in one call; penalty 1 leaves a row as it is.
+  std::vector<float> two(base);
+  two.insert(two.end(), base.begin(), base.end());
+  const float penalties[2] = {1.0f, 1.5f};
+  const std::int32_t begin[3] = {0, 2, 4};
+  const std::int32_t tokens[4] = {0, 1, 0, 1};
+  REQUIRE(host_repetition_penalty(two.data(), 2, dim, penalties, begin, tokens));
+  CHECK(two[0] == 2.0f);
+  CHECK(two[1] == -1.0f);
+  CHECK(two[static_cast<std::size_t>(dim)] == 2.0f / 1.5f);
+  CHECK(two[static_cast<std::size_t>(dim) + 1] == -1.5f);
+}
+
+TEST_CASE("logits penalised beforehand give the tokens the sampler gives raw ones") {
+  // Sampler `raw` applies the penalty itself; sampler `pre` gets the row penalised by the host
+  // definition (as a device backend would penalise it) and is told so, both whole and as
+  // candidates. Same seeds: every token must agree, so the penalty is applied exactly once.
+  const std::int64_t vocab = 3000;
+  auto logits = random_logits(static_cast<std::size_t>(vocab), 21);
+  // The history's tokens are made likely, so the penalty decides many draws.
+  std::vector<std::int32_t> history = {5, 5, 17, 2999, 5, 400, 401, 17, -2, 3000, 1234};
+  for (auto t : history)
+    if (t >= 0 && t < vocab) logits[static_cast<std::size_t>(t)] = 6.0f + 0.1f * (t % 7);
+  logits[401] = -6.0f;  // a negative one: multiplied
+  const auto ids = distinct(history);
+  int differs_from_unpenalised = 0, from_candidates = 0;
+  for (float penalty : {0.6f, 1.3f, 2.5f}) {
+    std::vector<float> pre_row = logits;
+    const std::int32_t begin[2] = {0, static_cast<std::int32_t>(ids.size())};
+    REQUIRE(host_repetition_penalty(pre_row.data(), 1, vocab, &penalty, begin, ids.data()));
+    for (float temperature : {0.0f, 0.7f, 1.5f})
+      for (std::int32_t top_k : {0, 3})
+        for (float top_p : {1.0f, 0.5f}) {
+          sampling_params p;
+          p.temperature = temperature;
+          p.top_k = top_k;
+          p.top_p = top_p;
+          p.repetition_penalty = penalty;
+          p.seed = 31 + static_cast<std::uint64_t>(top_k);
+          sampler raw{p}, pre{p}, from{p};
+          sampling_params unpenalised = p;
+          unpenalised.repetition_penalty = 1.0f;
+          sampler plain{unpenalised};
+          CHECK_FALSE(from.draws_from_candidates());  // raw candidates cannot carry a penalty
+          CHECK(from.draws_from_candidates(logits_kind::penalised) == (temperature > 0.0f));
+          candidate_summary summary;
+          const std::int32_t capacity = 4096;  // every token within the window fits
+          std::vector<std::int32_t> cand_ids(capacity);
+          std::vector<float> cand_logits(capacity);
+          if (temperature > 0.0f)
+            REQUIRE(host_sampling_candidates(pre_row.data(), 1, vocab, &temperature,
+                                             sampler::candidate_window, capacity, &summary,
+                                             cand_ids.data(), cand_logits.data()));
+          for (int i = 0; i < 10; ++i) {
+            INFO("penalty " << penalty << " T " << temperature << " top_k " << top_k << " top_p "
+                            << top_p << " draw " << i);
+            const auto want = raw.sample(logits.data(), vocab, history);
+            CHECK(pre.sample(pre_row.data(), vocab, history, logits_kind::penalised) == want);
+            if (temperature > 0.0f) {
+              auto token = from.sample_from(summary, cand_ids.data(), cand_logits.data(), capacity,
+                                            logits_kind::penalised);
+              from_candidates += token ? 1 : 0;
+              if (!token) token = from.sample(pre_row.data(), vocab, {}, logits_kind::penalised);
+              CHECK(*token == want);
+            }
+            differs_from_unpenalised += plain.sample(logits.data(), vocab, {}) != want ? 1 : 0;
+          }
+        }
+  }
+  CHECK(from_candidates > 100);
+  CHECK(differs_from_unpenalised > 50);  // the penalty matters in these draws
+
+  // Raw candidates with a penalty to apply: nothing, and no draw taken, so sample() on the raw
+  // row draws what a fresh sampler draws first.
+  sampling_params p;
+  p.temperature = 1.0f;
+  p.repetition_penalty = 1.3f;
+  p.seed = 8;
+  sampler from{p}, fresh{p};
+  candidate_summary summary;
+  std::vector<std::int32_t> cand_ids(64);
+  std::vector<float> cand_logits(64);
+  REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &p.temperature,
+                                   sampler::candidate_window, 64, &summary, cand_ids.data(),
+                                   cand_logits.data()));
+  CHECK_FALSE(from.sample_from(summary, cand_ids.data(), cand_logits.data(), 64));
+  for (int i = 0; i < 5; ++i)
+    CHECK(from.sample(logits.data(), vocab, history) ==
+          fresh.sample(logits.data(), vocab, history));
+}
+
+TEST_CASE("the repetition penalty refuses bad tables with reasons") {
+  std::vector<float> row(8, 1.0f);
+  const float one[1] = {1.5f};
+  const std::int32_t begin[2] = {0, 3};
+  const std::int32_t ascending[3] = {1, 4, 6};
+  auto why = [&](float* x, std::int64_t rows, std::int64_t dim, const float* penalty,
+                 const std::int32_t* b, const std::int32_t* t) {
+    const auto st = host_repetition_penalty(x, rows, dim, penalty, b, t);
+    CHECK(st.code() == status_code::invalid_argument);
+    return st.message();
+  };
+  CHECK_THAT(why(row.data(), 1, 0, one, begin, ascending), Catch::Contains("shape"));
+  CHECK_THAT(why(row.data(), -1, 8, one, begin, ascending), Catch::Contains("shape"));
+  CHECK_THAT(why(nullptr, 1, 8, one, begin, ascending), Catch::Contains("null"));
+  CHECK_THAT(why(row.data(), 1, 8, one, begin, nullptr), Catch::Contains("null"));
+  const std::int32_t repeated[3] = {1, 4, 4};
+  CHECK_THAT(why(row.data(), 1, 8, one, begin, repeated), Catch::Contains("ascending"));
+  const std::int32_t unsorted[3] = {4, 1, 6};
+  CHECK_THAT(why(row.data(), 1, 8, one, begin, unsorted), Catch::Contains("ascending"));
+  for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()})
+    CHECK_THAT(why(row.data(), 1, 8, &bad, begin, ascending), Catch::Contains("penalty"));
+  const std::int32_t late[2] = {1, 3};
+  CHECK_THAT(why(row.data(), 1, 8, one, late, ascending), Catch::Contains("token_begin[0]"));
+  const float two[2] = {1.5f, 1.5f};
+  const std::int32_t falling[3] = {0, 3, 2};
+  CHECK_THAT(why(row.data(), 2, 8, two, falling, ascending), Catch::Contains("falls"));
+  CHECK(row == std::vector<float>(8, 1.0f));  // nothing written by a refused call
+  CHECK(host_repetition_penalty(nullptr, 0, 8, nullptr, nullptr, nullptr));  // no rows: nothing
 }
 
 TEST_CASE("sampling parameters out of range are refused with the field named") {
