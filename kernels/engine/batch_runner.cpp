@@ -229,7 +229,7 @@ status batch_runner::pick_on_device(const std::vector<sequence_state*>& picks,
   backend& be = engine_.logits_backend();
   // The step's logits are the engine's scratch in backend memory until its next step, and
   // nothing reads them after the picks below: the penalty may rewrite them in place.
-  auto* device_logits = const_cast<float*>(engine_.backend_logits());
+  float* device_logits = engine_.backend_logits();
   const std::int64_t rows = out.row_begin.back(), vocab = out.vocab;
   // From here on every row's logits carry its penalty: greedy rows are their argmax, sampled
   // rows are drawn from their candidates (the same tokens the host's sample() gives).

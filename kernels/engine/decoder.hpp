@@ -81,7 +81,7 @@ class decoder final : public step_engine {
   /// After a step on a device backend: that step's logits [rows x vocab] in backend memory,
   /// until the next step (sampling reads them there: backend::sampling_candidates_f32). Null
   /// on a host backend, whose logits are in step_output, and before the first step.
-  const float* backend_logits() const noexcept override { return backend_logits_; }
+  float* backend_logits() noexcept override { return backend_logits_; }
 
   const model& model_ref() const noexcept { return model_; }
   backend& backend_ref() noexcept { return be_; }
@@ -111,7 +111,7 @@ class decoder final : public step_engine {
   bool recordings_ = true;
   resident_weights weights_;
   bool ready_ = false;
-  const float* backend_logits_ = nullptr;  // see backend_logits()
+  float* backend_logits_ = nullptr;  // see backend_logits()
   // Per-step tables built on the host, then uploaded in one piece: ids, positions, entry of
   // each token, KV slots, block table ranges, rows that get logits, block table (last: the
   // only part whose length changes between decode steps of one batch shape).

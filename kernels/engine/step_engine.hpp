@@ -28,9 +28,11 @@ class step_engine {
                       step_results want) = 0;
 
   /// The backend that holds the latest step's logits, and where (null on a host backend,
-  /// whose logits are in step_output): what sampling on the device reads.
+  /// whose logits are in step_output): what sampling on the device reads. They are the step's
+  /// scratch until the next step, so the caller may rewrite them in place (the repetition
+  /// penalty, before its picks).
   virtual backend& logits_backend() noexcept = 0;
-  virtual const float* backend_logits() const noexcept = 0;
+  virtual float* backend_logits() noexcept = 0;
 
   // Sequences in the KV cache (kv_cache's contracts).
   virtual std::int64_t kv_blocks_free() const noexcept = 0;

@@ -58,7 +58,7 @@ class tp_decoder final : public step_engine {
   const model_config& config() const noexcept override { return full_.config; }
   status step(const std::vector<step_entry>& batch, step_output& out, step_results want) override;
   backend& logits_backend() noexcept override { return *ranks_.front()->be; }
-  const float* backend_logits() const noexcept override {
+  float* backend_logits() noexcept override {
     return ranks_.front()->dec->backend_logits();
   }
   std::int64_t kv_blocks_free() const noexcept override {
