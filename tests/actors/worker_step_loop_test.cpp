@@ -118,6 +118,18 @@ serving::served_request_ptr make_request(
   return r;
 }
 
+// Advances the manual clock, wakes the step thread to see it, and waits (real time) until
+// the worker ran `want` probes in all.
+bool advance_until(counting_clock& clock, worker::worker_step_loop& loop,
+                   const serving::worker_metrics& metrics, std::chrono::milliseconds d,
+                   std::uint64_t want) {
+  clock.advance(d);
+  loop.clock_moved();
+  for (int i = 0; i < 2000 && metrics.recovery_probes->value() < want; ++i)
+    std::this_thread::sleep_for(5ms);
+  return metrics.recovery_probes->value() == want;
+}
+
 struct node_under_test {
   counting_clock clock{1000s};
   metrics::registry registry;
@@ -148,13 +160,8 @@ struct node_under_test {
   }
 
   std::uint64_t probes() const { return metrics.recovery_probes->value(); }
-  // Advances the manual clock, wakes the step thread to see it, and waits (real time) until
-  // it ran `want` probes.
   bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
-    clock.advance(d);
-    loop->clock_moved();
-    for (int i = 0; i < 2000 && probes() < want; ++i) std::this_thread::sleep_for(5ms);
-    return probes() == want;
+    return advance_until(clock, *loop, metrics, d, want);
   }
   // Advances the clock, wakes the step thread, waits until it has read the moved clock (a
   // due probe would run between its reads), and says whether it stayed without a probe.
@@ -488,12 +495,8 @@ struct tp_node {
     INFO(error);
     REQUIRE(loop);
   }
-  std::uint64_t probes() const { return metrics.recovery_probes->value(); }
   bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
-    clock.advance(d);
-    loop->clock_moved();
-    for (int i = 0; i < 2000 && probes() < want; ++i) std::this_thread::sleep_for(5ms);
-    return probes() == want;
+    return advance_until(clock, *loop, metrics, d, want);
   }
   // Rank 2 fails at its first operation while ranks 0 and 1 wait for it in the first
   // all-reduce: the group is aborted, the request handed back, the worker unhealthy.
