@@ -12,7 +12,9 @@
 // step back to the scheduler (to continue on another worker from their tokens, at most
 // failovers_max times, then with a typed error) and reports the worker unhealthy; it never ends
 // the process. An unhealthy worker probes its backend with a canary after a doubling, capped
-// backoff (worker_recovery.hpp) and reports itself healthy again when a probe passes.
+// backoff (worker_recovery.hpp) and reports itself healthy again when a probe passes; a
+// tensor-parallel worker whose group was aborted (a rank failed or hung mid-step) first makes
+// the group and its models' engines again (worker_backend::make_collectives).
 
 #include "actors/serving/local_serving.hpp"
 #include "actors/serving/served_request.hpp"
