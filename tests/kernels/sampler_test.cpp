@@ -73,16 +73,53 @@ TEST_CASE("the draw picks the token a full sort of the vocabulary picks") {
   CHECK(draws == 3 * 3 * 4 * 3 * 5);
 }
 
+namespace {
+
+struct candidate_draws {
+  int answered = 0;       // by sample_from, from the candidates
+  int asked_for_row = 0;  // sample_from gave nothing: sample() on the whole row finished
+};
+
+// `draws` tokens from one row, twice with the same seed: sampler `from` sees the row as
+// candidates first (backend::sampling_candidates_f32's host definition, `capacity` per row, as
+// the batch runner gathers them) and the whole row only when it asks; sampler `whole` always
+// sees the row. Every token must agree, which also shows both move the generator once per
+// token.
+candidate_draws draw_both_ways(const std::vector<float>& logits, const sampling_params& p,
+                               std::int32_t capacity, int draws) {
+  const auto vocab = static_cast<std::int64_t>(logits.size());
+  sampler from{p}, whole{p};
+  REQUIRE(from.draws_from_candidates());
+  candidate_summary summary;
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(capacity));
+  std::vector<float> kept(static_cast<std::size_t>(capacity));
+  REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &p.temperature,
+                                   sampler::candidate_window, capacity, &summary, ids.data(),
+                                   kept.data()));
+  candidate_draws out;
+  for (int i = 0; i < draws; ++i) {
+    INFO("T " << p.temperature << " top_k " << p.top_k << " top_p " << p.top_p << " capacity "
+              << capacity << " seed " << p.seed << " draw " << i);
+    auto token = from.sample_from(summary, ids.data(), kept.data(), capacity);
+    if (token) {
+      ++out.answered;
+    } else {
+      ++out.asked_for_row;
+      token = from.sample(logits.data(), vocab, {});
+    }
+    REQUIRE(*token == whole.sample(logits.data(), vocab, {}));
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("drawing from the candidates picks what the whole row picks, with the same draws") {
-  // Sampler `from` sees each row as candidates first (backend::sampling_candidates_f32's host
-  // definition) and the whole row only when it asks; sampler `whole` always sees the row. Same
-  // seeds: every token must agree, which also shows both move the generator once per token.
   int answered = 0, asked_for_row = 0;
   for (std::uint32_t row_seed : {5u, 6u, 7u}) {
     auto logits = random_logits(row_seed == 7 ? 50 : 49152, row_seed);
     if (row_seed == 6)
       for (auto& x : logits) x = std::round(x * 2.0f) / 2.0f;  // ties
-    const auto vocab = static_cast<std::int64_t>(logits.size());
     for (float temperature : {0.5f, 1.0f, 2.0f})
       for (std::int32_t top_k : {0, 1, 40})
         for (float top_p : {1.0f, 0.8f})
@@ -92,28 +129,13 @@ TEST_CASE("drawing from the candidates picks what the whole row picks, with the 
             p.top_k = top_k;
             p.top_p = top_p;
             p.seed = row_seed + static_cast<std::uint64_t>(capacity);
-            sampler from{p}, whole{p};
-            REQUIRE(from.draws_from_candidates());
-            candidate_summary summary;
-            std::vector<std::int32_t> ids(static_cast<std::size_t>(capacity));
-            std::vector<float> kept(static_cast<std::size_t>(capacity));
-            REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &temperature,
-                                             sampler::candidate_window, capacity, &summary,
-                                             ids.data(), kept.data()));
-            for (int i = 0; i < 8; ++i) {
-              INFO("row " << row_seed << " T " << temperature << " top_k " << top_k << " top_p "
-                          << top_p << " capacity " << capacity << " draw " << i);
-              auto token = from.sample_from(summary, ids.data(), kept.data(), capacity);
-              if (token) {
-                ++answered;
-              } else {
-                ++asked_for_row;
-                token = from.sample(logits.data(), vocab, {});
-              }
-              REQUIRE(*token == whole.sample(logits.data(), vocab, {}));
-            }
+            INFO("row " << row_seed);
+            const auto n = draw_both_ways(logits, p, capacity, 8);
+            answered += n.answered;
+            asked_for_row += n.asked_for_row;
           }
   }
+  CHECK(answered + asked_for_row == 3 * 3 * 3 * 2 * 2 * 8);
   CHECK(answered > 100);      // the candidates answer most draws
   CHECK(asked_for_row > 50);  // and the row is asked for: capacity short, flat rows, tails
 }
