@@ -62,43 +62,84 @@ std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summar
   const float sure_floor = candidates_.front().first - (candidate_window - margin);
   std::size_t sure = 0;
   while (sure < count && candidates_[sure].first >= sure_floor) ++sure;
-  // Each candidate's weight once: top-k, top-p and the draw all read them.
+  // Each candidate's weight once, and the running weight of the sure ones (what top-k, top-p
+  // and the draw read). Every token outside the sure set scores below sure_floor: candidates
+  // by the count above, the others by the margin. So each weighs at most outside_max (the
+  // factor covers an exp off by an ulp, which could break monotonicity).
   weight_.resize(count);
   for (std::size_t i = 0; i < count; ++i)
     weight_[i] = std::exp(static_cast<double>(candidates_[i].first) - best);
-  auto weight = [&](std::size_t i) { return weight_[i]; };
+  cumulative_.resize(sure);
+  double sure_mass = 0.0;
+  for (std::size_t i = 0; i < sure; ++i) cumulative_[i] = sure_mass += weight_[i];
+  const double outside_max = std::exp(static_cast<double>(sure_floor) - best) * (1.0 + 1e-12);
 
-  // Top-k and the softmax denominator: the kept tokens' weights, or the backend's total over
-  // the row, rescaled to this best.
-  std::size_t keep = std::numeric_limits<std::size_t>::max();  // all of the row
-  double total = summary.total * std::exp(static_cast<double>(summary.best) - best);
+  // Past the sure candidates the candidates cannot tell exactly what sample() computes: the
+  // denominator, the top-p set, the draw's scale. They bound them instead, and a token is
+  // returned only when it is the one drawn anywhere within the bounds; otherwise the row is
+  // asked for. What is accepted, as before: the sums here run in rank order and sample()'s in
+  // its selection's order, and without top-k the denominator is the backend's sum over the
+  // row, so a top-p or draw target within those sums' rounding (last bits, ~1e-16 relative
+  // for the host's double sums) of a boundary could fall the other way. The bounds add no
+  // error of their own: each holds for the values sample() computes.
+  constexpr std::size_t all = std::numeric_limits<std::size_t>::max();
+
+  // Top-k and the softmax denominator, in [total_lo, total_hi]: the kept tokens' weights, or
+  // the backend's total over the row, rescaled to this best.
+  std::size_t keep = all;
+  double total_lo = summary.total * std::exp(static_cast<double>(summary.best) - best);
+  double total_hi = total_lo;
   if (params_.top_k > 0) {
     keep = static_cast<std::size_t>(params_.top_k);
-    if (keep > sure) return std::nullopt;
-    total = 0.0;
-    for (std::size_t i = 0; i < keep; ++i) total += weight(i);
-  }
-  double mass = total;
-  if (params_.top_p < 1.0f) {
-    double cumulative = 0.0;
-    std::size_t i = 0;
-    while (i < std::min(keep, sure)) {
-      cumulative += weight(i++);
-      if (cumulative >= static_cast<double>(params_.top_p) * total) break;
+    if (keep <= sure) {
+      total_lo = total_hi = cumulative_[keep - 1];
+    } else {
+      // The sure candidates and keep - sure tokens ranked below them, the most likely of those
+      // left: together at least the most likely candidates there, each at most outside_max.
+      // (A row with fewer tokens than keep has fewer below: the bounds hold for it too.)
+      double below = 0.0;
+      for (std::size_t i = sure; i < std::min(keep, count); ++i) below += weight_[i];
+      total_lo = sure_mass + below;
+      total_hi = sure_mass + static_cast<double>(keep - sure) * outside_max;
     }
-    if (cumulative < static_cast<double>(params_.top_p) * total && i < keep)
-      return std::nullopt;  // the top-p set reaches past the sure candidates
-    keep = i;
-    mass = cumulative;
   }
+  // The draw picks among the `kept` most likely tokens, kept_min <= kept <= kept_max (`all`:
+  // some count past the sure candidates), scaled by their weight, in [mass_lo, mass_hi]:
+  // top-k's set and its total, cut further by top-p.
+  std::size_t kept_min = keep, kept_max = keep;
+  double mass_lo = total_lo, mass_hi = total_hi;
+  if (params_.top_p < 1.0f) {
+    const double p = static_cast<double>(params_.top_p);
+    // The fewest most likely tokens whose weight reaches p * total, as take_until(or_equal)
+    // counts them: all kept ones when rounding leaves them short; `all` when the count lies
+    // past the sure candidates. Grows with total, so the two ends bound it.
+    auto cut = [&](double total) {
+      for (std::size_t i = 0; i < std::min(keep, sure); ++i)
+        if (cumulative_[i] >= p * total) return i + 1;
+      return keep <= sure ? keep : all;
+    };
+    kept_min = cut(total_lo);
+    kept_max = cut(total_hi);
+    // Past the sure candidates the set weighs at least p * total and all the sure ones, and
+    // less than p * total and one more token (the one that reached it), at most the total.
+    mass_lo = kept_min != all ? cumulative_[kept_min - 1] : std::max(p * total_lo, sure_mass);
+    mass_hi = kept_max != all ? cumulative_[kept_max - 1]
+                              : std::min(p * total_hi + outside_max, total_hi);
+  }
+  // The draw: the first kept token at which the running weight passes u * mass. The one
+  // passing u * mass_lo is returned when it passes u * mass_hi too (then it is the first for
+  // every scale between) and is kept whatever the count.
   const double u = uniform();
-  const double target = u * mass;
-  double reached = 0.0;
-  const std::size_t walk_end = std::min(keep, sure);
-  for (std::size_t i = 0; i < walk_end; ++i)
-    if ((reached += weight(i)) > target) return candidates_[i].second;
-  if (keep <= sure) return candidates_[keep - 1].second;  // rounding: the last kept token
-  pending_draw_ = u;  // the draw lands past the sure candidates: sample() takes it from here
+  const double target_lo = u * mass_lo, target_hi = u * mass_hi;
+  const std::size_t walk_end = std::min(kept_min, sure);
+  std::size_t i = 0;
+  while (i < walk_end && !(cumulative_[i] > target_lo)) ++i;
+  if (i < walk_end) {
+    if (cumulative_[i] > target_hi) return candidates_[i].second;
+  } else if (kept_min == kept_max && kept_max <= sure) {
+    return candidates_[kept_max - 1].second;  // rounding: the last kept token, as sample()
+  }
+  pending_draw_ = u;  // undecided by the candidates: sample() takes it from here
   return std::nullopt;
 }
 

@@ -59,7 +59,8 @@ class sampler {
   /// Draws from a row known only by its candidates (backend::sampling_candidates_f32 gathered
   /// with `candidate_window`; `capacity` entries per row): the token sample() would pick from
   /// the whole row, or nothing when the candidates cannot tell (more of them than were sent,
-  /// top-k or top-p reaching past them, the draw falling in the tail); then sample() with the
+  /// or the token drawn depends on the tokens not sent: the draw falling in the tail or near
+  /// a boundary the tail's unknown weight moves, under top-k or top-p); then sample() with the
   /// whole row (of the same kind) picks it with the same draw (the generator moves once per
   /// token either way). Nothing, and no draw taken, when !draws_from_candidates(kind).
   std::optional<std::int32_t> sample_from(const candidate_summary& summary, const std::int32_t* ids,
@@ -107,10 +108,10 @@ class sampler {
   // e^(score - best), the unnormalised probability: sample() per token id, sample_from() per
   // candidate in candidates_ order.
   std::vector<double> weight_;
-  std::vector<std::int32_t> order_;
+  std::vector<std::int32_t> order_;     // token ids, rearranged by the selections
   std::optional<double> pending_draw_;  // drawn by sample_from, which needed the whole row
-  std::vector<scored>
-      candidates_;  // sample_from's, most likely first  // token ids, rearranged by the selections
+  std::vector<scored> candidates_;      // sample_from's, most likely first
+  std::vector<double> cumulative_;      // sample_from's running weight of the sure candidates
 };
 
 }  // namespace bastion::kernels

@@ -3,8 +3,10 @@
 // distribution; repetition penalty steers away from earlier tokens, and its host definition
 // (what a device backend applies) is the sampler's rule, so penalised logits sample the same;
 // bad parameters refused;
-// the selection-based draw picks the token a full sort of the vocabulary would; NaN and
-// infinite logits neither crash it nor get picked over real ones.
+// the selection-based draw picks the token a full sort of the vocabulary would; drawing from a
+// backend's candidates picks what the whole row picks (top-k and top-p past the sure candidates
+// included) or asks for the row; NaN and infinite logits neither crash it nor get picked over
+// real ones.
 
 #include "kernels/engine/sampler.hpp"
 #include "tests/kernels/full_sort_sampler.hpp"
@@ -73,16 +75,53 @@ TEST_CASE("the draw picks the token a full sort of the vocabulary picks") {
   CHECK(draws == 3 * 3 * 4 * 3 * 5);
 }
 
+namespace {
+
+struct candidate_draws {
+  int answered = 0;       // by sample_from, from the candidates
+  int asked_for_row = 0;  // sample_from gave nothing: sample() on the whole row finished
+};
+
+// `draws` tokens from one row, twice with the same seed: sampler `from` sees the row as
+// candidates first (backend::sampling_candidates_f32's host definition, `capacity` per row, as
+// the batch runner gathers them) and the whole row only when it asks; sampler `whole` always
+// sees the row. Every token must agree, which also shows both move the generator once per
+// token.
+candidate_draws draw_both_ways(const std::vector<float>& logits, const sampling_params& p,
+                               std::int32_t capacity, int draws) {
+  const auto vocab = static_cast<std::int64_t>(logits.size());
+  sampler from{p}, whole{p};
+  REQUIRE(from.draws_from_candidates());
+  candidate_summary summary;
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(capacity));
+  std::vector<float> kept(static_cast<std::size_t>(capacity));
+  REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &p.temperature,
+                                   sampler::candidate_window, capacity, &summary, ids.data(),
+                                   kept.data()));
+  candidate_draws out;
+  for (int i = 0; i < draws; ++i) {
+    INFO("T " << p.temperature << " top_k " << p.top_k << " top_p " << p.top_p << " capacity "
+              << capacity << " seed " << p.seed << " draw " << i);
+    auto token = from.sample_from(summary, ids.data(), kept.data(), capacity);
+    if (token) {
+      ++out.answered;
+    } else {
+      ++out.asked_for_row;
+      token = from.sample(logits.data(), vocab, {});
+    }
+    REQUIRE(*token == whole.sample(logits.data(), vocab, {}));
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("drawing from the candidates picks what the whole row picks, with the same draws") {
-  // Sampler `from` sees each row as candidates first (backend::sampling_candidates_f32's host
-  // definition) and the whole row only when it asks; sampler `whole` always sees the row. Same
-  // seeds: every token must agree, which also shows both move the generator once per token.
   int answered = 0, asked_for_row = 0;
   for (std::uint32_t row_seed : {5u, 6u, 7u}) {
     auto logits = random_logits(row_seed == 7 ? 50 : 49152, row_seed);
     if (row_seed == 6)
       for (auto& x : logits) x = std::round(x * 2.0f) / 2.0f;  // ties
-    const auto vocab = static_cast<std::int64_t>(logits.size());
     for (float temperature : {0.5f, 1.0f, 2.0f})
       for (std::int32_t top_k : {0, 1, 40})
         for (float top_p : {1.0f, 0.8f})
@@ -92,30 +131,139 @@ TEST_CASE("drawing from the candidates picks what the whole row picks, with the 
             p.top_k = top_k;
             p.top_p = top_p;
             p.seed = row_seed + static_cast<std::uint64_t>(capacity);
-            sampler from{p}, whole{p};
-            REQUIRE(from.draws_from_candidates());
-            candidate_summary summary;
-            std::vector<std::int32_t> ids(static_cast<std::size_t>(capacity));
-            std::vector<float> kept(static_cast<std::size_t>(capacity));
-            REQUIRE(host_sampling_candidates(logits.data(), 1, vocab, &temperature,
-                                             sampler::candidate_window, capacity, &summary,
-                                             ids.data(), kept.data()));
-            for (int i = 0; i < 8; ++i) {
-              INFO("row " << row_seed << " T " << temperature << " top_k " << top_k << " top_p "
-                          << top_p << " capacity " << capacity << " draw " << i);
-              auto token = from.sample_from(summary, ids.data(), kept.data(), capacity);
-              if (token) {
-                ++answered;
-              } else {
-                ++asked_for_row;
-                token = from.sample(logits.data(), vocab, {});
-              }
-              REQUIRE(*token == whole.sample(logits.data(), vocab, {}));
-            }
+            INFO("row " << row_seed);
+            const auto n = draw_both_ways(logits, p, capacity, 8);
+            answered += n.answered;
+            asked_for_row += n.asked_for_row;
           }
   }
+  CHECK(answered + asked_for_row == 3 * 3 * 3 * 2 * 2 * 8);
   CHECK(answered > 100);      // the candidates answer most draws
   CHECK(asked_for_row > 50);  // and the row is asked for: capacity short, flat rows, tails
+}
+
+namespace {
+
+// A confident model's row, in scores (logit / temperature): a few tokens far ahead of a long
+// tail, so that fewer than top-k tokens lie within the window of the best.
+struct peaked_row {
+  const char* what;
+  std::size_t vocab;
+  std::vector<float> head;   // the leaders' scores
+  float tail_mean, tail_sd;  // the other tokens': normal, or uniform within mean +- sd if flat
+  bool flat;
+  bool fixed;  // the same logits at every temperature (its scores at temperature 1): then the
+               // temperature makes it more or less peaked
+};
+
+// The logits whose scores at `temperature` are the row's (the same shape at every temperature).
+std::vector<float> logits_of(const peaked_row& row, float temperature, std::uint32_t seed) {
+  std::mt19937 rng{seed};
+  std::normal_distribution<float> normal{row.tail_mean, row.tail_sd};
+  std::uniform_real_distribution<float> uniform{row.tail_mean - row.tail_sd,
+                                                row.tail_mean + row.tail_sd};
+  std::vector<float> scores(row.vocab);
+  for (auto& s : scores) s = row.flat ? uniform(rng) : normal(rng);
+  std::copy(row.head.begin(), row.head.end(), scores.begin() + 17);  // not at the front
+  std::vector<float> logits(row.vocab);
+  for (std::size_t i = 0; i < row.vocab; ++i) logits[i] = temperature * (scores[i] + 10.0f);
+  return logits;
+}
+
+// How many tokens score within `gap` of the best at `temperature`.
+std::size_t scoring_within(const std::vector<float>& logits, float temperature, float gap) {
+  float best = -std::numeric_limits<float>::infinity();
+  for (float l : logits) best = std::max(best, l / temperature);
+  return static_cast<std::size_t>(std::count_if(
+      logits.begin(), logits.end(), [&](float l) { return l / temperature >= best - gap; }));
+}
+
+}  // namespace
+
+TEST_CASE("top-k and top-p reaching past the sure candidates are drawn from them on peaked rows") {
+  // With top-k above the tokens within 11 of the best (the candidates surely ranked above every
+  // token not sent) the kept set's weight is known only within bounds; the draw is answered
+  // from the candidates when it picks the same token anywhere within them. Top-p past the sure
+  // candidates (the flat tail holds over 10% of the weight) likewise.
+  const std::vector<peaked_row> rows = {
+      {"one far ahead", 49152, {0.0f}, -20.0f, 2.5f, false, false},
+      {"a few ahead", 49152, {0.0f, -0.4f, -1.5f, -3.0f, -6.5f, -9.8f}, -18.0f, 2.0f, false, false},
+      {"a Qwen-sized row", 151936, {0.0f, -2.0f}, -19.0f, 2.0f, false, false},
+      {"a flat tail just out of the window", 49152, {0.0f, -1.0f}, -12.35f, 0.25f, true, false},
+      {"one far ahead, same logits at each T", 49152, {0.0f}, -25.0f, 2.5f, false, true},
+  };
+  int draws = 0;
+  candidate_draws top_k_40, top_k_past_sure, top_p_past_sure;
+  std::uint32_t row_seed = 40;
+  for (const auto& row : rows)
+    for (float temperature : {0.3f, 0.7f, 1.0f, 1.5f}) {
+      const auto logits = logits_of(row, row.fixed ? 1.0f : temperature, ++row_seed);
+      // Fewer than 40 within 11 of the best: before top-k could reach past the sure candidates,
+      // every draw here with top-k 40, 50 or 200 asked for the row.
+      const auto sure = scoring_within(logits, temperature, 11.0f);
+      REQUIRE(sure < 40);
+      for (std::int32_t top_k : {0, 10, 40, 50, 200})
+        for (float top_p : {1.0f, 0.9f, 0.5f}) {
+          sampling_params p;
+          p.temperature = temperature;
+          p.top_k = top_k;
+          p.top_p = top_p;
+          p.seed = row_seed * 1000 + static_cast<std::uint64_t>(top_k);
+          INFO(row.what);
+          const auto n = draw_both_ways(logits, p, 512, 20);
+          draws += n.answered + n.asked_for_row;
+          if (top_k == 40) {
+            top_k_40.answered += n.answered;
+            top_k_40.asked_for_row += n.asked_for_row;
+          }
+          if (static_cast<std::size_t>(top_k) > sure) {
+            top_k_past_sure.answered += n.answered;
+            top_k_past_sure.asked_for_row += n.asked_for_row;
+          }
+          if (top_k == 0 && top_p == 0.9f && row.flat) {
+            top_p_past_sure.answered += n.answered;
+            top_p_past_sure.asked_for_row += n.asked_for_row;
+          }
+        }
+    }
+  CHECK(draws == 5 * 4 * 5 * 3 * 20);
+  const int n_40 = top_k_40.answered + top_k_40.asked_for_row;
+  CHECK(n_40 == 5 * 4 * 3 * 20);
+  CHECK(top_k_40.answered > 9 * n_40 / 10);  // before: none
+  const int n_k = top_k_past_sure.answered + top_k_past_sure.asked_for_row;
+  CHECK(top_k_past_sure.answered > 9 * n_k / 10);  // before: none
+  // Top-p 0.9 alone on the flat tail: the two leaders hold under 90% of the weight.
+  const int n_p = top_p_past_sure.answered + top_p_past_sure.asked_for_row;
+  CHECK(n_p == 4 * 20);
+  CHECK(top_p_past_sure.answered > 8 * n_p / 10);  // before: none
+}
+
+TEST_CASE("a draw near a boundary the tokens not sent can move asks for the row") {
+  // Four leaders and 20000 tokens just out of the window: top-k 5000 or 20000 keeps thousands
+  // of tokens the candidates only bound (e^-11 each at most), so the kept set's weight is
+  // known within 3-13%, and the top-p cut and many draws land where it matters.
+  const peaked_row row{"leaders", 49152, {0.0f, -0.2f, -0.7f, -1.5f}, -25.0f, 2.0f, false, false};
+  candidate_draws total;
+  for (float temperature : {0.7f, 1.3f}) {
+    auto logits = logits_of(row, temperature, 77);
+    std::mt19937 rng{78};
+    std::uniform_real_distribution<float> near_edge{-12.8f, -12.2f};
+    for (std::size_t i = 100; i < 20100; ++i) logits[i] = temperature * (near_edge(rng) + 10.0f);
+    for (std::int32_t top_k : {5000, 20000})
+      for (float top_p : {1.0f, 0.9f, 0.6f}) {
+        sampling_params p;
+        p.temperature = temperature;
+        p.top_k = top_k;
+        p.top_p = top_p;
+        p.seed = 5 + static_cast<std::uint64_t>(top_k);
+        const auto n = draw_both_ways(logits, p, 512, 100);
+        total.answered += n.answered;
+        total.asked_for_row += n.asked_for_row;
+      }
+  }
+  CHECK(total.answered + total.asked_for_row == 2 * 2 * 3 * 100);
+  CHECK(total.answered > 2 * 2 * 3 * 100 / 5);  // both ways taken, many times each
+  CHECK(total.asked_for_row > 2 * 2 * 3 * 100 / 20);
 }
 
 TEST_CASE("candidates refuse bad arguments and leave rows that are not sampled empty") {
