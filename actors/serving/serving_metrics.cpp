@@ -61,6 +61,14 @@ worker_metrics::worker_metrics(metrics::registry& reg, const std::string& worker
   group_rebuilds =
       &reg.get_counter("bastion_worker_group_rebuilds_total",
                        "Times the worker made its tensor-parallel group again after an abort", l);
+  candidate_draws = &reg.get_counter(
+      "bastion_worker_candidate_draws_total",
+      "Sampled tokens drawn from the candidates the device sent, without its row of logits", l);
+  logit_rows_downloaded = &reg.get_counter(
+      "bastion_worker_logit_rows_downloaded_total",
+      "Rows of logits brought back from the device because a draw needed the whole row", l);
+  penalised_rows = &reg.get_counter("bastion_worker_penalised_rows_total",
+                                    "Rows whose repetition penalty the device applied", l);
 }
 
 }  // namespace bastion::serving

@@ -67,6 +67,12 @@ struct worker_metrics {
   metrics::counter* recovery_probes = nullptr;  // canaries run while unhealthy
   metrics::counter* recoveries = nullptr;       // returns to healthy after a failing step
   metrics::counter* group_rebuilds = nullptr;   // tensor-parallel groups made again
+  // How a device backend's tokens were picked without rows of logits (kernels::runner_stats):
+  // drawn from the candidates it sent, rows brought back because a draw needed them, and
+  // rows whose repetition penalty it applied. All 0 on a CPU worker.
+  metrics::counter* candidate_draws = nullptr;
+  metrics::counter* logit_rows_downloaded = nullptr;
+  metrics::counter* penalised_rows = nullptr;
 };
 
 }  // namespace bastion::serving

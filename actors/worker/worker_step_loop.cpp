@@ -25,6 +25,7 @@ struct worker_step_loop::loaded_model {
   kernels::step_engine* engine = nullptr;   // the one of the two in use
   std::unique_ptr<kernels::batch_runner> runner;
   std::int64_t retired_steps = 0;  // steps of runners a rebuilt group replaced
+  kernels::runner_stats counted;   // the runner's stats as last added to the metrics
   kernels::detokenize_fn detokenize;
   std::vector<kernels::runner_event> events;  // scratch, reused across steps
 };
@@ -365,6 +366,7 @@ void worker_step_loop::step_model(loaded_model& m) {
   events.clear();
   std::int64_t sequences = 0;
   const auto st = m.runner->step(events, &sequences);
+  if (metrics_) count_picks(m);
   if (metrics_ && sequences > 0) {
     metrics_->steps->inc();
     metrics_->step_sequences->set(static_cast<double>(sequences));
@@ -417,6 +419,17 @@ void worker_step_loop::step_model(loaded_model& m) {
     finished(r, it->second.started);
     live_.erase(it);
   }
+}
+
+void worker_step_loop::count_picks(loaded_model& m) {
+  const auto& now = m.runner->stats();
+  auto add = [](metrics::counter* c, std::int64_t to, std::int64_t& from) {
+    if (to > from) c->inc(static_cast<std::uint64_t>(to - from));
+    from = to;
+  };
+  add(metrics_->candidate_draws, now.candidate_draws, m.counted.candidate_draws);
+  add(metrics_->logit_rows_downloaded, now.rows_downloaded, m.counted.rows_downloaded);
+  add(metrics_->penalised_rows, now.penalised_rows, m.counted.penalised_rows);
 }
 
 void worker_step_loop::set_healthy(bool healthy) {
@@ -485,6 +498,7 @@ kernels::status worker_step_loop::rebuild_group() {
   for (auto& m : models_) {
     if (m->runner) m->retired_steps += m->runner->stats().steps;
     m->runner.reset();
+    m->counted = {};  // the new runner counts from 0
     m->tp.reset();  // its KV caches and rank threads, before the new group takes device memory
     m->engine = nullptr;
   }

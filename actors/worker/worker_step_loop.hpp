@@ -151,6 +151,8 @@ class worker_step_loop {
   /// the `healthy` gauge at once (a scrape or a test that follows a health report must not
   /// read the old state).
   void set_healthy(bool healthy);
+  /// Adds what the model's runner counted since the last call to the worker's pick metrics.
+  void count_picks(loaded_model& m);
   /// Sends the finished reports gathered since the last flush (one call), if any.
   void flush_finished();
 

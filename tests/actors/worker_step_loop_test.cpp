@@ -13,6 +13,7 @@
 #include "runtime/clock/clock.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "tests/actors/flaky_backend.hpp"
+#include "tests/kernels/host_as_device_backend.hpp"
 #include "tests/support/model_path.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -99,7 +101,8 @@ struct outcome {
 serving::served_request_ptr make_request(
     std::uint64_t ticket, std::shared_ptr<outcome> out,
     gateway::inference_input input = std::string{"The capital of France is"},
-    serving::serving_metrics* counted_in = nullptr, gateway::token_callback on_token = nullptr) {
+    serving::serving_metrics* counted_in = nullptr, gateway::token_callback on_token = nullptr,
+    const std::function<void(gateway::inference_request&)>& adjust = nullptr) {
   gateway::inference_request req;
   req.request_id = "r" + std::to_string(ticket);
   req.model = "m";
@@ -107,6 +110,7 @@ serving::served_request_ptr make_request(
   req.params.max_tokens = 3;
   req.params.temperature = 0.0f;
   req.stream = on_token != nullptr;
+  if (adjust) adjust(req);
   auto r = std::make_shared<serving::served_request>(
       std::move(req), std::move(on_token),
       [out](gateway::completion c) {
@@ -560,6 +564,53 @@ TEST_CASE("a tensor-parallel worker that cannot make its group again stays unhea
   // A request given to it now still goes back to the scheduler, never hangs or answers wrong.
   REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
   REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 2; }));
+}
+
+TEST_CASE("a worker on a device backend counts how its tokens were picked") {
+  // The CPU backend dressed as a device: the runner takes its device paths (candidates, the
+  // penalty applied where the logits are), and the worker publishes what it counted.
+  counting_clock clock{1000s};
+  metrics::registry registry;
+  serving::worker_metrics metrics{registry, "dev"};
+  recorder seen;
+  worker::step_loop_settings s;
+  s.worker_id = "dev";
+  s.batch_max = 4;
+  s.kv_blocks = 64;
+  worker::worker_backend be;
+  be.backend = std::make_unique<test::host_as_device_backend>();
+  be.name = "host-as-device";
+  std::string error;
+  auto loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), 512}}, std::move(be),
+                                               clock, seen.reports(), &metrics, error);
+  INFO(error);
+  REQUIRE(loop);
+
+  auto greedy = make_request(1, std::make_shared<outcome>());
+  REQUIRE(loop->submit(greedy, "m"));
+  REQUIRE(seen.wait([&] { return seen.finished.size() == 1; }));
+  CHECK(metrics.candidate_draws->value() == 0);  // greedy tokens come back as ids
+  CHECK(metrics.penalised_rows->value() == 0);
+
+  auto sampled = make_request(2, std::make_shared<outcome>(), std::string{"Once upon a time"},
+                              nullptr, nullptr, [](gateway::inference_request& r) {
+                                r.params.max_tokens = 12;
+                                r.params.temperature = 0.8f;
+                                r.params.top_k = 40;
+                                r.params.repetition_penalty = 1.3f;
+                                r.params.seed = 11;
+                              });
+  REQUIRE(loop->submit(sampled, "m"));
+  REQUIRE(seen.wait([&] { return seen.finished.size() == 2; }));
+  const auto tokens = static_cast<std::uint64_t>(sampled->generated.size());
+  REQUIRE(tokens > 0);
+  // Every sampled token was drawn from candidates or from a row brought back for it, and
+  // every one of its rows carried the penalty.
+  CHECK(metrics.candidate_draws->value() + metrics.logit_rows_downloaded->value() == tokens);
+  CHECK(metrics.candidate_draws->value() > 0);
+  CHECK(metrics.penalised_rows->value() == tokens);
+  const std::string text = registry.render_prometheus();
+  CHECK_THAT(text, Catch::Contains("bastion_worker_candidate_draws_total{worker=\"dev\"}"));
 }
 
 TEST_CASE("a request resumed on another model is encoded again for it") {
