@@ -72,6 +72,8 @@ class nccl_collective final : public collective {
     if (comm_ && !aborted_.exchange(true)) (void)ncclCommAbort(comm_);
   }
 
+  bool capturable() const noexcept override { return true; }
+
   status async_error() noexcept override {
     std::lock_guard<std::mutex> lock{use_};
     if (!comm_ || aborted_.load()) return status::ok();  // aborted: its error is known

@@ -27,6 +27,11 @@ class collective {
   /// return until the collective is aborted. Polled, from another thread, while a step waits.
   /// OK when there is none (the default: the thread group has none).
   virtual status async_error() noexcept { return status::ok(); }
+  /// Whether all_reduce_sum can be recorded into a device backend's replay
+  /// (backend::run_recorded): NCCL's can (it queues kernels on the rank's stream, which CUDA
+  /// graphs capture); the thread group's cannot (it waits on the host). A replay holds the
+  /// collective: the decoders that recorded it drop their backend's recordings when they go.
+  virtual bool capturable() const noexcept { return false; }
 };
 
 }  // namespace bastion::kernels

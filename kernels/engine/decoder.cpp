@@ -226,7 +226,11 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out, 
     return status::ok();
   };
 
-  if (!host && recordings_ && decode_only && !collective_ && T <= recorded_step_tokens_max) {
+  // A collective's all-reduces are recorded with the rest when it can be (NCCL): one replay per
+  // rank per decode step instead of a launch per operation, where a split model has the most.
+  const bool recordable_collective = !collective_ || collective_->capturable();
+  if (!host && recordings_ && decode_only && recordable_collective &&
+      T <= recorded_step_tokens_max) {
     // Everything the recorded operations depend on that is not in device memory: the shapes
     // and every pointer they use (the weights', the KV pool's, the scratch's).
     const auto at = [](const void* p) {
@@ -243,7 +247,8 @@ status decoder::forward(const std::vector<step_entry>& batch, step_output& out, 
                                      at(dtab),
                                      at(w.token_embd.data),
                                      at(w.output.data),
-                                     at(c.n_layers > 0 ? kv_.layer_view(0).k : nullptr)};
+                                     at(c.n_layers > 0 ? kv_.layer_view(0).k : nullptr),
+                                     at(collective_)};
     BASTION_TRY(be_.run_recorded(key, enqueue));
   } else {
     BASTION_TRY(enqueue());

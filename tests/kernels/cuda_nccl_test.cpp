@@ -2,7 +2,8 @@
 // one device). What one rank can show of the tensor-parallel path a multi-GPU worker runs:
 // make_nccl_group makes and connects a group; an all-reduce over one rank leaves the data as
 // it was; a decoder that all-reduces after attention and MLP through the handle gives the
-// logits of one that does not, bit for bit; a group is refused two ranks on one device; an
+// logits of one that does not, bit for bit, also with its decode steps recorded as CUDA graphs
+// holding the all-reduces; a group is refused two ranks on one device; an
 // aborted handle fails its later all-reduces, and a new group works after it (what a worker
 // does after a rank failed mid-step).
 
@@ -24,15 +25,17 @@ std::int32_t argmax_of(const std::vector<float>& v) {
 }
 
 // Greedy decoding of one sequence (the prompt in one step, then `steps` one-token steps),
-// every step's last-row logits kept, unrecorded, with `comm` as the decoder's collective.
+// every step's last-row logits kept, with `comm` as the decoder's collective, its decode steps
+// recorded (CUDA graphs holding the NCCL all-reduces) or not.
 kernels::status decode(const kernels::model& m, kernels::backend& be, kernels::collective* comm,
-                       int steps, std::vector<std::vector<float>>& logits) {
+                       int steps, std::vector<std::vector<float>>& logits,
+                       bool recordings = false) {
   std::unique_ptr<kernels::kv_cache> kv;
   const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 16, 2};
   if (auto s = kernels::kv_cache::create(cfg, be, kv); !s) return s;
   if (auto s = kv->add_sequence(0); !s) return s;
   kernels::decoder dec{m, be, *kv};
-  dec.use_recordings(false);
+  dec.use_recordings(recordings);
   dec.use_collective(comm);
   std::vector<kernels::step_entry> batch{{0, {5, 17, 2, 44, 9, 30, 61, 8}, false}};
   kernels::step_output o;
@@ -78,13 +81,19 @@ int main() {
                                    path) &&
                         kernels::load_gguf_model(path, m);
     ::unlink(path.c_str());
-    std::vector<std::vector<float>> alone, reduced;
+    std::vector<std::vector<float>> alone, reduced, recorded;
     st = loaded ? decode(m, *gpu, nullptr, 8, alone)
                 : kernels::status{kernels::status_code::invalid_argument, "tiny model not loaded"};
     if (st) st = decode(m, *gpu, group[0].get(), 8, reduced);
     c.check(st && alone == reduced && alone.size() == 9,
             "a decoder all-reducing through NCCL (one rank) gives the logits of one that does not, "
             "over 9 steps" +
+                (st ? std::string{} : ": " + st.message()));
+    // The decode steps recorded as CUDA graphs with the all-reduces inside: the same kernels
+    // in the same order, so the same bits.
+    if (st) st = decode(m, *gpu, group[0].get(), 8, recorded, true);
+    c.check(st && recorded == reduced,
+            "decode steps recorded with their NCCL all-reduces give bit-identical logits" +
                 (st ? std::string{} : ": " + st.message()));
   }
 

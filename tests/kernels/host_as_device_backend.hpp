@@ -2,7 +2,8 @@
 // The CPU backend dressed as a device backend: every operation runs on the CPU, but it says
 // its memory is not the host's, so the engine takes its device paths (logits left in backend
 // memory, greedy tokens and sampling candidates sent back instead) on a machine without a
-// GPU. Counts the sampling-candidate and repetition-penalty calls and the downloads it served.
+// GPU. Counts the sampling-candidate and repetition-penalty calls, the downloads it served, and
+// the steps offered for recording (and recordings dropped).
 
 #include "kernels/backend.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -19,6 +20,8 @@ class host_as_device_backend final : public kernels::backend {
   int candidate_calls = 0;
   int penalty_calls = 0;
   int downloads = 0;
+  int recorded_runs = 0;  // run_recorded calls (each runs its operations at once: no replay)
+  int forgets = 0;        // forget_recordings calls
 
   kernels::status matmul_f32(const float* x, const float* w, float* y, std::int64_t m,
                              std::int64_t n, std::int64_t k) override {
@@ -82,6 +85,12 @@ class host_as_device_backend final : public kernels::backend {
     ++downloads;
     return backend::download(dst, src, bytes);
   }
+  kernels::status run_recorded(const recording_key& key,
+                               const std::function<kernels::status()>& enqueue) override {
+    ++recorded_runs;
+    return backend::run_recorded(key, enqueue);
+  }
+  void forget_recordings() noexcept override { ++forgets; }
 
  private:
   std::unique_ptr<kernels::backend> cpu_ = kernels::make_cpu_backend();

@@ -9,6 +9,7 @@
 #include "kernels/engine/tensor_parallel.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/actors/flaky_backend.hpp"
+#include "tests/kernels/host_as_device_backend.hpp"
 #include "tests/kernels/tiny_model.hpp"
 
 #include <catch2/catch.hpp>
@@ -133,6 +134,22 @@ class hanging_rank final : public collective {
   status async_ = status::ok();
 };
 
+// A rank's handle that says its all-reduce can be recorded, as NCCL's does.
+class capturable_rank final : public collective {
+ public:
+  explicit capturable_rank(collective& inner) : inner_(inner) {}
+  int ranks() const noexcept override { return inner_.ranks(); }
+  int rank() const noexcept override { return inner_.rank(); }
+  status all_reduce_sum(float* data, std::int64_t n) override {
+    return inner_.all_reduce_sum(data, n);
+  }
+  void abort() noexcept override { inner_.abort(); }
+  bool capturable() const noexcept override { return true; }
+
+ private:
+  collective& inner_;
+};
+
 }  // namespace
 
 TEST_CASE("the batch runner over tensor-parallel ranks gives the one-decoder tokens") {
@@ -223,6 +240,47 @@ TEST_CASE("a rank hung in an all-reduce is released by an asynchronous error or 
     CHECK_FALSE(tp->broken().empty());
     CHECK(took < std::chrono::seconds{10});
     CHECK(tp->step({{1, {8}, false}}, out, step_results::logits).message() == failed.message());
+  }
+}
+
+TEST_CASE("decode steps of a group are offered for recording only when its collective allows") {
+  const model m = load_splittable("qwen2");
+  for (const bool capturable : {true, false}) {
+    INFO((capturable ? "capturable collective" : "host collective"));
+    local_collective_group group{2};
+    std::vector<std::unique_ptr<test::host_as_device_backend>> devices;
+    std::vector<std::unique_ptr<capturable_rank>> handles;
+    std::vector<tp_decoder::rank_parts> parts;
+    for (int r = 0; r < 2; ++r) {
+      devices.push_back(std::make_unique<test::host_as_device_backend>());
+      handles.push_back(std::make_unique<capturable_rank>(group.rank(r)));
+      parts.push_back({devices.back().get(),
+                       capturable ? static_cast<collective*>(handles.back().get())
+                                  : &group.rank(r)});
+    }
+    std::map<std::uint64_t, std::vector<std::int32_t>> tokens;
+    {
+      std::unique_ptr<tp_decoder> tp;
+      REQUIRE(tp_decoder::create(m, parts, kv_config(m), tp));
+      tokens = serve(*tp);
+      for (auto& d : devices) CHECK(d->forgets == 0);
+    }
+    for (auto& d : devices) {
+      // Decode steps (one token per sequence) go through run_recorded on every rank when the
+      // all-reduces can be recorded with them; the group's end drops the ranks' recordings
+      // (each rank's decoder does: a replay holds the group's collective, which goes with it).
+      if (capturable)
+        CHECK(d->recorded_runs > 0);
+      else
+        CHECK(d->recorded_runs == 0);
+      CHECK(d->forgets >= 1);
+    }
+    // Recorded or not, the same tokens as one decoder on the host.
+    auto be = make_cpu_backend();
+    std::unique_ptr<kv_cache> kv;
+    REQUIRE(kv_cache::create(kv_config(m), kv));
+    decoder one{m, *be, *kv};
+    CHECK(tokens == serve(one));
   }
 }
 
