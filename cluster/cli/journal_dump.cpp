@@ -7,6 +7,7 @@
 #include "runtime/journal/file_store.hpp"
 #include "schemas/journal.capnp.h"
 
+#include <capnp/dynamic.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 #include <nlohmann/json.hpp>
@@ -41,9 +42,22 @@ std::string reason_name(bastion::schema::ErrorReason r) {
   return "unknown (" + std::to_string(raw) + ")";
 }
 
-/// A journaled error's message, and its typed reason and field at fault when it has them
-/// (keys error, error_reason, error_param), as a completion record or a snapshot keeps them.
+/// A journaled error code by its schema name ("invalidArgument"); a value a newer build wrote
+/// shows its number.
+std::string code_name(bastion::schema::ErrorCode c) {
+  const auto raw = static_cast<std::uint16_t>(c);
+  KJ_IF_MAYBE (known,
+               capnp::DynamicEnum(capnp::Schema::from<bastion::schema::ErrorCode>(), raw)
+                   .getEnumerant())
+    return known->getProto().getName().cStr();
+  return "unknown (" + std::to_string(raw) + ")";
+}
+
+/// A journaled error's code and message, and its typed reason and field at fault when it has
+/// them (keys error_code, error, error_reason, error_param), as a completion record or a
+/// snapshot keeps them.
 void describe_error(bastion::schema::Error::Reader e, capnp::Text::Reader param, json& out) {
+  out["error_code"] = code_name(e.getCode());
   out["error"] = e.getMessage().cStr();
   if (auto reason = reason_name(e.getReason()); !reason.empty()) out["error_reason"] = reason;
   if (param.size() > 0) out["error_param"] = param.cStr();

@@ -93,12 +93,14 @@ TEST_CASE("the journal dump shows a failed completion with its typed reason and 
   const auto* long_one = find_line(d.lines, "req-long-again");
   REQUIRE(long_one != nullptr);
   CHECK(long_one->at("kind") == "completion");
+  CHECK(long_one->at("error_code") == "invalidArgument");
   CHECK(long_one->at("error") == "the prompt leaves no room in the context");
   CHECK(long_one->at("error_reason") == "prompt_too_long");
   CHECK(long_one->at("error_param") == "input");
 
   const auto* lost = find_line(d.lines, "req-lost");
   REQUIRE(lost != nullptr);
+  CHECK(lost->at("error_code") == "internal");
   CHECK(lost->at("error") == "worker lost");
   CHECK_FALSE(lost->contains("error_reason"));  // unspecified: nothing to show
   CHECK_FALSE(lost->contains("error_param"));
