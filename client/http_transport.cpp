@@ -1,7 +1,3 @@
-// GCC 12 with -fsanitize (the ASan tier) reports Beast's boost::optional content length as
-// maybe-uninitialized inside its parser (a false positive; the same code builds clean without
-// sanitizers), as it does for the gateway's promises.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // Asio's scheduler, inlined here at -O2, reads its thread-local thread_info through a pointer GCC
 // cannot prove non-null (Asio sets it on entering run()): -Wnull-dereference is a false alarm
 // from the library's code, silenced for this file only.
