@@ -122,45 +122,52 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
               {"last_failure", view.last_failure},
               {"in_flight", view.in_flight}};
   out["faults"] = faults_in_force();
-  // Asked from a short-lived actor so the gateway's loop never blocks on the replicator.
-  sys_.spawn([this, out = std::move(out), done](caf::event_based_actor* self) mutable {
-    self->request(replicator_, ask_timeout, actors::status_atom::value)
-        .then(
-            [this, out, done](const actors::replicator_status& s) mutable {
-              json peers = json::array();
-              for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size(); ++i) {
-                const auto match = s.peer_match_index[i];
-                json peer = {{"replica_id", s.peer_ids[i]},
-                             {"site", site_of(s.peer_ids[i])},
-                             {"match_index", match},
-                             {"lag", s.last_index > match ? s.last_index - match : 0}};
-                if (i < s.peer_lag_ms.size()) peer["lag_ms"] = s.peer_lag_ms[i];
-                if (i < s.peer_silence_ms.size()) peer["silence_ms"] = s.peer_silence_ms[i];
-                peers.push_back(std::move(peer));
-              }
-              out["journal"] = {{"role", actors::to_string(s.role)},
-                                {"term", s.term},
-                                {"leader_id", s.leader_id},
-                                {"leader_site", site_of(s.leader_id)},
-                                {"commit_index", s.commit_index},
-                                {"last_applied", s.last_applied},
-                                {"last_index", s.last_index},
-                                {"snapshot_index", s.snapshot_index},
-                                {"frames_received", s.frames_received},
-                                {"frames_dropped", s.frames_dropped},
-                                {"frames_dropped_fault", s.frames_dropped_fault},
-                                {"frames_fault_outgoing_dropped", s.frames_fault_outgoing_dropped},
-                                {"frames_fault_delayed", s.frames_fault_delayed},
-                                {"storage_errors", s.storage_errors},
-                                {"last_error", s.last_error},
-                                {"peers", std::move(peers)},
-                                {"alerts", name_sites(s.alerts)}};
-              done({200, out.dump()});
-            },
-            [done](const caf::error& e) {
-              done(error_reply(503, "the journal replica did not answer: " + to_string(e)));
-            });
-  });
+  // Asked from a short-lived actor so the gateway's loop never blocks on the replicator. The
+  // one it asks goes in as the actor's argument: CAF 0.17 binds a null reference for a
+  // function actor spawned without arguments (UBSan reports it), so none is spawned so.
+  sys_.spawn(
+      [this, out = std::move(out), done](caf::event_based_actor* self,
+                                         actors::replicator_actor replicator) mutable {
+        self->request(replicator, ask_timeout, actors::status_atom::value)
+            .then(
+                [this, out, done](const actors::replicator_status& s) mutable {
+                  json peers = json::array();
+                  for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size();
+                       ++i) {
+                    const auto match = s.peer_match_index[i];
+                    json peer = {{"replica_id", s.peer_ids[i]},
+                                 {"site", site_of(s.peer_ids[i])},
+                                 {"match_index", match},
+                                 {"lag", s.last_index > match ? s.last_index - match : 0}};
+                    if (i < s.peer_lag_ms.size()) peer["lag_ms"] = s.peer_lag_ms[i];
+                    if (i < s.peer_silence_ms.size()) peer["silence_ms"] = s.peer_silence_ms[i];
+                    peers.push_back(std::move(peer));
+                  }
+                  out["journal"] = {
+                      {"role", actors::to_string(s.role)},
+                      {"term", s.term},
+                      {"leader_id", s.leader_id},
+                      {"leader_site", site_of(s.leader_id)},
+                      {"commit_index", s.commit_index},
+                      {"last_applied", s.last_applied},
+                      {"last_index", s.last_index},
+                      {"snapshot_index", s.snapshot_index},
+                      {"frames_received", s.frames_received},
+                      {"frames_dropped", s.frames_dropped},
+                      {"frames_dropped_fault", s.frames_dropped_fault},
+                      {"frames_fault_outgoing_dropped", s.frames_fault_outgoing_dropped},
+                      {"frames_fault_delayed", s.frames_fault_delayed},
+                      {"storage_errors", s.storage_errors},
+                      {"last_error", s.last_error},
+                      {"peers", std::move(peers)},
+                      {"alerts", name_sites(s.alerts)}};
+                  done({200, out.dump()});
+                },
+                [done](const caf::error& e) {
+                  done(error_reply(503, "the journal replica did not answer: " + to_string(e)));
+                });
+      },
+      replicator_);
 }
 
 void cluster_admin::switchover(const std::string& body, const std::string& principal,
@@ -173,14 +180,16 @@ void cluster_admin::switchover(const std::string& body, const std::string& princ
   const std::string to = (*j)["to"].get<std::string>();
   if (to != cfg_.node.site && replica_of(to) == 0)
     return done(error_reply(400, "'" + to + "' is not a site of this cluster"));
-  sys_.spawn([this, to, principal, done](caf::event_based_actor* self) {
-    self->request(coordinator_, ask_timeout, coordination::switchover_atom::value, to, principal)
-        .then(
-            [done](const std::string& said) {
-              done({200, json{{"result", said}}.dump()});
-            },
-            [this, done](const caf::error& e) { done(error_reply(409, sys_.render(e))); });
-  });
+  sys_.spawn(
+      [this, to, principal, done](caf::event_based_actor* self, caf::actor coordinator) {
+        self->request(coordinator, ask_timeout, coordination::switchover_atom::value, to, principal)
+            .then(
+                [done](const std::string& said) {
+                  done({200, json{{"result", said}}.dump()});
+                },
+                [this, done](const caf::error& e) { done(error_reply(409, sys_.render(e))); });
+      },
+      coordinator_);
 }
 
 void cluster_admin::add_member(const std::string& body, std::function<void(admin_reply)> done) {
@@ -194,23 +203,25 @@ void cluster_admin::add_member(const std::string& body, std::function<void(admin
   if (id == 0) return done(error_reply(400, "'" + site + "' is not another site of this cluster"));
   // libraft catches the site up before it counts it as a voter; a long catch-up outlives this
   // call (202), and `bastion add-site` then watches the status until the site votes.
-  sys_.spawn([this, id, site, done](caf::event_based_actor* self) {
-    self->request(replicator_, add_member_timeout, actors::add_voter_atom::value, id)
-        .then(
-            [site, done](std::uint64_t voters) {
-              done({200,
-                    json{{"result", site + " is a voter; " + std::to_string(voters) + " voters"},
-                         {"voters", voters}}
-                        .dump()});
-            },
-            [this, site, done](const caf::error& e) {
-              if (e == caf::sec::request_timeout)
-                return done({202, json{{"result", site + " is still catching up; watch "
-                                                         "`bastion status`"}}
-                                      .dump()});
-              done(error_reply(409, sys_.render(e)));
-            });
-  });
+  sys_.spawn(
+      [this, id, site, done](caf::event_based_actor* self, actors::replicator_actor replicator) {
+        self->request(replicator, add_member_timeout, actors::add_voter_atom::value, id)
+            .then(
+                [site, done](std::uint64_t voters) {
+                  done({200, json{{"result",
+                                   site + " is a voter; " + std::to_string(voters) + " voters"},
+                                  {"voters", voters}}
+                                 .dump()});
+                },
+                [this, site, done](const caf::error& e) {
+                  if (e == caf::sec::request_timeout)
+                    return done({202, json{{"result", site + " is still catching up; watch "
+                                                             "`bastion status`"}}
+                                          .dump()});
+                  done(error_reply(409, sys_.render(e)));
+                });
+      },
+      replicator_);
 }
 
 admin_reply cluster_admin::faults(const std::string& method, const std::string& body) {

@@ -460,11 +460,15 @@ CAF_TEST(a switchover moves leadership to the named site and keeps it there unti
   auto ask = [&](std::uint64_t at, const std::string& to) {
     reply.clear();
     refusal.clear();
-    sys.spawn([&, coordinator = sites.at(at)->coordinator, to](caf::event_based_actor* a) {
-      a->request(coordinator, caf::infinite, switchover_atom::value, to, std::string{"operator"})
-          .then([&](const std::string& r) { reply = r; },
-                [&](const caf::error& e) { refusal = sys.render(e); });
-    });
+    // The coordinator goes in as the actor's argument: CAF 0.17 binds a null reference for a
+    // function actor spawned without arguments (UBSan reports it).
+    sys.spawn(
+        [&, to](caf::event_based_actor* a, caf::actor coordinator) {
+          a->request(coordinator, caf::infinite, switchover_atom::value, to, std::string{"operator"})
+              .then([&](const std::string& r) { reply = r; },
+                    [&](const caf::error& e) { refusal = sys.render(e); });
+        },
+        sites.at(at)->coordinator);
     sched.run();
     cluster->advance_until([&] { return !reply.empty() || !refusal.empty(); }, 5000);
   };
