@@ -159,6 +159,11 @@ void caf_raft_io::receive(raft_message& msg) {
       ++clamped_commits_;
     }
   }
+  if (msg.type == RAFT_IO_INSTALL_SNAPSHOT) {
+    answering_.leader = msg.server_id;
+    answering_.snapshot = true;
+    answering_.snapshot_index = msg.install_snapshot.last_index;
+  }
   recv_cb_(&io_, &msg);
   answering_ = {};
 }
@@ -437,12 +442,32 @@ int caf_raft_io::do_send(raft_io* io, raft_io_send* req, const raft_message* mes
   // leader_commit clamp in receive().
   raft_message clamped;
   if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && s.answering_.leader != 0 &&
-      message->server_id == s.answering_.leader && message->append_entries_result.rejected == 0 &&
+      !s.answering_.snapshot && message->server_id == s.answering_.leader &&
+      message->append_entries_result.rejected == 0 &&
       message->append_entries_result.last_log_index > s.answering_.matched_up_to) {
     clamped = *message;
     clamped.append_entries_result.last_log_index = s.answering_.matched_up_to;
     message = &clamped;
     ++s.clamped_results_;
+  }
+  // libraft 0.15 ignores an InstallSnapshot older than the follower's own snapshot ("have more
+  // recent snapshot") and answers success with the snapshot's index, not its own. A follower
+  // that compacted past the leader's record of its match index (its acknowledgement lost) then
+  // leaves the leader at that index for good: the leader's heartbeats from its optimistic next
+  // index are rejected, and it ignores those rejections (fault schedules 3002, 9441, 18868).
+  // The follower's own snapshot covers only entries it applied, which were committed and so
+  // are in the leader's log: reporting its index as matched is true, and lets the leader go on
+  // from there.
+  if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && s.answering_.snapshot &&
+      message->server_id == s.answering_.leader && message->append_entries_result.rejected == 0 &&
+      message->append_entries_result.last_log_index == s.answering_.snapshot_index) {
+    auto own = s.store_.get_snapshot();
+    if (own && *own && (*own)->index > s.answering_.snapshot_index) {
+      clamped = *message;
+      clamped.append_entries_result.last_log_index = (*own)->index;
+      message = &clamped;
+      ++s.stale_snapshot_answers_;
+    }
   }
   // A bound on the bytes of one AppendEntries frame. libraft 0.15 hands raft_io every entry
   // the follower lacks in one message (after a partition: the whole gap). We send the longest

@@ -142,12 +142,16 @@ class caf_raft_io {
   raft_io_recv_cb recv_cb_ = nullptr;
   bool closing_ = false;
   bool load_done_ = false;  // do_load handed the log to libraft
-  // The AppendEntries being handled inside recv_cb_, if any: its sender and the last index
-  // it proves matched (see do_send).
+  // The AppendEntries or InstallSnapshot being handled inside recv_cb_, if any: its sender,
+  // the last index an AppendEntries proves matched, or the index a snapshot covers (see
+  // do_send).
   struct {
     raft_id leader = 0;
     std::uint64_t matched_up_to = 0;
+    bool snapshot = false;
+    std::uint64_t snapshot_index = 0;
   } answering_;
+  std::uint64_t stale_snapshot_answers_ = 0;
   std::uint64_t clamped_results_ = 0;
   std::uint64_t clamped_commits_ = 0;
   std::size_t append_frame_bytes_max_ = 0;
