@@ -62,16 +62,16 @@ std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summar
   const float sure_floor = candidates_.front().first - (candidate_window - margin);
   std::size_t sure = 0;
   while (sure < count && candidates_[sure].first >= sure_floor) ++sure;
-  // Each candidate's weight once, and the running weight of the sure ones (what top-k, top-p
-  // and the draw read). Every token outside the sure set scores below sure_floor: candidates
-  // by the count above, the others by the margin. So each weighs at most outside_max (the
-  // factor covers an exp off by an ulp, which could break monotonicity).
-  weight_.resize(count);
-  for (std::size_t i = 0; i < count; ++i)
-    weight_[i] = std::exp(static_cast<double>(candidates_[i].first) - best);
+  // The running weight of the sure ones (what top-k, top-p and the draw read); the others'
+  // weights only when top-k reaches past them. Every token outside the sure set scores below
+  // sure_floor: candidates by the count above, the others by the margin. So each weighs at most
+  // outside_max (the factor covers an exp off by an ulp, which could break monotonicity).
+  auto weight = [&](std::size_t i) {
+    return std::exp(static_cast<double>(candidates_[i].first) - best);
+  };
   cumulative_.resize(sure);
   double sure_mass = 0.0;
-  for (std::size_t i = 0; i < sure; ++i) cumulative_[i] = sure_mass += weight_[i];
+  for (std::size_t i = 0; i < sure; ++i) cumulative_[i] = sure_mass += weight(i);
   const double outside_max = std::exp(static_cast<double>(sure_floor) - best) * (1.0 + 1e-12);
 
   // Past the sure candidates the candidates cannot tell exactly what sample() computes: the
@@ -98,7 +98,7 @@ std::optional<std::int32_t> sampler::sample_from(const candidate_summary& summar
       // left: together at least the most likely candidates there, each at most outside_max.
       // (A row with fewer tokens than keep has fewer below: the bounds hold for it too.)
       double below = 0.0;
-      for (std::size_t i = sure; i < std::min(keep, count); ++i) below += weight_[i];
+      for (std::size_t i = sure; i < std::min(keep, count); ++i) below += weight(i);
       total_lo = sure_mass + below;
       total_hi = sure_mass + static_cast<double>(keep - sure) * outside_max;
     }

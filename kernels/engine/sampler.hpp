@@ -105,8 +105,7 @@ class sampler {
   std::mt19937_64 rng_;
   std::vector<float> work_;  // penalised logits, then divided by the temperature
   std::vector<scored> top_;  // top-k's heap
-  // e^(score - best), the unnormalised probability: sample() per token id, sample_from() per
-  // candidate in candidates_ order.
+  // e^(score - best), the unnormalised probability, per token id (sample()).
   std::vector<double> weight_;
   std::vector<std::int32_t> order_;     // token ids, rearranged by the selections
   std::optional<double> pending_draw_;  // drawn by sample_from, which needed the whole row

@@ -134,33 +134,49 @@ bool advance_until(counting_clock& clock, worker::worker_step_loop& loop,
   return metrics.recovery_probes->value() == want;
 }
 
-struct node_under_test {
+// A worker `id` serving SmolLM2 as model "m" (4 sequences a step, 64 KV blocks) on a manual
+// clock, with its metrics and reports kept for the test.
+struct observed_worker {
   counting_clock clock{1000s};
   metrics::registry registry;
-  serving::worker_metrics metrics{registry, "w"};
+  serving::worker_metrics metrics;
   recorder seen;
-  test::flaky_backend* backend = nullptr;
   std::unique_ptr<worker::worker_step_loop> loop;
 
-  explicit node_under_test(std::int64_t context_tokens_max = 512,
-                           std::chrono::milliseconds backoff = 100ms,
-                           std::chrono::milliseconds backoff_max = 400ms) {
-    auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
-    backend = flaky.get();
+  explicit observed_worker(const std::string& id) : metrics(registry, id), id_(id) {}
+  void start(worker::worker_backend be, std::int64_t context_tokens_max = 512,
+             std::chrono::milliseconds backoff = 100ms,
+             std::chrono::milliseconds backoff_max = 400ms) {
     worker::step_loop_settings s;
-    s.worker_id = "w";
+    s.worker_id = id_;
     s.batch_max = 4;
     s.kv_blocks = 64;
     s.recovery_backoff = backoff;
     s.recovery_backoff_max = backoff_max;
     std::string error;
-    worker::worker_backend be;
-    be.backend = std::move(flaky);
-    be.name = "cpu";
     loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), context_tokens_max}},
                                             std::move(be), clock, seen.reports(), &metrics, error);
     INFO(error);
     REQUIRE(loop);
+  }
+
+ private:
+  std::string id_;
+};
+
+struct node_under_test : observed_worker {
+  test::flaky_backend* backend = nullptr;
+
+  explicit node_under_test(std::int64_t context_tokens_max = 512,
+                           std::chrono::milliseconds backoff = 100ms,
+                           std::chrono::milliseconds backoff_max = 400ms)
+      : observed_worker("w") {
+    auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
+    backend = flaky.get();
+    worker::worker_backend be;
+    be.backend = std::move(flaky);
+    be.name = "cpu";
+    start(std::move(be), context_tokens_max, backoff, backoff_max);
   }
 
   std::uint64_t probes() const { return metrics.recovery_probes->value(); }
@@ -458,17 +474,12 @@ TEST_CASE("a worker on three ranks serves the model split across them, answering
 
 // A worker on three CPU ranks whose third rank's device can be broken and healed, and whose
 // group is made by a factory that can be told to fail.
-struct tp_node {
-  counting_clock clock{1000s};
-  metrics::registry registry;
-  serving::worker_metrics metrics{registry, "tp"};
-  recorder seen;
+struct tp_node : observed_worker {
   test::flaky_backend* rank2 = nullptr;
   std::atomic<int> groups_made{0};
   std::atomic<int> refuse_next{0};  // the factory's next calls that fail
-  std::unique_ptr<worker::worker_step_loop> loop;
 
-  explicit tp_node(bool can_rebuild) {
+  explicit tp_node(bool can_rebuild) : observed_worker("tp") {
     worker::worker_backend be;
     be.backend = kernels::make_cpu_backend();
     be.name = "cpu x3";
@@ -487,17 +498,7 @@ struct tp_node {
         ++groups_made;
         return kernels::make_local_collectives(static_cast<int>(ranks.size()), out);
       };
-    worker::step_loop_settings s;
-    s.worker_id = "tp";
-    s.batch_max = 4;
-    s.kv_blocks = 64;
-    s.recovery_backoff = 100ms;
-    s.recovery_backoff_max = 400ms;
-    std::string error;
-    loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), 512}}, std::move(be),
-                                            clock, seen.reports(), &metrics, error);
-    INFO(error);
-    REQUIRE(loop);
+    start(std::move(be));
   }
   bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
     return advance_until(clock, *loop, metrics, d, want);
@@ -569,22 +570,15 @@ TEST_CASE("a tensor-parallel worker that cannot make its group again stays unhea
 TEST_CASE("a worker on a device backend counts how its tokens were picked") {
   // The CPU backend dressed as a device: the runner takes its device paths (candidates, the
   // penalty applied where the logits are), and the worker publishes what it counted.
-  counting_clock clock{1000s};
-  metrics::registry registry;
-  serving::worker_metrics metrics{registry, "dev"};
-  recorder seen;
-  worker::step_loop_settings s;
-  s.worker_id = "dev";
-  s.batch_max = 4;
-  s.kv_blocks = 64;
+  observed_worker w{"dev"};
   worker::worker_backend be;
   be.backend = std::make_unique<test::host_as_device_backend>();
   be.name = "host-as-device";
-  std::string error;
-  auto loop = worker::worker_step_loop::create(s, {{"m", test::smollm2_path(), 512}}, std::move(be),
-                                               clock, seen.reports(), &metrics, error);
-  INFO(error);
-  REQUIRE(loop);
+  w.start(std::move(be));
+  auto& loop = w.loop;
+  auto& seen = w.seen;
+  auto& metrics = w.metrics;
+  auto& registry = w.registry;
 
   auto greedy = make_request(1, std::make_shared<outcome>());
   REQUIRE(loop->submit(greedy, "m"));

@@ -171,55 +171,6 @@ TEST_CASE("greedy steps let the backend pick the tokens, and pick the argmax of 
   CHECK(penalised.stats().steps == 1 + 4);
 }
 
-TEST_CASE("on a device backend, sampled rows are drawn from candidates and match the host") {
-  // The same requests (greedy, sampled with and without top-k / top-p, one with a repetition
-  // penalty) on the CPU backend and on the CPU backend dressed as a device: the device path
-  // keeps the logits in backend memory and sends back greedy tokens and candidates; the tokens
-  // must be the same as the host path's, which samples from whole rows.
-  auto requests = [] {
-    std::vector<runner_request> out;
-    for (std::uint64_t i = 0; i < 6; ++i) {
-      runner_request r = make_request(i, {static_cast<std::int32_t>(3 + i), 17, 42, 8}, 12);
-      r.sampling.temperature = i == 0 ? 0.0f : 0.7f + 0.2f * static_cast<float>(i);
-      r.sampling.top_k = i == 2 ? 5 : 0;
-      r.sampling.top_p = i == 3 ? 0.6f : 1.0f;
-      r.sampling.repetition_penalty = i == 4 ? 1.2f : 1.0f;
-      r.sampling.seed = 1000 + i;
-      out.push_back(std::move(r));
-    }
-    return out;
-  };
-  std::map<std::uint64_t, outcome> host_out;
-  {
-    tiny_engine e;
-    batch_runner r{*e.dec, options()};
-    for (auto& q : requests()) REQUIRE(r.add(std::move(q)));
-    drain(r, host_out);
-    CHECK(r.stats().candidate_draws == 0);  // a host backend samples whole rows
-  }
-  tiny_engine e;  // for its model
-  bastion::test::host_as_device_backend device;
-  std::unique_ptr<kv_cache> kv;
-  REQUIRE(kv_cache::create({e.m.config.n_layers, e.m.config.kv_dim(), 4, 64, 16}, device, kv));
-  decoder dec{e.m, device, *kv};
-  batch_runner r{dec, options()};
-  for (auto& q : requests()) REQUIRE(r.add(std::move(q)));
-  std::map<std::uint64_t, outcome> device_out;
-  drain(r, device_out);
-  for (std::uint64_t i = 0; i < 6; ++i) {
-    INFO("request " << i);
-    CHECK(device_out[i].tokens == host_out[i].tokens);
-    CHECK(device_out[i].finished);
-  }
-  CHECK(device.candidate_calls > 0);
-  CHECK(r.stats().candidate_draws > 0);
-  // The penalised request gets its penalty on the device at each of its tokens and is drawn
-  // from its candidates like the others (a tiny model's flat rows may send a few draws to the
-  // row: at most a handful).
-  CHECK(r.stats().penalised_rows == static_cast<std::int64_t>(device_out[4].tokens.size()));
-  CHECK(r.stats().candidate_draws > r.stats().rows_downloaded);
-}
-
 namespace {
 
 // Requests with a repetition penalty (above and below 1; greedy and sampled at several
@@ -251,6 +202,7 @@ struct device_run {
   std::map<std::uint64_t, outcome> out;
   runner_stats stats;
   int penalty_calls = 0;
+  int candidate_calls = 0;
 };
 
 std::map<std::uint64_t, outcome> run_on_host(const std::vector<runner_request>& requests) {
@@ -260,6 +212,7 @@ std::map<std::uint64_t, outcome> run_on_host(const std::vector<runner_request>& 
   std::map<std::uint64_t, outcome> out;
   drain(r, out);
   CHECK(r.stats().penalised_rows == 0);  // a host backend's sampler applies the penalty
+  CHECK(r.stats().candidate_draws == 0);  // and samples whole rows
   return out;
 }
 
@@ -275,6 +228,7 @@ device_run run_on_device(const std::vector<runner_request>& requests) {
   drain(r, run.out);
   run.stats = r.stats();
   run.penalty_calls = device.penalty_calls;
+  run.candidate_calls = device.candidate_calls;
   return run;
 }
 
@@ -288,6 +242,40 @@ std::int64_t tokens_of(const std::map<std::uint64_t, outcome>& out,
 }
 
 }  // namespace
+
+TEST_CASE("on a device backend, sampled rows are drawn from candidates and match the host") {
+  // The same requests (greedy, sampled with and without top-k / top-p, one with a repetition
+  // penalty) on the CPU backend and on the CPU backend dressed as a device: the device path
+  // keeps the logits in backend memory and sends back greedy tokens and candidates; the tokens
+  // must be the same as the host path's, which samples from whole rows.
+  auto requests = [] {
+    std::vector<runner_request> out;
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      runner_request r = make_request(i, {static_cast<std::int32_t>(3 + i), 17, 42, 8}, 12);
+      r.sampling.temperature = i == 0 ? 0.0f : 0.7f + 0.2f * static_cast<float>(i);
+      r.sampling.top_k = i == 2 ? 5 : 0;
+      r.sampling.top_p = i == 3 ? 0.6f : 1.0f;
+      r.sampling.repetition_penalty = i == 4 ? 1.2f : 1.0f;
+      r.sampling.seed = 1000 + i;
+      out.push_back(std::move(r));
+    }
+    return out;
+  };
+  const auto host_out = run_on_host(requests());
+  const auto device = run_on_device(requests());
+  for (std::uint64_t i = 0; i < 6; ++i) {
+    INFO("request " << i);
+    CHECK(device.out.at(i).tokens == host_out.at(i).tokens);
+    CHECK(device.out.at(i).finished);
+  }
+  CHECK(device.candidate_calls > 0);
+  CHECK(device.stats.candidate_draws > 0);
+  // The penalised request gets its penalty on the device at each of its tokens and is drawn
+  // from its candidates like the others (a tiny model's flat rows may send a few draws to the
+  // row: at most a handful).
+  CHECK(device.stats.penalised_rows == static_cast<std::int64_t>(device.out.at(4).tokens.size()));
+  CHECK(device.stats.candidate_draws > device.stats.rows_downloaded);
+}
 
 TEST_CASE("penalised rows on a device backend get the penalty there and match the host") {
   for (const bool sampled : {false, true}) {

@@ -27,8 +27,8 @@ void compare(kernels::backend& gpu, kernels::backend& cpu, const kernels::model&
   greedy_run ref, got, unrecorded, on_device;
   auto s = run_greedy(m, cpu, prompts, steps, ref);
   if (s) s = run_greedy(m, gpu, prompts, steps, got);
-  if (s) s = run_greedy(m, gpu, prompts, steps, unrecorded, {false, false});
-  if (s) s = run_greedy(m, gpu, prompts, steps, on_device, {true, true});
+  if (s) s = run_greedy(m, gpu, prompts, steps, unrecorded, {false, false, nullptr});
+  if (s) s = run_greedy(m, gpu, prompts, steps, on_device, {true, true, nullptr});
   if (!s) {
     c.check(false, what + ": " + s.message());
     return;

@@ -32,6 +32,7 @@ inline std::int32_t argmax(const std::vector<float>& v) {
 struct greedy_options {
   bool recordings = true;
   bool backend_greedy = false;
+  kernels::collective* collective = nullptr;  // all-reduces after attention and MLP through it
 };
 
 inline kernels::status run_greedy(const kernels::model& m, kernels::backend& be,
@@ -42,6 +43,7 @@ inline kernels::status run_greedy(const kernels::model& m, kernels::backend& be,
   if (auto s = kernels::kv_cache::create(cfg, be, kv); !s) return s;
   kernels::decoder dec{m, be, *kv};
   dec.use_recordings(opt.recordings);
+  dec.use_collective(opt.collective);
   if (auto s = dec.prepare(); !s) return s;
   out = {};
   out.tokens.resize(prompts.size());

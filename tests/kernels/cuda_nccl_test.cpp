@@ -10,6 +10,7 @@
 #include "kernels/cuda/nccl_collective.hpp"
 #include "kernels/engine/decoder.hpp"
 #include "kernels/model/gguf_loader.hpp"
+#include "tests/kernels/cuda_greedy.hpp"
 #include "tests/kernels/cuda_test_support.hpp"
 #include "tests/kernels/tiny_model.hpp"
 
@@ -20,32 +21,15 @@ using namespace bastion::test;
 
 namespace {
 
-std::int32_t argmax_of(const std::vector<float>& v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-// Greedy decoding of one sequence (the prompt in one step, then `steps` one-token steps),
-// every step's last-row logits kept, with `comm` as the decoder's collective, its decode steps
-// recorded (CUDA graphs holding the NCCL all-reduces) or not.
+// One sequence decoded greedily for 8 steps after its prompt (run_greedy), through `comm` as
+// the decoder's collective, its decode steps recorded (CUDA graphs holding the NCCL
+// all-reduces) or not: every step's logits.
 kernels::status decode(const kernels::model& m, kernels::backend& be, kernels::collective* comm,
-                       int steps, std::vector<std::vector<float>>& logits,
-                       bool recordings = false) {
-  std::unique_ptr<kernels::kv_cache> kv;
-  const kernels::kv_cache_config cfg{m.config.n_layers, m.config.kv_dim(), 16, 16, 2};
-  if (auto s = kernels::kv_cache::create(cfg, be, kv); !s) return s;
-  if (auto s = kv->add_sequence(0); !s) return s;
-  kernels::decoder dec{m, be, *kv};
-  dec.use_recordings(recordings);
-  dec.use_collective(comm);
-  std::vector<kernels::step_entry> batch{{0, {5, 17, 2, 44, 9, 30, 61, 8}, false}};
-  kernels::step_output o;
-  logits.clear();
-  for (int i = 0; i <= steps; ++i) {
-    if (auto s = dec.step(batch, o); !s) return s;
-    logits.emplace_back(o.last_logits(0), o.last_logits(0) + o.vocab);
-    batch[0].tokens = {argmax_of(logits.back())};
-  }
-  return kernels::status::ok();
+                       std::vector<std::vector<float>>& logits, bool recordings = false) {
+  greedy_run run;
+  auto s = run_greedy(m, be, {{5, 17, 2, 44, 9, 30, 61, 8}}, 8, run, {recordings, false, comm});
+  if (s) logits = std::move(run.logits.front());
+  return s;
 }
 
 }  // namespace
@@ -82,16 +66,16 @@ int main() {
                         kernels::load_gguf_model(path, m);
     ::unlink(path.c_str());
     std::vector<std::vector<float>> alone, reduced, recorded;
-    st = loaded ? decode(m, *gpu, nullptr, 8, alone)
+    st = loaded ? decode(m, *gpu, nullptr, alone)
                 : kernels::status{kernels::status_code::invalid_argument, "tiny model not loaded"};
-    if (st) st = decode(m, *gpu, group[0].get(), 8, reduced);
+    if (st) st = decode(m, *gpu, group[0].get(), reduced);
     c.check(st && alone == reduced && alone.size() == 9,
             "a decoder all-reducing through NCCL (one rank) gives the logits of one that does not, "
             "over 9 steps" +
                 (st ? std::string{} : ": " + st.message()));
     // The decode steps recorded as CUDA graphs with the all-reduces inside: the same kernels
     // in the same order, so the same bits.
-    if (st) st = decode(m, *gpu, group[0].get(), 8, recorded, true);
+    if (st) st = decode(m, *gpu, group[0].get(), recorded, true);
     c.check(st && recorded == reduced,
             "decode steps recorded with their NCCL all-reduces give bit-identical logits" +
                 (st ? std::string{} : ": " + st.message()));
