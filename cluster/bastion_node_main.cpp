@@ -1,6 +1,10 @@
 // bastion-node: one Bastion node process. Starts the node (with --config: its models, workers,
 // scheduler and the HTTP + RPC listeners of the config), prints its health and where it
 // listens and, unless --once is given, serves until SIGINT or SIGTERM, then drains and stops.
+// A stop that does not finish in --stop-timeout seconds ends the process with exit code 3: a
+// worker stuck in a device call that never returns (a hung GPU) cannot be joined, and only the
+// end of the process frees its device. The journal is safe either way: what was acknowledged
+// is durable, as after a kill.
 
 #include <bastion/node.hpp>
 
@@ -13,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -80,6 +85,7 @@ void print_health(const bastion::health_report& h) {
 int main(int argc, char** argv) {
   bastion::node_options opts;
   bool once = false;
+  unsigned stop_timeout_s = 60;
   po::options_description desc("bastion-node options");
   desc.add_options()("help,h", "print this help")(
       "name", po::value(&opts.name)->default_value(opts.name), "node name, unique in the cluster")(
@@ -88,7 +94,10 @@ int main(int argc, char** argv) {
       "actor scheduler threads (0: one per core)")(
       "config", po::value(&opts.config_file),
       "TOML node config: serve its models on its listeners (supersedes --name, --site, --threads)")(
-      "once", po::bool_switch(&once), "print health and exit");
+      "once", po::bool_switch(&once), "print health and exit")(
+      "stop-timeout", po::value(&stop_timeout_s)->default_value(stop_timeout_s),
+      "seconds a stop may take (draining, then joining the workers) before the process exits "
+      "with code 3 without it; 0: wait for good");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -138,6 +147,16 @@ int main(int argc, char** argv) {
         last = c;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    if (stop_timeout_s > 0) {
+      std::thread([stop_timeout_s] {
+        std::this_thread::sleep_for(std::chrono::seconds{stop_timeout_s});
+        std::cerr << "bastion-node: the stop did not finish in " << stop_timeout_s
+                  << " s (a worker may be stuck in a device call: see "
+                     "bastion_worker_step_stalls_total); exiting without it"
+                  << std::endl;
+        std::_Exit(3);
+      }).detach();
     }
     node->stop();
     std::cout << "bastion-node: stopped" << std::endl;

@@ -108,6 +108,7 @@ class local_serving_impl final : public local_serving {
       ss.threads = be.threads;
       ss.recovery_backoff = std::chrono::milliseconds{w.recovery_backoff_ms};
       ss.recovery_backoff_max = std::chrono::milliseconds{w.recovery_backoff_ms_max};
+      ss.step_stall_limit = std::chrono::milliseconds{w.step_stall_ms};
       auto sched = caf::actor_cast<caf::actor>(scheduler_);
       worker::worker_reports reports;
       reports.finished = [sched](std::vector<finished_report> batch) {

@@ -61,6 +61,9 @@ worker_metrics::worker_metrics(metrics::registry& reg, const std::string& worker
   group_rebuilds =
       &reg.get_counter("bastion_worker_group_rebuilds_total",
                        "Times the worker made its tensor-parallel group again after an abort", l);
+  step_stalls = &reg.get_counter(
+      "bastion_worker_step_stalls_total",
+      "Device calls (steps, probes) the worker gave up on after step_stall_ms without a return", l);
   candidate_draws = &reg.get_counter(
       "bastion_worker_candidate_draws_total",
       "Sampled tokens drawn from the candidates the device sent, without its row of logits", l);

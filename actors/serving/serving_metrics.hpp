@@ -67,6 +67,7 @@ struct worker_metrics {
   metrics::counter* recovery_probes = nullptr;  // canaries run while unhealthy
   metrics::counter* recoveries = nullptr;       // returns to healthy after a failing step
   metrics::counter* group_rebuilds = nullptr;   // tensor-parallel groups made again
+  metrics::counter* step_stalls = nullptr;      // device calls given up on (step_stall_ms)
   // How a device backend's tokens were picked without rows of logits (kernels::runner_stats):
   // drawn from the candidates it sent, rows brought back because a draw needed them, and
   // rows whose repetition penalty it applied. All 0 on a CPU worker.

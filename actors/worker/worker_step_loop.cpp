@@ -90,6 +90,8 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   loop->set_healthy(loop->backend_ != nullptr);
   loop->publish();
   loop->thread_ = std::thread([raw = loop.get()] { raw->run(); });
+  if (s.step_stall_limit.count() > 0)
+    loop->watch_thread_ = std::thread([raw = loop.get()] { raw->watch(); });
   return loop;
 }
 
@@ -138,7 +140,8 @@ worker_step_loop::worker_step_loop(step_loop_settings settings, worker_backend b
       clock_(clock),
       reports_(std::move(reports)),
       metrics_(metrics),
-      recovery_(settings_.recovery_backoff, settings_.recovery_backoff_max) {
+      recovery_(settings_.recovery_backoff, settings_.recovery_backoff_max),
+      stall_(settings_.step_stall_limit) {
   if (!backend_ && backend_error_.empty()) backend_error_ = "no backend";
 }
 
@@ -148,6 +151,11 @@ bool worker_step_loop::submit(served_request_ptr request, std::string model) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_ || inbox_.size() >= settings_.inbox_max) return false;
+    if (stall_.stalled()) {
+      // Sent before the scheduler heard that this worker is stalled: it never starts here.
+      if (reports_.preempted) reports_.preempted(request->ticket);
+      return true;
+    }
     inbox_.push_back({std::move(request), std::move(model)});
   }
   wake_.notify_one();
@@ -160,6 +168,11 @@ void worker_step_loop::stop() {
     stopping_ = true;
   }
   wake_.notify_one();
+  watch_wake_.notify_one();
+  if (watch_thread_.joinable()) watch_thread_.join();
+  // A step thread stuck in a device call that never returns cannot be joined: the node then
+  // does not finish stopping, and its supervisor's kill ends it (nothing else frees a hung
+  // device either).
   if (thread_.joinable()) thread_.join();
 }
 
@@ -169,6 +182,7 @@ void worker_step_loop::clock_moved() {
     clock_moved_ = true;
   }
   wake_.notify_one();
+  watch_wake_.notify_one();
 }
 
 serving::worker_snapshot worker_step_loop::snapshot() const {
@@ -365,7 +379,9 @@ void worker_step_loop::step_model(loaded_model& m) {
   auto& events = m.events;
   events.clear();
   std::int64_t sequences = 0;
+  enter_device("a step of model '" + m.id + "'");
   const auto st = m.runner->step(events, &sequences);
+  if (leave_device()) return drop_given_up();
   if (metrics_) count_picks(m);
   if (metrics_ && sequences > 0) {
     metrics_->steps->inc();
@@ -444,10 +460,89 @@ void worker_step_loop::became_unhealthy(const std::string& why) {
   if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
 }
 
+void worker_step_loop::enter_device(std::string what) {
+  if (stall_.limit().count() <= 0) return;  // no watch thread (the limit never changes)
+  std::lock_guard<std::mutex> lock(mutex_);
+  stall_.enter(clock_.monotonic(), std::move(what));
+}
+
+bool worker_step_loop::leave_device() {
+  if (stall_.limit().count() <= 0) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stall_.leave();
+}
+
+void worker_step_loop::drop_given_up() {
+  // The watch thread handed these back (or failed them) and told the scheduler: not a word
+  // more about them from here, and none of what the call produced reaches them.
+  for (auto& [ticket, lr] : live_)
+    if (lr.model->runner) lr.model->runner->cancel(ticket);
+  live_.clear();
+  set_healthy(false);  // the watch thread reported it; this is the step thread's own state
+  recovery_.failed(clock_.monotonic());
+}
+
+void worker_step_loop::watch() {
+  const auto limit = settings_.step_stall_limit;
+  // Often enough that a call is given up on within a quarter of the limit past it (a clock
+  // moved by hand wakes the thread at once, through clock_moved()).
+  const auto period = std::clamp<std::chrono::milliseconds>(limit / 4, std::chrono::milliseconds{1},
+                                                            std::chrono::milliseconds{1000});
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    if (auto what = stall_.overdue(clock_.monotonic())) give_up_call(*what);
+    watch_wake_.wait_for(lock, period);
+  }
+}
+
+void worker_step_loop::give_up_call(const std::string& what) {
+  stall_.give_up();
+  const std::string whose = "worker '" + settings_.worker_id + "' (" + backend_name_ + "): " + what;
+  // Unhealthy first: the scheduler must not route the requests handed back here to this
+  // worker again (reports to it arrive in the order they are made).
+  if (metrics_) metrics_->healthy->set(0.0);
+  published_.healthy = false;
+  published_.running = 0;  // handed away below; the call may never return to publish again
+  published_.waiting = 0;
+  if (metrics_) metrics_->step_stalls->inc();
+  if (reports_.health)
+    reports_.health(false, whose + "; gave up on it and handed its " +
+                               std::to_string(live_.size()) +
+                               " requests to other workers (a hung device is freed only by "
+                               "restarting the node)");
+  std::vector<serving::finished_report> failed;
+  for (auto& [ticket, lr] : live_) {
+    auto& r = lr.request;
+    if (r->failovers < settings_.failovers_max) {
+      ++r->failovers;
+      hand_back(lr);
+      continue;
+    }
+    r->fail(gateway::error_code::internal, whose + "; the request was given up with it",
+            request_outcome::failed);
+    const auto service = clock_.monotonic() - lr.started;
+    failed.push_back({ticket, static_cast<std::int64_t>(service.count())});
+  }
+  // Requests that ended before the call began in this turn of the loop: their reports wait
+  // for its end, which may never come.
+  for (auto& f : finished_out_) failed.push_back(f);
+  finished_out_.clear();
+  if (!failed.empty() && reports_.finished) reports_.finished(std::move(failed));
+  // Not started yet: they go to other workers as they are (they never failed).
+  for (auto& item : inbox_)
+    if (reports_.preempted) reports_.preempted(item.request->ticket);
+  inbox_.clear();
+}
+
 void worker_step_loop::probe_if_due() {
   if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
+  enter_device("the probe of " + backend_name_);
   auto st = probe_backend(*backend_);
   for (std::size_t r = 0; st && r < other_ranks_.size(); ++r) st = probe_backend(*other_ranks_[r]);
+  if (leave_device()) {
+    if (metrics_) metrics_->recovery_probes->inc();
+    return drop_given_up();
+  }
   // Every device works again, but a tensor-parallel group whose collective was aborted cannot
   // step: it is made again, or the worker stays unhealthy (its models fall back elsewhere).
   const bool rebuild = st && group_needs_rebuild();
@@ -495,6 +590,16 @@ kernels::status worker_step_loop::rebuild_group() {
     hand_back(lr);
   }
   live_.clear();
+  enter_device("making the tensor-parallel group over " + backend_name_ + " again");
+  auto st = remake_group();
+  if (leave_device()) {  // live_ is empty: nothing to drop but the call
+    return {kernels::status_code::device_error,
+            "making the group over " + backend_name_ + " again did not return in time"};
+  }
+  return st;
+}
+
+kernels::status worker_step_loop::remake_group() {
   for (auto& m : models_) {
     if (m->runner) m->retired_steps += m->runner->stats().steps;
     m->runner.reset();

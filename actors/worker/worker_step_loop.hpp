@@ -15,12 +15,18 @@
 // backoff (worker_recovery.hpp) and reports itself healthy again when a probe passes; a
 // tensor-parallel worker whose group was aborted (a rank failed or hung mid-step) first makes
 // the group and its models' engines again (worker_backend::make_collectives).
+//
+// A device call that never returns (a hung kernel, a lost GPU) raises no error at all: a watch
+// thread gives up on a call of the step thread that runs past step_stall_limit, hands its
+// requests back to the scheduler and reports the worker unhealthy (worker_stall.hpp). A call
+// that comes back after all has its results dropped, and the worker recovers by its probes.
 
 #include "actors/serving/local_serving.hpp"
 #include "actors/serving/served_request.hpp"
 #include "actors/serving/serving_metrics.hpp"
 #include "actors/worker/worker_backend.hpp"
 #include "actors/worker/worker_recovery.hpp"
+#include "actors/worker/worker_stall.hpp"
 #include "kernels/backend.hpp"
 #include "runtime/clock/clock.hpp"
 
@@ -69,6 +75,10 @@ struct step_loop_settings {
   // doubling after each failed probe up to the cap, and is healthy again once a probe passes.
   std::chrono::milliseconds recovery_backoff{100};
   std::chrono::milliseconds recovery_backoff_max{10000};
+  // A device call of the step thread (a step, a probe, making a tensor-parallel group) running
+  // longer than this is given up on: its requests go to other workers and the worker is
+  // unhealthy until the call returns and a probe passes. 0: never (no watch thread).
+  std::chrono::milliseconds step_stall_limit{0};
 };
 
 class worker_step_loop {
@@ -97,7 +107,7 @@ class worker_step_loop {
   /// finished, and joins the thread. Idempotent. Thread-safe (not from the step thread).
   void stop();
 
-  /// Wakes the step thread to read its clock again. An unhealthy worker sleeps until its next
+  /// Wakes the step and watch threads to read their clock again. An unhealthy worker sleeps until its next
   /// probe is due by the clock as it last read it (or until a stop or new work), which a clock
   /// that runs with real time honours by itself; a clock moved by hand (a test's manual_clock)
   /// does not, so whoever moves it calls this after each move. Thread-safe.
@@ -147,6 +157,21 @@ class worker_step_loop {
   /// How long the idle step thread may sleep: until the next probe is due while unhealthy,
   /// otherwise without limit (nanoseconds::max()).
   std::chrono::nanoseconds idle_wait() const;
+  /// The step thread enters and leaves a device call, under the stall watch. leave_device()
+  /// is true when the call was given up on meanwhile; drop_given_up() must follow then.
+  void enter_device(std::string what);
+  bool leave_device();
+  /// After a call that was given up on: its requests are another worker's now (the watch
+  /// thread handed them back), so the step thread forgets them (frees their KV blocks) and
+  /// waits for its next probe, unhealthy.
+  void drop_given_up();
+  /// The watch thread: gives up on a call of the step thread that is overdue.
+  void watch();
+  /// Gives up on the step thread's overdue call `what`. Watch thread, under mutex_ (which
+  /// holds the step thread inside its call, away from live_ and its requests).
+  void give_up_call(const std::string& what);
+  /// The rest of rebuild_group(), inside its device call.
+  kernels::status remake_group();
   /// The one place the health state changes: the snapshot's flag follows at the next publish,
   /// the `healthy` gauge at once (a scrape or a test that follows a health report must not
   /// read the old state).
@@ -170,7 +195,9 @@ class worker_step_loop {
   serving::worker_metrics* metrics_;
   std::vector<std::unique_ptr<loaded_model>> models_;
   std::vector<std::string> model_ids_;
-  std::map<std::uint64_t, live_request> live_;  // by ticket; touched only by the step thread
+  // By ticket; touched by the step thread, and by the watch thread only while it holds mutex_
+  // with the step thread inside a device call (which touches no request).
+  std::map<std::uint64_t, live_request> live_;
   bool healthy_ = true;                         // step thread only
   recovery_backoff recovery_;                   // step thread only
   std::vector<serving::finished_report> finished_out_;  // step thread only; flushed per iteration
@@ -181,7 +208,10 @@ class worker_step_loop {
   bool stopping_ = false;
   bool clock_moved_ = false;  // clock_moved() was called since the step thread last woke
   serving::worker_snapshot published_;
+  stall_detector stall_;                  // the step thread's device call, watched
+  std::condition_variable watch_wake_;    // the watch thread's: stop, clock moved
   std::thread thread_;
+  std::thread watch_thread_;  // runs only with a step_stall_limit
 };
 
 }  // namespace bastion::worker

@@ -356,6 +356,11 @@ void read_workers(section& root, std::vector<std::string>& errors, node_config& 
       if (w.devices.empty()) w.devices = {std::max(0, w.device)};
       w.device = w.devices.front();
     }
+    w.step_stall_ms = w.kind == "gpu" ? 90000 : 600000;
+    s.get_int("step_stall_ms", w.step_stall_ms, 0, 86400000);
+    if (w.step_stall_ms > 0 && w.step_stall_ms < 1000)
+      s.refuse("step_stall_ms", std::to_string(w.step_stall_ms),
+               "at least 1000 (a normal step must never be given up on), or 0 to never give up");
     s.get_int("recovery_backoff_ms", w.recovery_backoff_ms, 1, 3600000);
     s.get_int("recovery_backoff_ms_max", w.recovery_backoff_ms_max, 1, 3600000);
     if (w.recovery_backoff_ms_max < w.recovery_backoff_ms)

@@ -60,6 +60,12 @@ struct worker_section {
   // each failed probe up to the max.
   std::uint32_t recovery_backoff_ms = 100;
   std::uint32_t recovery_backoff_ms_max = 10000;
+  // A device call (a step, a probe) that has not returned after this long is given up on: its
+  // requests go to other workers and the worker is unhealthy until the call returns. 0: never.
+  // Left out of the file, the reader sets 90 s on a gpu worker (past a tensor-parallel group's
+  // own 60 s watch, which recovers without a restart) and 600 s on cpu and edge workers (room
+  // for a long prefill of a large model).
+  std::uint32_t step_stall_ms = 0;
 };
 
 struct window_section {

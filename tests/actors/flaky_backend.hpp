@@ -1,11 +1,15 @@
 #pragma once
 // A backend that forwards to a real one and fails every operation while it is broken: the
 // fault a worker must survive (a device that errs for a while, then works again). Breaking and
-// healing are atomic, so a test thread may flip them while a step thread runs.
+// healing are atomic, so a test thread may flip them while a step thread runs. It can also
+// hang: an operation that never returns until the test releases it (a hung device).
 
 #include "kernels/backend.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -22,6 +26,19 @@ class flaky_backend final : public kernels::backend {
   void set_corrupt(bool corrupt) noexcept { corrupt_.store(corrupt); }
   /// Operations refused while broken.
   int refused() const noexcept { return refused_.load(); }
+  /// The next operation blocks, without returning, until release().
+  void hang_next() noexcept { hang_next_.store(true); }
+  /// Waits (real time) until an operation is blocked in the hang.
+  bool wait_hanging(std::chrono::milliseconds limit = std::chrono::seconds{20}) {
+    std::unique_lock<std::mutex> lock(hang_mutex_);
+    return hang_changed_.wait_for(lock, limit, [&] { return hanging_ > 0; });
+  }
+  /// Lets every blocked operation return (and work), now and from now on.
+  void release() {
+    std::lock_guard<std::mutex> lock(hang_mutex_);
+    released_ = true;
+    hang_changed_.notify_all();
+  }
 
   std::string_view name() const noexcept override { return inner_->name(); }
   kernels::status matmul_f32(const float* x, const float* w, float* y, std::int64_t m,
@@ -94,6 +111,13 @@ class flaky_backend final : public kernels::backend {
 
  private:
   bool fault() noexcept {
+    if (hang_next_.exchange(false)) {
+      std::unique_lock<std::mutex> lock(hang_mutex_);
+      ++hanging_;
+      hang_changed_.notify_all();
+      hang_changed_.wait(lock, [&] { return released_; });
+      --hanging_;
+    }
     int left = fail_next_.load();
     while (left > 0 && !fail_next_.compare_exchange_weak(left, left - 1)) {
     }
@@ -110,6 +134,11 @@ class flaky_backend final : public kernels::backend {
   std::atomic<int> fail_next_{0};
   std::atomic<bool> corrupt_{false};
   std::atomic<int> refused_{0};
+  std::atomic<bool> hang_next_{false};
+  std::mutex hang_mutex_;
+  std::condition_variable hang_changed_;
+  int hanging_ = 0;        // under hang_mutex_
+  bool released_ = false;  // under hang_mutex_
 };
 
 }  // namespace bastion::test

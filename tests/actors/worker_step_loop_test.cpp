@@ -146,8 +146,10 @@ struct observed_worker {
   explicit observed_worker(const std::string& id) : metrics(registry, id), id_(id) {}
   void start(worker::worker_backend be, std::int64_t context_tokens_max = 512,
              std::chrono::milliseconds backoff = 100ms,
-             std::chrono::milliseconds backoff_max = 400ms) {
+             std::chrono::milliseconds backoff_max = 400ms,
+             std::chrono::milliseconds stall_limit = 0ms) {
     worker::step_loop_settings s;
+    s.step_stall_limit = stall_limit;
     s.worker_id = id_;
     s.batch_max = 4;
     s.kv_blocks = 64;
@@ -169,15 +171,18 @@ struct node_under_test : observed_worker {
 
   explicit node_under_test(std::int64_t context_tokens_max = 512,
                            std::chrono::milliseconds backoff = 100ms,
-                           std::chrono::milliseconds backoff_max = 400ms)
+                           std::chrono::milliseconds backoff_max = 400ms,
+                           std::chrono::milliseconds stall_limit = 0ms)
       : observed_worker("w") {
     auto flaky = std::make_unique<test::flaky_backend>(kernels::make_cpu_backend());
     backend = flaky.get();
     worker::worker_backend be;
     be.backend = std::move(flaky);
     be.name = "cpu";
-    start(std::move(be), context_tokens_max, backoff, backoff_max);
+    start(std::move(be), context_tokens_max, backoff, backoff_max, stall_limit);
   }
+  // A step thread blocked in a hang would keep the loop's stop from returning.
+  ~node_under_test() { backend->release(); }
 
   std::uint64_t probes() const { return metrics.recovery_probes->value(); }
   bool advance_until_probes(std::chrono::milliseconds d, std::uint64_t want) {
@@ -311,6 +316,129 @@ TEST_CASE("new work and a stop wake an unhealthy worker at once") {
   std::lock_guard<std::mutex> lock(n.seen.mutex);
   CHECK(n.seen.health.size() == 1);
   CHECK(n.probes() == 0);
+}
+
+TEST_CASE("a step that does not return is given up on and its requests go to other workers") {
+  node_under_test n(512, 100ms, 400ms, 5s);
+  std::atomic<int> tokens{0};
+  auto first_out = std::make_shared<outcome>();
+  auto first = make_request(1, first_out, std::string{"The capital of France is"}, nullptr,
+                            [&](gateway::token_event) { ++tokens; });
+  n.backend->hang_next();
+  REQUIRE(n.loop->submit(first, "m"));
+  REQUIRE(n.backend->wait_hanging());  // the step thread is inside its step, which hangs
+
+  // Within the limit a slow call is left alone.
+  n.clock.advance(4s);
+  n.loop->clock_moved();
+  std::this_thread::sleep_for(50ms);
+  CHECK(n.metrics.step_stalls->value() == 0u);
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    CHECK(n.seen.health.empty());
+    CHECK(n.seen.preempted.empty());
+  }
+
+  // Past it: unhealthy first, then the request goes back, all while the call still hangs.
+  n.clock.advance(2s);
+  n.loop->clock_moved();
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    REQUIRE(n.seen.health.size() == 1);
+    CHECK_FALSE(n.seen.health[0].first);
+    CHECK_THAT(n.seen.health[0].second, Catch::Contains("a step of model 'm'") &&
+                                            Catch::Contains("has not returned for 6.0 s") &&
+                                            Catch::Contains("handed its 1 requests"));
+    CHECK(n.seen.preempted[0] == 1u);
+  }
+  CHECK(first->failovers == 1u);
+  CHECK(n.metrics.step_stalls->value() == 1u);
+  CHECK(n.metrics.healthy->value() == 0.0);
+  CHECK_FALSE(n.loop->snapshot().healthy);
+
+  // Work sent before the scheduler heard is handed back as it comes, never started here.
+  REQUIRE(n.loop->submit(make_request(2, std::make_shared<outcome>()), "m"));
+  REQUIRE(n.seen.wait([&] { return n.seen.preempted.size() == 2; }, 2s));
+
+  // The call returns after all: what it produced reaches nobody (the request is another
+  // worker's now), and its KV blocks are freed.
+  n.backend->release();
+  bool freed = false;
+  for (int i = 0; i < 400 && !freed; ++i) {
+    std::this_thread::sleep_for(5ms);
+    const auto s = n.loop->snapshot();
+    freed = s.running == 0 && s.kv_blocks_used == 0 && s.steps > 0;
+  }
+  CHECK(freed);
+  CHECK(tokens.load() == 0);
+  CHECK(first->generated.empty());
+  {
+    std::lock_guard<std::mutex> lock(first_out->mutex);
+    CHECK_FALSE(first_out->done);
+  }
+
+  // It recovers by its probe and serves again.
+  CHECK(n.advance_until_probes(100ms, 1));
+  REQUIRE(n.seen.wait([&] { return n.seen.health.size() == 2; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    CHECK(n.seen.health[1].first);
+  }
+  auto third = std::make_shared<outcome>();
+  REQUIRE(n.loop->submit(make_request(3, third), "m"));
+  REQUIRE(n.seen.wait([&] {
+    return std::find(n.seen.finished.begin(), n.seen.finished.end(), 3u) != n.seen.finished.end();
+  }));
+  std::lock_guard<std::mutex> lock(third->mutex);
+  REQUIRE(third->done);
+  const auto* result = std::get_if<gateway::final_result>(&*third->done);
+  REQUIRE(result != nullptr);
+  CHECK(result->usage.completion_tokens == 3u);
+  CHECK(n.metrics.step_stalls->value() == 1u);
+}
+
+TEST_CASE("a request that has failed over as often as allowed fails with a stalled step") {
+  node_under_test n(512, 100ms, 400ms, 5s);
+  auto out = std::make_shared<outcome>();
+  auto r = make_request(1, out);
+  r->failovers = 2;  // the settings' failovers_max
+  n.backend->hang_next();
+  REQUIRE(n.loop->submit(r, "m"));
+  REQUIRE(n.backend->wait_hanging());
+  n.clock.advance(5001ms);
+  n.loop->clock_moved();
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(n.seen.mutex);
+    CHECK(n.seen.preempted.empty());
+    CHECK(n.seen.finished[0] == 1u);
+  }
+  std::lock_guard<std::mutex> lock(out->mutex);
+  REQUIRE(out->done);
+  const auto* error = std::get_if<gateway::inference_error>(&*out->done);
+  REQUIRE(error != nullptr);
+  CHECK(error->code == gateway::error_code::internal);
+  CHECK_THAT(error->message, Catch::Contains("worker 'w'") &&
+                                 Catch::Contains("has not returned for 5.0 s") &&
+                                 Catch::Contains("given up"));
+}
+
+TEST_CASE("without a stall limit a slow step is waited for") {
+  node_under_test n;  // step_stall_limit 0: no watch
+  auto out = std::make_shared<outcome>();
+  n.backend->hang_next();
+  REQUIRE(n.loop->submit(make_request(1, out), "m"));
+  REQUIRE(n.backend->wait_hanging());
+  n.clock.advance(std::chrono::hours{24});
+  n.loop->clock_moved();
+  std::this_thread::sleep_for(50ms);
+  n.backend->release();
+  REQUIRE(n.seen.wait([&] { return n.seen.finished.size() == 1; }));
+  std::lock_guard<std::mutex> lock(n.seen.mutex);
+  CHECK(n.seen.health.empty());
+  CHECK(n.seen.preempted.empty());
+  CHECK(n.metrics.step_stalls->value() == 0u);
 }
 
 TEST_CASE("requests that end in the same iteration are reported in one finished message") {

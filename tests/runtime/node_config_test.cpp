@@ -67,6 +67,22 @@ TEST_CASE("a minimal config loads with defaults") {
   CHECK(r.config->workers[0].batch_max == 16);
   CHECK(r.config->http.body_bytes_max == 1048576);
   CHECK(r.config->scheduler.queue_max[0] == 256);
+  CHECK(r.config->workers[0].step_stall_ms == 600000);  // a cpu worker's
+}
+
+TEST_CASE("a worker's stall limit defaults by its kind and may be switched off") {
+  model_file_guard guard;
+  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
+                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  auto g = parse_node_config(gpu, "test.toml");
+  REQUIRE(g.config);
+  CHECK(g.config->workers[0].step_stall_ms == 90000);
+  auto off = parse_node_config(base_config() + "step_stall_ms = 0\n", "test.toml");
+  REQUIRE(off.config);
+  CHECK(off.config->workers[0].step_stall_ms == 0);
+  auto set = parse_node_config(gpu + "step_stall_ms = 120000\n", "test.toml");
+  REQUIRE(set.config);
+  CHECK(set.config->workers[0].step_stall_ms == 120000);
 }
 
 TEST_CASE("bad values are refused with the key, the value and the reason") {
@@ -103,6 +119,10 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
   CHECK_THAT(errors_of(b + "recovery_backoff_ms = 500\nrecovery_backoff_ms_max = 200\n"),
              Catch::Contains("workers[0].recovery_backoff_ms_max = 200 refused: must be at least "
                              "recovery_backoff_ms (500)"));
+  CHECK_THAT(errors_of(b + "step_stall_ms = 500\n"),
+             Catch::Contains("workers[0].step_stall_ms = 500 refused: at least 1000"));
+  CHECK_THAT(errors_of(b + "step_stall_ms = -1\n"),
+             Catch::Contains("workers[0].step_stall_ms = -1 refused: must be between 0"));
   CHECK_THAT(errors_of(b + "recovery_backoff_ms = 0\n"),
              Catch::Contains("workers[0].recovery_backoff_ms = 0 refused: must be between 1"));
   CHECK_THAT(errors_of(b + "kind2 = 1\n"),
