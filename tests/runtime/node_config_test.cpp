@@ -27,6 +27,12 @@ std::string base_config() {
          "[[workers]]\nid = \"cpu-0\"\nkind = \"cpu\"\nmodels = [\"m\"]\n";
 }
 
+// The model and one gpu worker serving it (no [node] table: its defaults).
+std::string gpu_config() {
+  return "[[models]]\nid = \"m\"\npath = \"" + model_file +
+         "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+}
+
 std::string errors_of(const std::string& text) {
   auto r = parse_node_config(text, "test.toml");
   CHECK_FALSE(r.config);
@@ -72,8 +78,7 @@ TEST_CASE("a minimal config loads with defaults") {
 
 TEST_CASE("a worker's stall limit defaults by its kind and may be switched off") {
   model_file_guard guard;
-  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
-                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  const std::string gpu = gpu_config();
   auto g = parse_node_config(gpu, "test.toml");
   REQUIRE(g.config);
   CHECK(g.config->workers[0].step_stall_ms == 90000);
@@ -102,8 +107,7 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
                        "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n"
                        "threads = 4\n"),
              Catch::Contains("workers[0].threads = 4 refused: only cpu and edge workers"));
-  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
-                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  const std::string gpu = gpu_config();
   CHECK_THAT(errors_of(gpu + "devices = [0, 1, 0]\n"),
              Catch::Contains("workers[0].devices = [0, 1, 0] refused: cuda:0 appears twice"));
   CHECK_THAT(errors_of(gpu + "devices = [0, 1]\ndevice = 2\n"),
@@ -159,8 +163,7 @@ TEST_CASE("bad values are refused with the key, the value and the reason") {
 
 TEST_CASE("a gpu worker's devices: one by default, several for tensor parallelism") {
   model_file_guard guard;
-  const std::string gpu = "[[models]]\nid = \"m\"\npath = \"" + model_file +
-                          "\"\n[[workers]]\nid = \"gpu-0\"\nkind = \"gpu\"\nmodels = [\"m\"]\n";
+  const std::string gpu = gpu_config();
   auto one = parse_node_config(gpu, "test.toml");
   REQUIRE(one.config);
   CHECK(one.config->workers[0].devices == std::vector<int>{0});
