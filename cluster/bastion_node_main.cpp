@@ -30,7 +30,9 @@ std::atomic<bool> stop_requested{false};
 extern "C" void on_signal(int) { stop_requested.store(true); }
 
 // NVML's view of the GPUs at start, one line each, whether or not this build runs CUDA: what
-// the health actor then publishes every node.device_sample_ms as bastion_gpu_* metrics.
+// the health actor then publishes every node.device_sample_ms as bastion_gpu_* metrics. The
+// number is NVML's index (nvidia-smi's); the PCI address is what ties it to a "device" line
+// above, whose cuda:N CUDA_VISIBLE_DEVICES may have renumbered.
 void print_nvml_view() {
   namespace dev = bastion::kernels::device;
   const dev::nvml_reader nvml{dev::default_nvml_library()};
@@ -43,6 +45,7 @@ void print_nvml_view() {
   for (unsigned i = 0; i < count; ++i) {
     const auto s = nvml.sample(i);
     std::cout << "  gpu       " << i << ' ' << (s.name.empty() ? "(unnamed)" : s.name);
+    if (dev::pci_address a; nvml.read_pci_address(i, a)) std::cout << ", PCI " << to_string(a);
     char buf[96];
     if (s.temperature_celsius) {
       std::snprintf(buf, sizeof buf, ", %.0f C", *s.temperature_celsius);
@@ -113,6 +116,10 @@ int main(int argc, char** argv) {
   // Before the node starts: its threads and its first CUDA call come with it.
   if (const auto order = bastion::cluster::align_cuda_device_order(); !order.message.empty())
     std::cerr << "bastion-node: " << order.message << std::endl;
+  if (const auto visible =
+          bastion::cluster::describe_cuda_visible_devices(std::getenv("CUDA_VISIBLE_DEVICES"));
+      !visible.empty())
+    std::cerr << "bastion-node: " << visible << std::endl;
   try {
     opts.listen = !opts.config_file.empty();
     auto node = bastion::node::start(opts);

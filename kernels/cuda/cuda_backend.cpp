@@ -343,7 +343,16 @@ status list_devices(std::vector<device_info>& out) {
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop{};
     BASTION_CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
-    out.push_back({i, prop.name, prop.major, prop.minor, prop.totalGlobalMem});
+    device_info d;
+    d.ordinal = i;
+    d.name = prop.name;
+    d.compute_major = prop.major;
+    d.compute_minor = prop.minor;
+    d.memory_bytes = prop.totalGlobalMem;
+    d.pci.domain = static_cast<std::uint32_t>(prop.pciDomainID);
+    d.pci.bus = static_cast<std::uint32_t>(prop.pciBusID);
+    d.pci.device = static_cast<std::uint32_t>(prop.pciDeviceID);
+    out.push_back(std::move(d));
   }
   return status::ok();
 }

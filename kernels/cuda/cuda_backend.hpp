@@ -6,6 +6,7 @@
 // (token ids, slots, block tables), which the host cannot check without reading them back.
 
 #include "kernels/backend.hpp"
+#include "kernels/device/pci_address.hpp"
 
 #include <cuda_runtime.h>
 
@@ -21,9 +22,12 @@ struct device_info {
   int compute_major = 0;
   int compute_minor = 0;
   std::size_t memory_bytes = 0;
+  // Where the GPU sits on the PCI bus: the name NVML shares, which its index does not, since
+  // CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER renumber ordinals (device/pci_address.hpp).
+  device::pci_address pci;
 };
 
-/// Visible devices. An empty list with a status explains why (no driver, no device).
+/// Visible devices, by ordinal. An empty list with a status explains why (no driver, no device).
 status list_devices(std::vector<device_info>& out);
 
 /// Health of one device for the worker and metrics: memory in use, and whether a small

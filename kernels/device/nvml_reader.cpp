@@ -29,6 +29,15 @@ struct nvml_memory {  // nvmlMemory_t (v1), bytes
   unsigned long long free;
   unsigned long long used;
 };
+struct nvml_pci_info {     // nvmlPciInfo_t as nvmlDeviceGetPciInfo_v3 fills it
+  char bus_id_legacy[16];  // NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE: "0000:3B:00.0"
+  unsigned int domain;
+  unsigned int bus;
+  unsigned int device;
+  unsigned int pci_device_id;  // vendor and device ids, unused here
+  unsigned int pci_subsystem_id;
+  char bus_id[32];  // NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE: "00000000:3B:00.0"
+};
 
 // Reasons as metric labels: the few an operator acts on differently, the rest together.
 const char* reason_of(nvml_return r) {
@@ -56,6 +65,7 @@ struct nvml_reader::api {
   nvml_return (*power_usage)(nvml_device, unsigned int*);  // milliwatts
   nvml_return (*utilization)(nvml_device, nvml_utilization*);
   nvml_return (*memory)(nvml_device, nvml_memory*);
+  nvml_return (*pci_info)(nvml_device, nvml_pci_info*);  // null: the library lacks it
   const char* (*error_string)(nvml_return);
 
   std::string describe(nvml_return r) const {
@@ -113,6 +123,12 @@ nvml_reader::nvml_reader(const std::string& library) {
     ::dlclose(library_);
     library_ = nullptr;
     return;
+  }
+  // Optional: without it only the PCI addresses are missing (CUDA ordinals cannot be matched
+  // to NVML indexes), so its absence is a note, not a reason to read nothing.
+  if (std::string absent; !resolve(library_, "nvmlDeviceGetPciInfo_v3", fns->pci_info, absent)) {
+    fns->pci_info = nullptr;
+    pci_note_ = library + " has no " + absent + " (an older driver): no PCI addresses";
   }
   if (const nvml_return r = fns->init(); r != nvml_success) {
     note_ = prefix + "nvmlInit_v2 failed: " + fns->describe(r);
@@ -183,6 +199,23 @@ gpu_sample nvml_reader::sample(unsigned index) const {
     out.memory_total_bytes = mem.total;
   }
   return out;
+}
+
+status nvml_reader::read_pci_address(unsigned index, pci_address& out) const {
+  out = {};
+  if (!api_) return {status_code::unsupported, note_};
+  if (!api_->pci_info) return {status_code::unsupported, pci_note_};
+  nvml_device dev = nullptr;
+  if (const nvml_return r = api_->handle_by_index(index, &dev); r != nvml_success)
+    return {status_code::device_error, "nvmlDeviceGetHandleByIndex_v2(" + std::to_string(index) +
+                                           ") failed: " + api_->describe(r)};
+  nvml_pci_info info{};
+  if (const nvml_return r = api_->pci_info(dev, &info); r != nvml_success)
+    return {status_code::device_error, "nvmlDeviceGetPciInfo_v3 failed: " + api_->describe(r)};
+  out.domain = info.domain;
+  out.bus = info.bus;
+  out.device = info.device;
+  return status::ok();
 }
 
 }  // namespace bastion::kernels::device

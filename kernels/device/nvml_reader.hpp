@@ -8,6 +8,7 @@
 // Lives in kernels/device/ because it is device discovery like kernels/cuda's list_devices,
 // needs nothing of ours or CAF, and so also builds on a GPU machine with the toolkit alone.
 
+#include "kernels/device/pci_address.hpp"
 #include "kernels/status.hpp"
 
 #include <cstdint>
@@ -64,11 +65,21 @@ class nvml_reader {
   /// REQUIRES: available().
   gpu_sample sample(unsigned index) const;
 
+  /// Where device `index` sits on the PCI bus (nvmlDeviceGetPciInfo_v3), to match it with a CUDA
+  /// ordinal (pci_address.hpp). Not part of sample(): an address does not change while the
+  /// process runs, so callers read it once. unsupported when NVML is unavailable or the library
+  /// lacks the call (pci_note() says which); device_error with NVML's words when the call fails.
+  status read_pci_address(unsigned index, pci_address& out) const;
+  /// Empty when read_pci_address can work; otherwise why it cannot: note() when unavailable, or
+  /// the missing call (a library without it is still available() for everything else).
+  const std::string& pci_note() const noexcept { return api_ ? pci_note_ : note_; }
+
  private:
   struct api;  // the entry points, resolved by dlsym
   void* library_ = nullptr;
   api* api_ = nullptr;
   std::string note_;
+  std::string pci_note_;
 };
 
 }  // namespace bastion::kernels::device

@@ -2,7 +2,9 @@
 // actor answers its typed request with the identity it was given and uptime from the
 // injected clock, so the answer is exact; and it samples the GPUs of a fake NVML
 // (tests/kernels/device/fake_nvml.cpp: two devices, the second without a temperature sensor)
-// into the metrics registry at start and then every interval, on CAF's test clock.
+// into the metrics registry at start and then every interval, on CAF's test clock. CUDA devices
+// are handed in as listed (no GPU here), to check that each is matched to the NVML device at the
+// same PCI address whatever CUDA numbered it.
 
 #define CAF_SUITE health_actor
 
@@ -20,6 +22,35 @@ using namespace bastion::actors;
 namespace {
 
 constexpr std::chrono::milliseconds interval{5000};
+
+device_sampling sampling(metrics::registry* registry, std::chrono::milliseconds every,
+                         const std::string& nvml_library) {
+  device_sampling out;
+  out.registry = registry;
+  out.interval = every;
+  out.nvml_library = nvml_library;
+  return out;
+}
+
+kernels::device::pci_address pci(std::uint32_t domain, std::uint32_t bus) {
+  kernels::device::pci_address a;
+  a.domain = domain;
+  a.bus = bus;
+  return a;
+}
+
+// A CUDA device as list_devices would report it.
+cuda_device_listing cuda_gpu(int ordinal, const std::string& name, kernels::device::pci_address at,
+                             int major, int minor, std::uint64_t gib) {
+  cuda_device_listing d;
+  d.ordinal = ordinal;
+  d.name = name;
+  d.compute_major = major;
+  d.compute_minor = minor;
+  d.memory_bytes = gib << 30;
+  d.pci = at;
+  return d;
+}
 
 // The value of one series in the Prometheus text, e.g. `bastion_gpu_power_watts{device="1"}`;
 // "absent" when there is no such series.
@@ -49,7 +80,7 @@ struct fixture : test_coordinator_fixture<> {
 
   health_actor spawn_health(const std::string& nvml_library, std::chrono::milliseconds every) {
     auto h = sys.spawn(health_actor_impl, node_identity{"teller-1", "dr-local"}, &clock,
-                       device_sampling{&registry, every, nvml_library, {}});
+                       sampling(&registry, every, nvml_library));
     sched.run();  // the first sample; sched.run() fires no timer (the fixture's run() would,
                   // forever: sampling re-arms itself)
     return h;
@@ -102,8 +133,10 @@ CAF_TEST(uptime follows the clock between requests) {
 }
 
 CAF_TEST(every NVML device is published with a device label at start) {
-  CAF_CHECK_EQUAL(metric("bastion_gpu_info{device=\"0\",name=\"Fake H200\"}"), "1");
-  CAF_CHECK_EQUAL(metric("bastion_gpu_info{device=\"1\",name=\"Fake L4\"}"), "1");
+  CAF_CHECK_EQUAL(
+      metric("bastion_gpu_info{device=\"0\",name=\"Fake H200\",pci_bus_id=\"0000:18:00.0\"}"), "1");
+  CAF_CHECK_EQUAL(
+      metric("bastion_gpu_info{device=\"1\",name=\"Fake L4\",pci_bus_id=\"0001:af:00.0\"}"), "1");
   CAF_CHECK_EQUAL(metric("bastion_gpu_temperature_celsius{device=\"0\"}"), "41");
   CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"0\"}"), "123.456");
   CAF_CHECK_EQUAL(metric("bastion_gpu_power_watts{device=\"1\"}"), "72");
@@ -163,7 +196,7 @@ CAF_TEST(without NVML the health answer says why and no GPU series appears) {
   stop_fixture_actor();
   metrics::registry clean;
   auto lone = sys.spawn(health_actor_impl, node_identity{"teller-2", "prod"}, &clock,
-                        device_sampling{&clean, interval, "/nonexistent/libnvidia-ml.so.1", {}});
+                        sampling(&clean, interval, "/nonexistent/libnvidia-ml.so.1"));
   sched.run();
   clock.advance(std::chrono::milliseconds{20});
   const auto h = ask(lone);
@@ -190,15 +223,14 @@ CAF_TEST(NVML that will not start is reported with its reason) {
 CAF_TEST(a zero interval or no registry turns sampling off) {
   stop_fixture_actor();
   metrics::registry clean;
-  auto off =
-      sys.spawn(health_actor_impl, node_identity{"teller-3", "prod"}, &clock,
-                device_sampling{&clean, std::chrono::milliseconds{0}, BASTION_FAKE_NVML, {}});
+  auto off = sys.spawn(health_actor_impl, node_identity{"teller-3", "prod"}, &clock,
+                       sampling(&clean, std::chrono::milliseconds{0}, BASTION_FAKE_NVML));
   sched.run();
   CAF_CHECK_EQUAL(ask(off).device_sampling_note, "device sampling off: node.device_sample_ms = 0");
   CAF_CHECK_EQUAL(fake.live_inits(), 0);  // NVML was never even loaded
   CAF_CHECK(!sched.clock().has_pending_timeout());
   auto unregistered = sys.spawn(health_actor_impl, node_identity{"teller-4", "prod"}, &clock,
-                                device_sampling{nullptr, interval, BASTION_FAKE_NVML, {}});
+                                sampling(nullptr, interval, BASTION_FAKE_NVML));
   sched.run();
   CAF_CHECK_EQUAL(ask(unregistered).device_sampling_note,
                   "device sampling off: no metrics registry");
@@ -206,6 +238,161 @@ CAF_TEST(a zero interval or no registry turns sampling off) {
   caf::anon_send_exit(off, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(unregistered, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+CAF_TEST(CUDA devices renumbered by CUDA_VISIBLE_DEVICES are matched to NVML by PCI address) {
+  stop_fixture_actor();
+  // As with CUDA_VISIBLE_DEVICES=1,0: CUDA's ordinal 0 is the GPU NVML calls 1, and 1 is 0.
+  auto s = sampling(&registry, interval, BASTION_FAKE_NVML);
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22),
+                                       cuda_gpu(1, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-5", "prod"}, &clock, s);
+  sched.run();
+  const auto facts = ask(h);
+  CAF_REQUIRE_EQUAL(facts.devices.size(), 2u);
+  CAF_CHECK_EQUAL(facts.devices[0],
+                  "cuda:0 NVIDIA L4 (sm_89, 22 GiB, PCI 0001:af:00.0, nvidia-smi 1)");
+  CAF_CHECK_EQUAL(facts.devices[1],
+                  "cuda:1 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0, nvidia-smi 0)");
+  CAF_CHECK_EQUAL(facts.devices_note, "");
+  CAF_CHECK_EQUAL(facts.device_sampling_note, "");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(a CUDA device NVML does not list says so instead of taking another number) {
+  stop_fixture_actor();
+  auto s = sampling(&registry, interval, BASTION_FAKE_NVML);
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x3b), 9, 0, 140)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-6", "prod"}, &clock, s);
+  sched.run();
+  const auto answer = ask(h);
+  CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
+  CAF_CHECK_EQUAL(answer.devices[0],
+                  "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:3b:00.0, no nvidia-smi index: no "
+                  "NVML device at this PCI address)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(without NVML the CUDA device lines say why they have no NVML index) {
+  stop_fixture_actor();
+  metrics::registry clean;
+  auto s = sampling(&clean, interval, "/nonexistent/libnvidia-ml.so.1");
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-7", "prod"}, &clock, s);
+  sched.run();
+  const auto answer = ask(h);
+  CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
+  CAF_CHECK_EQUAL(answer.devices[0],
+                  "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0, no nvidia-smi index: "
+                  "NVML not available)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(before the first sample a CUDA device line ends at its PCI address) {
+  stop_fixture_actor();
+  auto s = sampling(&registry, std::chrono::milliseconds{0}, BASTION_FAKE_NVML);  // never samples
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-8", "prod"}, &clock, s);
+  sched.run();
+  const auto answer = ask(h);
+  CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
+  CAF_CHECK_EQUAL(answer.devices[0], "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(the NVML addresses are read once and kept so label sets never change) {
+  stop_fixture_actor();
+  metrics::registry clean;
+  auto s = sampling(&clean, interval, BASTION_FAKE_NVML);
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-9", "prod"}, &clock, s);
+  sched.run();
+  fake.set_pci(1, 0, 0x5e, 0);  // NVML now claims another address: not read again
+  fake.set_pci_result(0, 3);
+  CAF_REQUIRE(sched.trigger_timeout());
+  sched.run();
+  const auto text = clean.render_prometheus();
+  CAF_CHECK_EQUAL(
+      series(text, "bastion_gpu_info{device=\"1\",name=\"Fake L4\",pci_bus_id=\"0001:af:00.0\"}"),
+      "1");
+  CAF_CHECK_EQUAL(text.find("0000:5e:00.0"), std::string::npos);
+  CAF_CHECK_EQUAL(
+      series(text, "bastion_gpu_info{device=\"0\",name=\"Fake H200\",pci_bus_id=\"0000:18:00.0\"}"),
+      "1");
+  const auto answer = ask(h);
+  CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
+  CAF_CHECK_EQUAL(answer.devices[0],
+                  "cuda:0 NVIDIA L4 (sm_89, 22 GiB, PCI 0001:af:00.0, nvidia-smi 1)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(an NVML device without an address has no pci_bus_id label and a note says why) {
+  stop_fixture_actor();
+  fake.set_pci_result(1, 3);  // before the first sample: the address is never known
+  metrics::registry clean;
+  auto s = sampling(&clean, interval, BASTION_FAKE_NVML);
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-10", "prod"}, &clock, s);
+  sched.run();
+  const auto text = clean.render_prometheus();
+  CAF_CHECK_EQUAL(series(text, "bastion_gpu_info{device=\"1\",name=\"Fake L4\"}"), "1");
+  const auto facts = ask(h);
+  CAF_REQUIRE_EQUAL(facts.devices.size(), 1u);
+  CAF_CHECK_EQUAL(facts.devices[0],
+                  "cuda:0 NVIDIA L4 (sm_89, 22 GiB, PCI 0001:af:00.0, no nvidia-smi index: no "
+                  "NVML device at this PCI address (1 gave none))");
+  CAF_CHECK_EQUAL(facts.device_sampling_note,
+                  "PCI address unknown for nvidia-smi 1: nvmlDeviceGetPciInfo_v3 failed: Not "
+                  "Supported (NVML code 3)");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(a driver without the PCI query leaves the addresses out and says so once) {
+  stop_fixture_actor();
+  testing::fake_nvml_control old{BASTION_FAKE_NVML_NO_PCI};
+  metrics::registry clean;
+  auto s = sampling(&clean, interval, BASTION_FAKE_NVML_NO_PCI);
+  s.cuda_listing =
+      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
+  auto h = sys.spawn(health_actor_impl, node_identity{"teller-11", "prod"}, &clock, s);
+  sched.run();
+  const auto facts = ask(h);
+  CAF_REQUIRE_EQUAL(facts.devices.size(), 1u);
+  CAF_CHECK_EQUAL(facts.devices[0],
+                  "cuda:0 NVIDIA L4 (sm_89, 22 GiB, PCI 0001:af:00.0, no nvidia-smi index: NVML "
+                  "gives no PCI addresses)");
+  CAF_CHECK_EQUAL(facts.device_sampling_note,
+                  "PCI addresses unknown: " + std::string{BASTION_FAKE_NVML_NO_PCI} +
+                      " has no nvmlDeviceGetPciInfo_v3 (an older driver): no PCI addresses");
+  CAF_CHECK_EQUAL(
+      series(clean.render_prometheus(), "bastion_gpu_info{device=\"0\",name=\"Fake H200\"}"), "1");
+  CAF_CHECK_EQUAL(series(clean.render_prometheus(), "bastion_gpu_power_watts{device=\"1\"}"), "72");
+  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(CUDA series carry the NVML device label only when matched) {
+  kernels::device::device_match matched;
+  matched.nvml_index = 2;
+  const metrics::labels both{{"cuda_device", "0"}, {"device", "2"}};
+  CAF_CHECK(cuda_device_labels(0, &matched) == both);
+  kernels::device::device_match unmatched;
+  unmatched.why_not = "NVML not available";
+  const metrics::labels alone{{"cuda_device", "3"}};
+  CAF_CHECK(cuda_device_labels(3, &unmatched) == alone);
+  CAF_CHECK(cuda_device_labels(3, nullptr) == alone);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

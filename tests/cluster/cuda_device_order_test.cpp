@@ -9,6 +9,7 @@
 #include <string>
 
 using bastion::cluster::decide_cuda_device_order;
+using bastion::cluster::describe_cuda_visible_devices;
 
 TEST_CASE("an unset CUDA_DEVICE_ORDER becomes PCI_BUS_ID, said once") {
   for (const char* unset : {static_cast<const char*>(nullptr), ""}) {
@@ -50,4 +51,26 @@ TEST_CASE("aligning the order sets the variable only when it was unset") {
     ::setenv("CUDA_DEVICE_ORDER", saved.c_str(), 1);
   else
     ::unsetenv("CUDA_DEVICE_ORDER");
+}
+
+TEST_CASE("an unset CUDA_VISIBLE_DEVICES is not remarked on") {
+  CHECK(describe_cuda_visible_devices(nullptr).empty());
+}
+
+TEST_CASE("a set CUDA_VISIBLE_DEVICES is said to renumber worker devices within its list") {
+  for (const char* list : {"2,3", "GPU-5f1c2a3b-0000-1111-2222-333344445555", "0"}) {
+    const auto line = describe_cuda_visible_devices(list);
+    CHECK_THAT(line, Catch::StartsWith("CUDA_VISIBLE_DEVICES=" + std::string{list} + ": ") &&
+                         Catch::Contains("device N is the Nth GPU in that list") &&
+                         Catch::Contains("not the GPU nvidia-smi calls N") &&
+                         Catch::Contains("PCI address"));
+  }
+}
+
+TEST_CASE("an empty CUDA_VISIBLE_DEVICES hides every GPU, with a warning") {
+  for (const char* empty : {"", "  "}) {
+    CHECK_THAT(describe_cuda_visible_devices(empty),
+               Catch::StartsWith("warning: CUDA_VISIBLE_DEVICES is set but empty") &&
+                   Catch::Contains("CUDA sees no GPU"));
+  }
 }

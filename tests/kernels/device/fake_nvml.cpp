@@ -3,11 +3,14 @@
 // GPU. Built as a loadable module; tests load it by path and steer it through the
 // bastion_fake_nvml_* functions (found with dlsym on the same module).
 //
-// Default script: two devices. 0 "Fake H200": 41 C, 123.456 W, 37 % busy, 2 GiB of 141 GiB used.
-// 1 "Fake L4": no temperature sensor (NVML_ERROR_NOT_SUPPORTED), 72 W, idle, 0 of 24 GiB used.
-// Compile definitions make variants: FAKE_NVML_INIT_RESULT (what nvmlInit_v2 returns) and
-// FAKE_NVML_OMIT_UTILIZATION (the module lacks nvmlDeviceGetUtilizationRates).
+// Default script: two devices. 0 "Fake H200" at PCI 0000:18:00.0: 41 C, 123.456 W, 37 % busy,
+// 2 GiB of 141 GiB used. 1 "Fake L4" at PCI 0001:af:00.0: no temperature sensor
+// (NVML_ERROR_NOT_SUPPORTED), 72 W, idle, 0 of 24 GiB used.
+// Compile definitions make variants: FAKE_NVML_INIT_RESULT (what nvmlInit_v2 returns),
+// FAKE_NVML_OMIT_UTILIZATION (the module lacks nvmlDeviceGetUtilizationRates) and
+// FAKE_NVML_OMIT_PCI_INFO (it lacks nvmlDeviceGetPciInfo_v3, as drivers before it did).
 
+#include <cstdio>
 #include <cstring>
 
 #ifndef FAKE_NVML_INIT_RESULT
@@ -32,11 +35,15 @@ struct fake_device {
   unsigned long long memory_total_bytes;
   unsigned long long memory_used_bytes;
   bool lost;
+  int pci_result;  // what nvmlDeviceGetPciInfo_v3 returns
+  unsigned pci_domain;
+  unsigned pci_bus;
+  unsigned pci_device;
 };
 
 constexpr fake_device default_devices[2] = {
-    {"Fake H200", success, 41, 123456, 37, 141ull << 30, 2ull << 30, false},
-    {"Fake L4", not_supported, 0, 72000, 0, 24ull << 30, 0, false},
+    {"Fake H200", success, 41, 123456, 37, 141ull << 30, 2ull << 30, false, success, 0, 0x18, 0},
+    {"Fake L4", not_supported, 0, 72000, 0, 24ull << 30, 0, false, success, 1, 0xaf, 0},
 };
 
 fake_device devices[2] = {default_devices[0], default_devices[1]};
@@ -66,6 +73,20 @@ __attribute__((visibility("default"))) void bastion_fake_nvml_set_temperature(un
 }
 __attribute__((visibility("default"))) void bastion_fake_nvml_set_lost(unsigned index) {
   if (index < 2) devices[index].lost = true;
+}
+__attribute__((visibility("default"))) void bastion_fake_nvml_set_pci(unsigned index,
+                                                                      unsigned domain, unsigned bus,
+                                                                      unsigned device) {
+  if (index < 2) {
+    devices[index].pci_domain = domain;
+    devices[index].pci_bus = bus;
+    devices[index].pci_device = device;
+  }
+}
+// What nvmlDeviceGetPciInfo_v3 answers for the device from now on (an NVML return code).
+__attribute__((visibility("default"))) void bastion_fake_nvml_set_pci_result(unsigned index,
+                                                                             int result) {
+  if (index < 2) devices[index].pci_result = result;
 }
 __attribute__((visibility("default"))) int bastion_fake_nvml_live_inits() { return live_inits; }
 
@@ -160,5 +181,34 @@ __attribute__((visibility("default"))) int nvmlDeviceGetMemoryInfo(void* handle,
   m->free = d->memory_total_bytes - d->memory_used_bytes;
   return success;
 }
+
+#ifndef FAKE_NVML_OMIT_PCI_INFO
+struct fake_pci_info {  // nvmlPciInfo_t (v3)
+  char bus_id_legacy[16];
+  unsigned domain;
+  unsigned bus;
+  unsigned device;
+  unsigned pci_device_id;
+  unsigned pci_subsystem_id;
+  char bus_id[32];
+};
+__attribute__((visibility("default"))) int nvmlDeviceGetPciInfo_v3(void* handle, fake_pci_info* p) {
+  auto* d = device_of(handle);
+  if (!d) return invalid_argument;
+  if (d->lost) return gpu_is_lost;
+  if (d->pci_result != success) return d->pci_result;
+  p->domain = d->pci_domain;
+  p->bus = d->pci_bus;
+  p->device = d->pci_device;
+  p->pci_device_id = 0x233510de;  // NVIDIA's vendor id in the low half, as NVML packs it
+  p->pci_subsystem_id = 0;
+  // As real NVML writes them, upper-case: the reader must use the numbers, not these strings.
+  std::snprintf(p->bus_id_legacy, sizeof p->bus_id_legacy, "%04X:%02X:%02X.0",
+                d->pci_domain & 0xffffu, d->pci_bus & 0xffu, d->pci_device & 0xffu);
+  std::snprintf(p->bus_id, sizeof p->bus_id, "%08X:%02X:%02X.0", d->pci_domain, d->pci_bus & 0xffu,
+                d->pci_device & 0xffu);
+  return success;
+}
+#endif
 
 }  // extern "C"

@@ -24,6 +24,15 @@ class fake_nvml_control {
     fn<void (*)(unsigned, unsigned)>("bastion_fake_nvml_set_temperature")(index, celsius);
   }
   void set_lost(unsigned index) { fn<void (*)(unsigned)>("bastion_fake_nvml_set_lost")(index); }
+  /// Moves device `index` to PCI address domain:bus:device.0.
+  void set_pci(unsigned index, unsigned domain, unsigned bus, unsigned device) {
+    fn<void (*)(unsigned, unsigned, unsigned, unsigned)>("bastion_fake_nvml_set_pci")(index, domain,
+                                                                                      bus, device);
+  }
+  /// Makes nvmlDeviceGetPciInfo_v3 answer `nvml_return` (e.g. 3, not supported) for `index`.
+  void set_pci_result(unsigned index, int nvml_return) {
+    fn<void (*)(unsigned, int)>("bastion_fake_nvml_set_pci_result")(index, nvml_return);
+  }
   /// nvmlInit_v2 calls not yet matched by nvmlShutdown.
   int live_inits() { return fn<int (*)()>("bastion_fake_nvml_live_inits")(); }
 

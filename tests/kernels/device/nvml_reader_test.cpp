@@ -12,6 +12,7 @@
 using bastion::kernels::status_code;
 using bastion::kernels::device::default_nvml_library;
 using bastion::kernels::device::nvml_reader;
+using bastion::kernels::device::pci_address;
 using bastion::testing::fake_nvml_control;
 
 namespace {
@@ -87,6 +88,53 @@ TEST_CASE("an index NVML does not know is an error on that sample, not a crash")
   CHECK_FALSE(s.power_watts);
 }
 
+TEST_CASE("the reader gives each device its PCI address from NVML's numbers") {
+  fake_nvml_control fake{BASTION_FAKE_NVML};
+  nvml_reader reader{BASTION_FAKE_NVML};
+  CHECK(reader.pci_note().empty());
+  pci_address a{};
+  REQUIRE(reader.read_pci_address(0, a).is_ok());
+  CHECK(to_string(a) == "0000:18:00.0");
+  REQUIRE(reader.read_pci_address(1, a).is_ok());
+  CHECK(a.domain == 1);
+  CHECK(a.bus == 0xaf);
+  CHECK(a.device == 0);
+  fake.set_pci(1, 0x10000, 0x3b, 0x1f);  // a domain past 16 bits, as on some large hosts
+  REQUIRE(reader.read_pci_address(1, a).is_ok());
+  CHECK(a.domain == 0x10000);
+  CHECK(a.bus == 0x3b);
+  CHECK(a.device == 0x1f);
+  CHECK(to_string(a) == "10000:3b:1f.0");
+}
+
+TEST_CASE("a PCI query NVML refuses is an error for that device only") {
+  fake_nvml_control fake{BASTION_FAKE_NVML};
+  nvml_reader reader{BASTION_FAKE_NVML};
+  fake.set_pci_result(0, 3);
+  pci_address a{7, 7, 7};
+  const auto st = reader.read_pci_address(0, a);
+  CHECK(st.code() == status_code::device_error);
+  CHECK(st.message() == "nvmlDeviceGetPciInfo_v3 failed: Not Supported (NVML code 3)");
+  CHECK(a == pci_address{});  // nothing half-read
+  CHECK(reader.read_pci_address(1, a).is_ok());
+  CHECK(reader.read_pci_address(9, a).code() == status_code::device_error);  // no such index
+}
+
+TEST_CASE("a library without the PCI query still reads everything else, and says so") {
+  fake_nvml_control fake{BASTION_FAKE_NVML_NO_PCI};
+  nvml_reader reader{BASTION_FAKE_NVML_NO_PCI};
+  REQUIRE(reader.available());
+  CHECK(reader.note().empty());
+  CHECK(reader.pci_note() ==
+        std::string{BASTION_FAKE_NVML_NO_PCI} +
+            " has no nvmlDeviceGetPciInfo_v3 (an older driver): no PCI addresses");
+  pci_address a{};
+  const auto st = reader.read_pci_address(0, a);
+  CHECK(st.code() == status_code::unsupported);
+  CHECK(st.message() == reader.pci_note());
+  CHECK(reader.sample(0).temperature_celsius == 41.0);
+}
+
 TEST_CASE("the reader shuts NVML down when it goes") {
   fake_nvml_control fake{BASTION_FAKE_NVML};
   {
@@ -109,6 +157,9 @@ TEST_CASE("no library: a note saying so, no devices, no crash") {
   const auto s = reader.sample(0);
   CHECK_FALSE(s.power_watts);
   CHECK(s.errors.size() == 1);
+  CHECK(reader.pci_note() == reader.note());
+  pci_address a{};
+  CHECK(reader.read_pci_address(0, a).code() == status_code::unsupported);
 }
 
 TEST_CASE("a library without an entry point is refused by name") {
