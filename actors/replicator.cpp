@@ -438,6 +438,9 @@ struct replicator_state {
       return RAFT_CORRUPT;
     }
     raft_free(buf->base);
+    // libraft frees the array `buf` lies in after a restore, and only then (see
+    // caf_raft_io::snapshot_restored).
+    st->engine->io->snapshot_restored(buf);
     if (st->engine->started) {
       ++st->counts.snapshots_installed;
       if (st->metrics) st->metrics->snapshots_installed->inc();

@@ -72,6 +72,11 @@ class caf_raft_io {
   /// How many AppendEntries were cut to that bound before sending.
   std::uint64_t append_frames_split() const noexcept { return append_frames_split_; }
 
+  /// The FSM's restore took a snapshot's data from `buf` (call it only on success). For an
+  /// InstallSnapshot that is libraft's success path, which frees the array `buf` lies in;
+  /// every other outcome leaves that array to us (see run_callback).
+  void snapshot_restored(const raft_buffer* buf) noexcept { restored_buf_ = buf; }
+
   // Driven by the actor.
   void tick();
   void receive(raft_message& msg);
@@ -96,6 +101,9 @@ class caf_raft_io {
     raft_io_snapshot_put_cb put_cb = nullptr;
     raft_io_snapshot_get_cb get_cb = nullptr;
     raft_snapshot* got = nullptr;  // snapshot_get: the snapshot built for libraft
+    // snapshot_put of an InstallSnapshot: libraft's one-element bufs array, which libraft
+    // 0.15 frees only when the snapshot is restored (see run_callback).
+    raft_buffer* install_bufs = nullptr;
   };
 
   // raft_io's functions; `io->impl` is this object.
@@ -151,6 +159,8 @@ class caf_raft_io {
     bool snapshot = false;
     std::uint64_t snapshot_index = 0;
   } answering_;
+  // What snapshot_restored last reported; reset around each snapshot_put callback.
+  const raft_buffer* restored_buf_ = nullptr;
   std::uint64_t stale_snapshot_answers_ = 0;
   std::uint64_t clamped_results_ = 0;
   std::uint64_t clamped_commits_ = 0;
