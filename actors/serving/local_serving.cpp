@@ -99,6 +99,14 @@ class local_serving_impl final : public local_serving {
       if (!be.backend && w.kind != "gpu")
         return caf::make_error(caf::sec::invalid_argument, be.error);
       worker_metrics_.push_back(std::make_unique<worker_metrics>(metrics_->registry(), w.id));
+      metrics_->registry()
+          .get_gauge("bastion_worker_info",
+                     "This node's workers, 1 each, with their kind and backend (cpu, cuda:0, "
+                     "cuda:0+1: the devices a worker runs on)",
+                     {{"worker", w.id},
+                      {"kind", w.kind},
+                      {"backend", be.name.empty() ? std::string{"none"} : be.name}})
+          .set(1);
       worker::step_loop_settings ss;
       ss.worker_id = w.id;
       ss.kind = w.kind;
