@@ -18,8 +18,8 @@ const metric_sample* find(const parsed_metrics& m, std::string_view name, std::s
   return nullptr;
 }
 
-std::optional<double> value_of(const parsed_metrics& m, std::string_view name,
-                               std::string_view key, std::string_view value) {
+std::optional<double> value_of(const parsed_metrics& m, std::string_view name, std::string_view key,
+                               std::string_view value) {
   const auto* s = find(m, name, key, value);
   if (!s) return std::nullopt;
   return s->value;
@@ -104,6 +104,12 @@ site_health health_from(std::string site, std::string address, bool alive, bool 
   const auto m = parse_prometheus_text(metrics_text);
   out.metric_errors = m.errors;
 
+  for (const auto& smp : m.samples) {
+    if (smp.name == "bastion_serving_queue_depth")
+      out.queued.emplace_back(smp.label("class"), smp.value);
+    if (smp.name == "bastion_serving_running")
+      out.running.emplace_back(smp.label("class"), smp.value);
+  }
   for (const auto& id : ids_of(m, "bastion_worker_", "worker")) {
     worker_health w;
     w.id = id;
@@ -196,6 +202,15 @@ std::string render_health(const std::vector<site_health>& sites) {
     out += std::string{s.alive ? "alive" : "NOT ALIVE"} + ", " +
            (s.ready ? "ready (serving as primary)" : "not ready") +
            (all_well(s) ? "" : "  (needs attention)") + "\n";
+    if (!s.queued.empty() || !s.running.empty()) {
+      auto by_class = [](const std::vector<std::pair<std::string, double>>& v) {
+        std::string t;
+        for (const auto& [cls, n] : v) t += (t.empty() ? "" : ", ") + cls + " " + fixed(n, 0);
+        return t.empty() ? std::string{"-"} : t;
+      };
+      out += "  requests queued: " + by_class(s.queued) + "\n";
+      out += "  requests running: " + by_class(s.running) + "\n";
+    }
     if (s.workers.empty()) {
       out += "  workers: none published\n";
     } else {
@@ -203,10 +218,8 @@ std::string render_health(const std::vector<site_health>& sites) {
                                                   "tokens", "kv blocks", "probes", "recoveries",
                                                   "rebuilds", "stalls"}};
       for (const auto& w : s.workers)
-        rows.push_back({w.id, w.kind.empty() ? "-" : w.kind,
-                        w.backend.empty() ? "-" : w.backend,
-                        w.healthy ? "healthy" : "UNHEALTHY", fixed(w.steps, 0),
-                        fixed(w.tokens, 0),
+        rows.push_back({w.id, w.kind.empty() ? "-" : w.kind, w.backend.empty() ? "-" : w.backend,
+                        w.healthy ? "healthy" : "UNHEALTHY", fixed(w.steps, 0), fixed(w.tokens, 0),
                         reading(w.kv_used, "", 0) + "/" + reading(w.kv_total, "", 0),
                         fixed(w.recovery_probes, 0), fixed(w.recoveries, 0),
                         fixed(w.group_rebuilds, 0), fixed(w.step_stalls, 0)});
@@ -215,8 +228,8 @@ std::string render_health(const std::vector<site_health>& sites) {
     if (s.gpus.empty() && s.unmatched_cuda.empty()) {
       out += "  gpus: none published (no NVML, or device sampling off)\n";
     } else {
-      std::vector<std::vector<std::string>> rows{{"gpu", "name", "pci", "temp", "power", "busy",
-                                                  "memory used", "cuda", "responsive"}};
+      std::vector<std::vector<std::string>> rows{
+          {"gpu", "name", "pci", "temp", "power", "busy", "memory used", "cuda", "responsive"}};
       for (const auto& g : s.gpus)
         rows.push_back({g.device, g.name.empty() ? "-" : g.name,
                         g.pci_bus_id.empty() ? "-" : g.pci_bus_id,
@@ -225,8 +238,8 @@ std::string render_health(const std::vector<site_health>& sites) {
                         g.cuda_device.empty() ? "-" : g.cuda_device,
                         !g.responsive ? "-" : (*g.responsive ? "yes" : "NO")});
       for (const auto& [ordinal, responsive] : s.unmatched_cuda)
-        rows.push_back({"?", "(no NVML match)", "-", "-", "-", "-", "-", ordinal,
-                        responsive ? "yes" : "NO"});
+        rows.push_back(
+            {"?", "(no NVML match)", "-", "-", "-", "-", "-", ordinal, responsive ? "yes" : "NO"});
       out += table(rows);
     }
     for (const auto& a : s.alerts) out += "  ALERT " + a + "\n";
@@ -244,6 +257,11 @@ json health_json(const site_health& s) {
   }
   out["alive"] = s.alive;
   out["ready"] = s.ready;
+  json queued = json::object(), running = json::object();
+  for (const auto& [cls, n] : s.queued) queued[cls] = n;
+  for (const auto& [cls, n] : s.running) running[cls] = n;
+  out["requests_queued"] = std::move(queued);
+  out["requests_running"] = std::move(running);
   out["all_well"] = all_well(s);
   json workers = json::array();
   for (const auto& w : s.workers)

@@ -30,9 +30,9 @@ struct gpu_health {
   // NVML readings: absent until read, NaN while a reading that once worked fails.
   std::optional<double> temperature_celsius, power_watts, utilization_ratio;
   std::optional<double> memory_used_bytes, memory_total_bytes;
-  std::string cuda_device;          // the CUDA ordinal of the same GPU, where a worker uses it
-  std::optional<bool> responsive;   // CUDA builds, GPUs a worker uses
-  double sample_errors = 0;         // readings NVML refused
+  std::string cuda_device;         // the CUDA ordinal of the same GPU, where a worker uses it
+  std::optional<bool> responsive;  // CUDA builds, GPUs a worker uses
+  double sample_errors = 0;        // readings NVML refused
 };
 
 struct site_health {
@@ -41,12 +41,14 @@ struct site_health {
   std::string error;    // non-empty: the node did not answer (the rest is empty)
   bool alive = false;   // /healthz
   bool ready = false;   // /readyz: a ready primary (a single site is its own primary)
+  // Requests by priority class, in the order the node publishes them (production first).
+  std::vector<std::pair<std::string, double>> queued, running;
   std::vector<worker_health> workers;
   std::vector<gpu_health> gpus;
   // CUDA devices probed but not matched to an NVML GPU (no NVML, or an unmatched address).
   std::vector<std::pair<std::string, bool>> unmatched_cuda;  // ordinal, responsive
-  std::vector<std::string> alerts;           // firing: "journal_peer_lagging peer 1"
-  std::vector<std::string> metric_errors;    // lines of /metrics that could not be read
+  std::vector<std::string> alerts;         // firing: "journal_peer_lagging peer 1"
+  std::vector<std::string> metric_errors;  // lines of /metrics that could not be read
 };
 
 /// A site's health from its answers; `metrics_text` as /metrics served it.

@@ -88,7 +88,8 @@ bool read_labels(std::string_view s, std::size_t& i, metric_sample& out, std::st
     if (!closed) return why = "label " + key + "'s value is not closed", false;
     out.labels.emplace_back(std::move(key), std::move(value));
     skip_blanks(s, i);
-    if (i < s.size() && s[i] == ',') ++i;
+    if (i < s.size() && s[i] == ',')
+      ++i;
     else if (i >= s.size() || s[i] != '}')
       return why = "',' or '}' was expected after a label", false;
   }

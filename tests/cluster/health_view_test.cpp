@@ -36,6 +36,10 @@ bastion_gpu_memory_total_bytes{device="0"} 150323855360
 bastion_gpu_sample_errors_total{device="1",reading="temperature",reason="gpu_lost"} 2
 bastion_gpu_responsive{cuda_device="0",device="1"} 1
 bastion_gpu_responsive{cuda_device="1",device="0"} 1
+bastion_serving_queue_depth{class="production"} 2
+bastion_serving_queue_depth{class="batch"} 40
+bastion_serving_running{class="production"} 16
+bastion_serving_running{class="batch"} 0
 )";
 
 }  // namespace
@@ -71,6 +75,8 @@ TEST_CASE("workers and GPUs are read from the metrics, CUDA ordinals beside NVML
 
   const auto text = render_health({s});
   CHECK_THAT(text, Catch::Contains("prod  10.0.0.1:8080  alive, ready (serving as primary)\n"));
+  CHECK_THAT(text, Catch::Contains("  requests queued: production 2, batch 40\n"
+                                   "  requests running: production 16, batch 0\n"));
   CHECK_THAT(text, Catch::Contains("gpu-0   gpu   cuda:0+1  healthy  1200   9000    37/4096"));
   CHECK_THAT(text, Catch::Contains("cpu-0   cpu   cpu       healthy  0      0       -/-"));
   CHECK_THAT(text, Catch::Contains("100.0 of 140.0 GiB (71%)"));
@@ -83,6 +89,8 @@ TEST_CASE("workers and GPUs are read from the metrics, CUDA ordinals beside NVML
   CHECK(j["gpus"][1]["temperature_celsius"].is_null());
   CHECK(j["gpus"][0]["cuda_device"] == "1");
   CHECK(j["workers"][0]["backend"] == "cuda:0+1");
+  CHECK(j["requests_queued"]["batch"] == 40.0);
+  CHECK(j["requests_running"]["production"] == 16.0);
 }
 
 TEST_CASE("an unhealthy worker, an unresponsive GPU, an alert or a down site needs attention") {
@@ -99,8 +107,8 @@ TEST_CASE("an unhealthy worker, an unresponsive GPU, an alert or a down site nee
                  "bastion_worker_healthy{worker=\"cpu-0\"} 0");
     const auto s = health_from("prod", "a", true, false, text);
     CHECK_FALSE(all_well(s));
-    CHECK_THAT(render_health({s}), Catch::Contains("UNHEALTHY") &&
-                                       Catch::Contains("not ready  (needs attention)"));
+    CHECK_THAT(render_health({s}),
+               Catch::Contains("UNHEALTHY") && Catch::Contains("not ready  (needs attention)"));
   }
   {
     // A CUDA device NVML could not place still counts, and shows as such.
@@ -112,10 +120,11 @@ TEST_CASE("an unhealthy worker, an unresponsive GPU, an alert or a down site nee
     CHECK_THAT(render_health({s}), Catch::Contains("(no NVML match)") && Catch::Contains("NO"));
   }
   {
-    const auto s = health_from(
-        "dr-local", "a", true, false,
-        base + "bastion_alert_firing{peer=\"1\",alert=\"journal_peer_lagging\"} 1\n"
-               "bastion_alert_firing{peer=\"2\",alert=\"journal_peer_silent\"} 0\n");
+    const auto s =
+        health_from("dr-local", "a", true, false,
+                    base +
+                        "bastion_alert_firing{peer=\"1\",alert=\"journal_peer_lagging\"} 1\n"
+                        "bastion_alert_firing{peer=\"2\",alert=\"journal_peer_silent\"} 0\n");
     REQUIRE(s.alerts.size() == 1);
     CHECK(s.alerts[0] == "journal_peer_lagging peer 1");
     CHECK_FALSE(all_well(s));
@@ -127,7 +136,8 @@ TEST_CASE("an unhealthy worker, an unresponsive GPU, an alert or a down site nee
     down.address = "10.0.2.1:8080";
     down.error = "connect(): Connection refused";
     CHECK_FALSE(all_well(down));
-    CHECK(render_health({down}) == "dr-remote  10.0.2.1:8080  DOWN: connect(): Connection refused\n");
+    CHECK(render_health({down}) ==
+          "dr-remote  10.0.2.1:8080  DOWN: connect(): Connection refused\n");
     CHECK(health_json(down)["error"] == "connect(): Connection refused");
   }
 }

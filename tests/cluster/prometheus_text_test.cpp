@@ -42,16 +42,16 @@ TEST_CASE("samples are read with their labels, values and escapes") {
 TEST_CASE("malformed lines are named and left out, the rest is kept") {
   const auto m = parse_prometheus_text(
       "good_one 1\n"
-      "{device=\"0\"} 1\n"                 // 2: no name
-      "bad_label{device=0} 1\n"            // 3: unquoted value
-      "open_label{device=\"0} 1\n"         // 4: value never closed
-      "no_value{device=\"0\"}\n"           // 5: nothing after the labels
-      "bad_value 12abc\n"                  // 6: not a number
-      "hex_value 0x10\n"                   // 7: strtod takes it, the format does not
-      "nan_lower nan\n"                    // 8: only NaN is written so
-      "bad_escape{a=\"\\t\"} 1\n"          // 9: \t is not an escape of the format
-      "bad_ts 1 soon\n"                    // 10: not a timestamp
-      "missing_sep{a=\"1\" b=\"2\"} 1\n"   // 11: no comma between labels
+      "{device=\"0\"} 1\n"                // 2: no name
+      "bad_label{device=0} 1\n"           // 3: unquoted value
+      "open_label{device=\"0} 1\n"        // 4: value never closed
+      "no_value{device=\"0\"}\n"          // 5: nothing after the labels
+      "bad_value 12abc\n"                 // 6: not a number
+      "hex_value 0x10\n"                  // 7: strtod takes it, the format does not
+      "nan_lower nan\n"                   // 8: only NaN is written so
+      "bad_escape{a=\"\\t\"} 1\n"         // 9: \t is not an escape of the format
+      "bad_ts 1 soon\n"                   // 10: not a timestamp
+      "missing_sep{a=\"1\" b=\"2\"} 1\n"  // 11: no comma between labels
       "good_two{a=\"x\"} 2\n");
   REQUIRE(m.samples.size() == 2);
   CHECK(m.samples[0].name == "good_one");
