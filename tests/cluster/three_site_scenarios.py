@@ -68,6 +68,25 @@ def scenario_kill9(c):
     require(first is not None, "no answer after the kill")
     print(f"kill9: {new} took over; RTO {first['done'] * 1000 - t_kill:.0f} ms "
           f"(first answer by {first['site']} epoch {first['epoch']})")
+    # The operator's view from a survivor: prod down (exit 1), a survivor the ready primary
+    # (the first one to lead may be handing over to dr-local, the preferred one: asked again
+    # until the hand-over is done), each survivor's worker healthy.
+    deadline = time.time() + 15
+    while True:
+        r = c.cli("health", "--json", site="dr-local", check=False, timeout=30)
+        seen = {h["site"]: h for h in map(json.loads, r.stdout.splitlines())}
+        ready = [s for s in ("dr-local", "dr-remote") if seen[s].get("ready")]
+        if len(ready) == 1 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    require(len(ready) == 1, f"bastion health sees no single ready primary: {seen}")
+    require(r.returncode == 1, f"bastion health exited {r.returncode} with prod down: {r.stdout}")
+    require("error" in seen["prod"], f"bastion health does not say prod is down: {seen['prod']}")
+    for site in ("dr-local", "dr-remote"):
+        require(seen[site]["alive"] and seen[site]["workers"] and
+                all(w["healthy"] for w in seen[site]["workers"]),
+                f"bastion health on {site}: {seen[site]}")
+    print(f"kill9: bastion health: prod {seen['prod']['error']}; {ready[0]} ready")
     # Failback: prod returns as a follower, catches up and leadership comes back to it.
     c.sh("start", c.dir, "prod")
     t0 = time.time()
