@@ -1,5 +1,8 @@
 #include "actors/serving/served_request.hpp"
 
+#include <algorithm>
+#include <optional>
+
 namespace bastion::serving {
 
 served_request::served_request(gateway::inference_request request, gateway::token_callback on_token,
@@ -21,6 +24,11 @@ served_request::~served_request() {
 }
 
 void served_request::emit_token(gateway::token_event event) {
+  if (first_token_ns_.load(std::memory_order_relaxed) == 0) {
+    const auto since = std::chrono::steady_clock::now() - admitted_;
+    const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since).count();
+    first_token_ns_.store(std::max<std::int64_t>(1, ns), std::memory_order_relaxed);
+  }
   if (!request_.stream || !on_token_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   if (completed_.load(std::memory_order_relaxed)) return;
@@ -29,6 +37,9 @@ void served_request::emit_token(gateway::token_event event) {
 
 bool served_request::complete(gateway::completion outcome, request_outcome counted_as) {
   gateway::completion_callback done;
+  std::uint32_t outcome_tokens = 0;  // an answer's completion tokens, for the latencies
+  if (const auto* r = std::get_if<gateway::final_result>(&outcome))
+    outcome_tokens = r->usage.completion_tokens;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (completed_.load(std::memory_order_relaxed)) return false;
@@ -41,8 +52,23 @@ bool served_request::complete(gateway::completion outcome, request_outcome count
       err->request_id = request_.request_id;
     if (done) done(std::move(outcome));
   }
-  if (metrics_) metrics_->count(request_.priority, counted_as);
+  if (metrics_) {
+    metrics_->count(request_.priority, counted_as);
+    if (counted_as == request_outcome::completed) observe_latencies(outcome_tokens);
+  }
   return true;
+}
+
+void served_request::observe_latencies(std::uint32_t tokens) {
+  using seconds = std::chrono::duration<double>;
+  const double e2e = seconds(std::chrono::steady_clock::now() - admitted_).count();
+  const auto first_ns = first_token_ns_.load(std::memory_order_relaxed);
+  std::optional<double> ttft, tpot;
+  if (first_ns > 0) {
+    ttft = seconds(std::chrono::nanoseconds{first_ns}).count();
+    if (tokens > 1) tpot = std::max(0.0, e2e - *ttft) / static_cast<double>(tokens - 1);
+  }
+  metrics_->observe_answer(request_.priority, ttft, tpot, e2e);
 }
 
 bool served_request::finish(gateway::finish_reason why, const std::string& model,

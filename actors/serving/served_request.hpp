@@ -46,7 +46,7 @@ class served_request {
   const std::string& site() const noexcept { return site_; }
 
   /// Streams one token to the client (only when it asked for a stream). Dropped after the
-  /// completion. Thread-safe.
+  /// completion. The first one (streamed or not) marks the time to first token. Thread-safe.
   void emit_token(gateway::token_event event);
 
   /// Ends the request: the first call delivers `outcome` and returns true, later calls do
@@ -84,11 +84,17 @@ class served_request {
   std::uint32_t failovers = 0;  // times a failing worker handed it back
 
  private:
+  /// Counts an answer's latencies (complete(), `tokens` its completion tokens).
+  void observe_latencies(std::uint32_t tokens);
+
   gateway::inference_request request_;
   gateway::token_callback on_token_;
   gateway::completion_callback on_done_;
   std::string site_;
   serving_metrics* metrics_;
+  // For the latency histograms: admission, and the first token's time after it (0: none yet).
+  std::chrono::steady_clock::time_point admitted_ = std::chrono::steady_clock::now();
+  std::atomic<std::int64_t> first_token_ns_{0};
   std::mutex mutex_;  // orders emit_token against complete
   std::atomic<bool> completed_{false};
   std::atomic<std::uint8_t> stop_{0};

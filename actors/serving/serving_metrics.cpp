@@ -37,6 +37,20 @@ serving_metrics::serving_metrics(metrics::registry& reg) : reg_(reg) {
     running_[c] =
         &reg.get_gauge("bastion_serving_running", "Requests running on workers, by priority class",
                        {{"class", cls}});
+    // Buckets as wide as an interactive SLA cares about: tens of ms for a GPU's first token,
+    // seconds for a CPU's long prefill or a queued batch request.
+    ttft_[c] = &reg.get_histogram("bastion_serving_time_to_first_token_seconds",
+                                  "Answers: admission to the first token, by priority class",
+                                  {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+                                  {{"class", cls}});
+    tpot_[c] = &reg.get_histogram(
+        "bastion_serving_time_per_output_token_seconds",
+        "Answers: first token to completion over the tokens after the first, by priority class",
+        {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}, {{"class", cls}});
+    e2e_[c] = &reg.get_histogram(
+        "bastion_serving_request_seconds",
+        "Answers: admission to completion (the result released), by priority class",
+        {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}, {{"class", cls}});
   }
 }
 

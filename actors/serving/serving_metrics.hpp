@@ -1,7 +1,9 @@
 #pragma once
 // The serving metrics (DESIGN.md §7), created once at start so that the hot paths only touch
-// lock-free counters and gauges: requests by class and outcome, queue depth and running
-// requests by class, and per worker tokens generated, steps, sequences per step and KV blocks.
+// lock-free counters, gauges and histograms: requests by class and outcome, queue depth and
+// running requests by class, the latencies of answers by class (time to first token, time per
+// output token, end to end), and per worker tokens generated, steps, sequences per step and
+// KV blocks.
 //
 // Every series is made in the constructors; the registry must outlive these handles.
 
@@ -10,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace bastion::serving {
@@ -44,6 +47,15 @@ class serving_metrics {
   std::uint64_t requests(scheduling::priority_class c, request_outcome o) const noexcept {
     return requests_[static_cast<std::size_t>(c)][static_cast<std::size_t>(o)]->value();
   }
+  /// An answer's latencies in seconds, from admission: to its first token (none when it had
+  /// none), per output token after the first (needs two or more), and to its completion.
+  void observe_answer(scheduling::priority_class c, std::optional<double> ttft_s,
+                      std::optional<double> tpot_s, double e2e_s) noexcept {
+    const auto i = static_cast<std::size_t>(c);
+    if (ttft_s) ttft_[i]->observe(*ttft_s);
+    if (tpot_s) tpot_[i]->observe(*tpot_s);
+    e2e_[i]->observe(e2e_s);
+  }
 
   metrics::registry& registry() noexcept { return reg_; }
 
@@ -52,6 +64,7 @@ class serving_metrics {
   std::array<std::array<metrics::counter*, outcome_count>, scheduling::class_count> requests_{};
   std::array<metrics::gauge*, scheduling::class_count> queued_{};
   std::array<metrics::gauge*, scheduling::class_count> running_{};
+  std::array<metrics::histogram*, scheduling::class_count> ttft_{}, tpot_{}, e2e_{};
 };
 
 /// One worker's series, labelled worker="<id>" (and model="<id>" for KV blocks).

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <future>
 #include <string>
@@ -113,6 +114,12 @@ std::string metric_line(const test_node& n, const std::string& prefix) {
   return text.substr(at, text.find('\n', at) - at);
 }
 
+// The value of the series `prefix` names (its whole name and labels); NaN when absent.
+double metric_value(const test_node& n, const std::string& prefix) {
+  const auto line = metric_line(n, prefix + " ");
+  return line.empty() ? std::nan("") : std::stod(line.substr(prefix.size() + 1));
+}
+
 }  // namespace
 
 TEST_CASE("unary and streamed answers through HTTP agree, are right and carry usage") {
@@ -160,6 +167,23 @@ TEST_CASE("unary and streamed answers through HTTP agree, are right and carry us
                     "too_long\"}") ==
         "bastion_serving_requests_total{class=\"interactive\",outcome=\"prompt_too_long\"} 1");
   CHECK(post(node.http(), "/v1/chat/completions", chat_body(question, 2, false)).status == 200);
+
+  // Four answers, unary and streamed alike, in the latency histograms of their class (the
+  // refused prompt is not an answer); each first token came before its answer was complete.
+  const std::string cls = "{class=\"interactive\"}";
+  CHECK(metric_value(node, "bastion_serving_request_seconds_count" + cls) == 4);
+  CHECK(metric_value(node, "bastion_serving_time_to_first_token_seconds_count" + cls) == 4);
+  CHECK(metric_value(node, "bastion_serving_request_seconds_bucket{class=\"interactive\","
+                           "le=\"+Inf\"}") == 4);
+  const double ttft = metric_value(node, "bastion_serving_time_to_first_token_seconds_sum" + cls);
+  const double e2e = metric_value(node, "bastion_serving_request_seconds_sum" + cls);
+  CHECK(ttft > 0);
+  CHECK(ttft < e2e);
+  // Answers of two or more tokens have a time per output token: the first three at least.
+  const double tpot = metric_value(node, "bastion_serving_time_per_output_token_seconds_count" + cls);
+  CHECK(tpot >= 3);
+  CHECK(tpot <= 4);
+  CHECK(metric_value(node, "bastion_serving_request_seconds_count{class=\"batch\"}") == 0);
 }
 
 TEST_CASE("the Cap'n Proto RPC service answers unary and streamed calls from the worker") {
