@@ -92,7 +92,39 @@ json optional_json(const std::optional<double>& v) {
   return *v;
 }
 
+// A histogram's buckets for one class: (le, cumulative count), ascending.
+std::vector<std::pair<double, double>> buckets_of(const parsed_metrics& m, const std::string& name,
+                                                  const std::string& cls) {
+  std::vector<std::pair<double, double>> out;
+  for (const auto& s : m.samples) {
+    if (s.name != name || s.label("class") != cls) continue;
+    const auto le = s.label("le");
+    const auto bound = parse_prometheus_text("x " + le);  // the format's own value syntax
+    if (bound.samples.size() == 1) out.emplace_back(bound.samples[0].value, s.value);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
+
+std::string bucket_quantile(const std::vector<std::pair<double, double>>& buckets, double q) {
+  if (buckets.empty() || buckets.back().second <= 0) return {};
+  const double want = q * buckets.back().second;
+  double last_finite = 0;
+  for (const auto& [le, cumulative] : buckets) {
+    if (std::isinf(le)) break;
+    last_finite = le;
+    if (cumulative >= want) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "<= %g", le);
+      return buf;
+    }
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "> %g", last_finite);
+  return buf;
+}
 
 site_health health_from(std::string site, std::string address, bool alive, bool ready,
                         std::string_view metrics_text) {
@@ -109,6 +141,22 @@ site_health health_from(std::string site, std::string address, bool alive, bool 
       out.queued.emplace_back(smp.label("class"), smp.value);
     if (smp.name == "bastion_serving_running")
       out.running.emplace_back(smp.label("class"), smp.value);
+  }
+  for (const auto& cls : ids_of(m, "bastion_serving_request_seconds", "class")) {
+    const auto e2e = buckets_of(m, "bastion_serving_request_seconds_bucket", cls);
+    if (e2e.empty() || e2e.back().second <= 0) continue;
+    const auto ttft = buckets_of(m, "bastion_serving_time_to_first_token_seconds_bucket", cls);
+    const auto tpot = buckets_of(m, "bastion_serving_time_per_output_token_seconds_bucket", cls);
+    class_latency l;
+    l.priority_class = cls;
+    l.answers = e2e.back().second;
+    l.ttft_p50 = bucket_quantile(ttft, 0.5);
+    l.ttft_p99 = bucket_quantile(ttft, 0.99);
+    l.tpot_p50 = bucket_quantile(tpot, 0.5);
+    l.tpot_p99 = bucket_quantile(tpot, 0.99);
+    l.e2e_p50 = bucket_quantile(e2e, 0.5);
+    l.e2e_p99 = bucket_quantile(e2e, 0.99);
+    out.latency.push_back(std::move(l));
   }
   for (const auto& id : ids_of(m, "bastion_worker_", "worker")) {
     worker_health w;
@@ -211,6 +259,16 @@ std::string render_health(const std::vector<site_health>& sites) {
       out += "  requests queued: " + by_class(s.queued) + "\n";
       out += "  requests running: " + by_class(s.running) + "\n";
     }
+    if (!s.latency.empty()) {
+      auto or_dash = [](const std::string& v) { return v.empty() ? std::string{"-"} : v; };
+      std::vector<std::vector<std::string>> rows{{"class", "answers", "first token p50", "p99",
+                                                  "per token p50", "p99", "answer p50", "p99"}};
+      for (const auto& l : s.latency)
+        rows.push_back({l.priority_class, fixed(l.answers, 0), or_dash(l.ttft_p50),
+                        or_dash(l.ttft_p99), or_dash(l.tpot_p50), or_dash(l.tpot_p99),
+                        or_dash(l.e2e_p50), or_dash(l.e2e_p99)});
+      out += "  latency since start, seconds (the bucket each quantile falls in):\n" + table(rows);
+    }
     if (s.workers.empty()) {
       out += "  workers: none published\n";
     } else {
@@ -262,6 +320,16 @@ json health_json(const site_health& s) {
   for (const auto& [cls, n] : s.running) running[cls] = n;
   out["requests_queued"] = std::move(queued);
   out["requests_running"] = std::move(running);
+  json latency = json::object();
+  for (const auto& l : s.latency)
+    latency[l.priority_class] = {{"answers", l.answers},
+                                 {"time_to_first_token_p50", l.ttft_p50},
+                                 {"time_to_first_token_p99", l.ttft_p99},
+                                 {"time_per_output_token_p50", l.tpot_p50},
+                                 {"time_per_output_token_p99", l.tpot_p99},
+                                 {"request_p50", l.e2e_p50},
+                                 {"request_p99", l.e2e_p99}};
+  out["latency_seconds"] = std::move(latency);
   out["all_well"] = all_well(s);
   json workers = json::array();
   for (const auto& w : s.workers)

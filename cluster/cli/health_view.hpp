@@ -35,6 +35,18 @@ struct gpu_health {
   double sample_errors = 0;        // readings NVML refused
 };
 
+/// One priority class's answer latencies since the node started, from its histograms: each
+/// quantile as the bucket bound it falls under ("<= 0.25"), or "> 60" past the last bound.
+struct class_latency {
+  std::string priority_class;
+  double answers = 0;
+  std::string ttft_p50, ttft_p99, tpot_p50, tpot_p99, e2e_p50, e2e_p99;  // seconds
+};
+
+/// The bucket bound under which the q-quantile of a Prometheus histogram's observations falls:
+/// `buckets` as (le, cumulative count), ascending, +Inf last. "" when there are none.
+std::string bucket_quantile(const std::vector<std::pair<double, double>>& buckets, double q);
+
 struct site_health {
   std::string site;
   std::string address;  // host:port of its HTTP listener
@@ -43,6 +55,7 @@ struct site_health {
   bool ready = false;   // /readyz: a ready primary (a single site is its own primary)
   // Requests by priority class, in the order the node publishes them (production first).
   std::vector<std::pair<std::string, double>> queued, running;
+  std::vector<class_latency> latency;  // classes with answers
   std::vector<worker_health> workers;
   std::vector<gpu_health> gpus;
   // CUDA devices probed but not matched to an NVML GPU (no NVML, or an unmatched address).

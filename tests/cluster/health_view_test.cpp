@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 using namespace bastion::cli;
 
 namespace {
@@ -151,4 +153,42 @@ TEST_CASE("a node without GPUs or with unreadable lines says so") {
   CHECK_THAT(text, Catch::Contains("gpus: none published"));
   CHECK_THAT(text, Catch::Contains("(unread /metrics line 2:"));
   CHECK(all_well(s));  // one unreadable line is not a fault of the node's
+}
+
+TEST_CASE("a quantile is the bucket it falls in, or past the last bound") {
+  const std::vector<std::pair<double, double>> b{
+      {0.1, 10}, {0.25, 60}, {1, 99}, {INFINITY, 100}};  // cumulative
+  CHECK(bucket_quantile(b, 0.05) == "<= 0.1");
+  CHECK(bucket_quantile(b, 0.5) == "<= 0.25");
+  CHECK(bucket_quantile(b, 0.99) == "<= 1");
+  CHECK(bucket_quantile(b, 1.0) == "> 1");
+  CHECK(bucket_quantile({}, 0.5).empty());
+  CHECK(bucket_quantile({{0.1, 0}, {INFINITY, 0}}, 0.5).empty());
+}
+
+TEST_CASE("answer latencies by class are read from the node's histograms") {
+  const std::string text =
+      "bastion_serving_request_seconds_bucket{class=\"production\",le=\"0.5\"} 3\n"
+      "bastion_serving_request_seconds_bucket{class=\"production\",le=\"1\"} 4\n"
+      "bastion_serving_request_seconds_bucket{class=\"production\",le=\"+Inf\"} 4\n"
+      "bastion_serving_request_seconds_sum{class=\"production\"} 1.9\n"
+      "bastion_serving_request_seconds_count{class=\"production\"} 4\n"
+      "bastion_serving_request_seconds_bucket{class=\"batch\",le=\"0.5\"} 0\n"
+      "bastion_serving_request_seconds_bucket{class=\"batch\",le=\"+Inf\"} 0\n"
+      "bastion_serving_time_to_first_token_seconds_bucket{class=\"production\",le=\"0.05\"} 1\n"
+      "bastion_serving_time_to_first_token_seconds_bucket{class=\"production\",le=\"0.1\"} 4\n"
+      "bastion_serving_time_to_first_token_seconds_bucket{class=\"production\",le=\"+Inf\"} 4\n";
+  const auto s = health_from("prod", "a", true, true, text);
+  REQUIRE(s.latency.size() == 1);  // batch had no answers
+  const auto& l = s.latency[0];
+  CHECK(l.priority_class == "production");
+  CHECK(l.answers == 4);
+  CHECK(l.ttft_p50 == "<= 0.1");
+  CHECK(l.e2e_p50 == "<= 0.5");
+  CHECK(l.e2e_p99 == "<= 1");
+  CHECK(l.tpot_p50.empty());  // not published
+  const auto table = render_health({s});
+  CHECK_THAT(table, Catch::Contains("latency since start, seconds"));
+  CHECK_THAT(table, Catch::Contains("production  4        <= 0.1"));
+  CHECK(health_json(s)["latency_seconds"]["production"]["request_p99"] == "<= 1");
 }

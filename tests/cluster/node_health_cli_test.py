@@ -62,6 +62,9 @@ def main():
         assert worker["id"] == "cpu-0" and worker["kind"] == "cpu", worker
         assert worker["tokens_generated"] >= generated and worker["steps"] > 0, worker
         assert worker["kv_blocks_total"] == 512, worker
+        answered = up["latency_seconds"]["interactive"]
+        assert answered["answers"] >= 1 and answered["time_to_first_token_p50"].startswith("<= "), \
+            answered
         gpu = up["gpus"][0]
         assert gpu["name"] == "Fake H200" and gpu["memory_used_bytes"] == 2 * 1024 ** 3, gpu
         assert gone["all_well"] is False and "refused" in gone["error"], gone
