@@ -14,25 +14,14 @@
 
 namespace bastion::actors {
 
-std::vector<cuda_device_listing> list_cuda_devices(std::string& note) {
-  std::vector<cuda_device_listing> out;
+std::vector<kernels::device::device_info> list_cuda_devices(std::string& note) {
+  std::vector<kernels::device::device_info> out;
   note.clear();
 #ifdef BASTION_USE_CUDA
-  std::vector<kernels::cuda::device_info> devices;
-  if (auto st = kernels::cuda::list_devices(devices); !st) {
+  if (auto st = kernels::cuda::list_devices(out); !st) {
     note = st.message();
-  } else if (devices.empty()) {
+  } else if (out.empty()) {
     note = "no CUDA device visible";
-  }
-  for (const auto& d : devices) {
-    cuda_device_listing l;
-    l.ordinal = d.ordinal;
-    l.name = d.name;
-    l.compute_major = d.compute_major;
-    l.compute_minor = d.compute_minor;
-    l.memory_bytes = d.memory_bytes;
-    l.pci = d.pci;
-    out.push_back(std::move(l));
   }
 #else
   note = "built without the CUDA backend";
@@ -50,7 +39,7 @@ namespace {
 
 // "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:3b:00.0, nvidia-smi 2)"; `match` null: not
 // matched yet, the line ends at the address.
-std::string describe_cuda_device(const cuda_device_listing& d,
+std::string describe_cuda_device(const kernels::device::device_info& d,
                                  const kernels::device::device_match* match) {
   std::string line = "cuda:" + std::to_string(d.ordinal) + " " + d.name + " (sm_" +
                      std::to_string(d.compute_major) + std::to_string(d.compute_minor) + ", " +
@@ -64,7 +53,7 @@ std::string describe_cuda_device(const cuda_device_listing& d,
 }
 
 std::vector<std::string> describe_cuda_devices(
-    const std::vector<cuda_device_listing>& listed,
+    const std::vector<kernels::device::device_info>& listed,
     const std::map<int, kernels::device::device_match>* matches) {
   std::vector<std::string> out;
   for (const auto& d : listed) {

@@ -29,7 +29,7 @@
 // 0000:3b:00.0, nvidia-smi 2)", or why there is no nvidia-smi index; before the first sample
 // (and with sampling off) they end at the PCI address.
 
-#include "kernels/device/pci_address.hpp"
+#include "kernels/device/device_info.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/metrics/registry.hpp"
 
@@ -84,20 +84,9 @@ typename Inspector::result_type inspect(Inspector& f, node_health& x) {
 using health_actor = caf::typed_actor<caf::replies_to<get_health_atom>::with<node_health>,
                                       caf::reacts_to<sample_devices_atom>>;
 
-/// One CUDA device as this process sees it (kernels::cuda::list_devices, which needs the CUDA
-/// headers; this needs none, so every build and test can describe one).
-struct cuda_device_listing {
-  int ordinal = 0;  // CUDA's, after CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER
-  std::string name;
-  int compute_major = 0;
-  int compute_minor = 0;
-  std::uint64_t memory_bytes = 0;
-  kernels::device::pci_address pci;
-};
-
-/// The CUDA devices this process sees: none in a build without CUDA, with `note` saying why
-/// there are none when there are none.
-std::vector<cuda_device_listing> list_cuda_devices(std::string& note);
+/// The CUDA devices this process sees (kernels::cuda::list_devices): none in a build without
+/// CUDA, with `note` saying why there are none when there are none.
+std::vector<kernels::device::device_info> list_cuda_devices(std::string& note);
 
 /// The labels of a CUDA device's series (bastion_gpu_responsive, ..._probe_failures_total):
 /// cuda_device, and device (NVML's index) when `match` found one.
@@ -114,7 +103,7 @@ struct device_sampling {
   std::vector<int> cuda_devices;
   // The CUDA devices the health report lists and matches to NVML; nullopt: list_cuda_devices()
   // when the actor starts. Tests hand in their own, to check the matching without a GPU.
-  std::optional<std::vector<cuda_device_listing>> cuda_listing;
+  std::optional<std::vector<kernels::device::device_info>> cuda_listing;
 };
 
 /// Sampling for a node: `interval_ms` from its config, the driver's NVML (or the operator's,
@@ -135,7 +124,7 @@ struct health_state {
   // Gauges a successful reading created, by name and device: set to NaN when that reading
   // later fails. Bounded by six per device NVML reports.
   std::map<std::string, metrics::gauge*> device_gauges;
-  std::vector<cuda_device_listing> cuda_listed;  // as listed when the actor started
+  std::vector<kernels::device::device_info> cuda_listed;  // as listed when the actor started
   // Decided once, at the first sample, and then kept (the label sets of the series they go
   // into must not change): each NVML device's PCI address ("0000:3b:00.0"; absent where NVML
   // gave none), each listed CUDA ordinal's match, and why some addresses are missing.

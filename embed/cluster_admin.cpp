@@ -131,36 +131,7 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
         self->request(replicator, ask_timeout, actors::status_atom::value)
             .then(
                 [this, out, done](const actors::replicator_status& s) mutable {
-                  json peers = json::array();
-                  for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size();
-                       ++i) {
-                    const auto match = s.peer_match_index[i];
-                    json peer = {{"replica_id", s.peer_ids[i]},
-                                 {"site", site_of(s.peer_ids[i])},
-                                 {"match_index", match},
-                                 {"lag", s.last_index > match ? s.last_index - match : 0}};
-                    if (i < s.peer_lag_ms.size()) peer["lag_ms"] = s.peer_lag_ms[i];
-                    if (i < s.peer_silence_ms.size()) peer["silence_ms"] = s.peer_silence_ms[i];
-                    peers.push_back(std::move(peer));
-                  }
-                  out["journal"] = {
-                      {"role", actors::to_string(s.role)},
-                      {"term", s.term},
-                      {"leader_id", s.leader_id},
-                      {"leader_site", site_of(s.leader_id)},
-                      {"commit_index", s.commit_index},
-                      {"last_applied", s.last_applied},
-                      {"last_index", s.last_index},
-                      {"snapshot_index", s.snapshot_index},
-                      {"frames_received", s.frames_received},
-                      {"frames_dropped", s.frames_dropped},
-                      {"frames_dropped_fault", s.frames_dropped_fault},
-                      {"frames_fault_outgoing_dropped", s.frames_fault_outgoing_dropped},
-                      {"frames_fault_delayed", s.frames_fault_delayed},
-                      {"storage_errors", s.storage_errors},
-                      {"last_error", s.last_error},
-                      {"peers", std::move(peers)},
-                      {"alerts", name_sites(s.alerts)}};
+                  out["journal"] = journal_json(s);
                   done({200, out.dump()});
                 },
                 [done](const caf::error& e) {
@@ -168,6 +139,37 @@ void cluster_admin::status(std::function<void(admin_reply)> done) {
                 });
       },
       replicator_);
+}
+
+nlohmann::json cluster_admin::journal_json(const actors::replicator_status& s) const {
+  json peers = json::array();
+  for (std::size_t i = 0; i < s.peer_ids.size() && i < s.peer_match_index.size(); ++i) {
+    const auto match = s.peer_match_index[i];
+    json peer = {{"replica_id", s.peer_ids[i]},
+                 {"site", site_of(s.peer_ids[i])},
+                 {"match_index", match},
+                 {"lag", s.last_index > match ? s.last_index - match : 0}};
+    if (i < s.peer_lag_ms.size()) peer["lag_ms"] = s.peer_lag_ms[i];
+    if (i < s.peer_silence_ms.size()) peer["silence_ms"] = s.peer_silence_ms[i];
+    peers.push_back(std::move(peer));
+  }
+  return {{"role", actors::to_string(s.role)},
+          {"term", s.term},
+          {"leader_id", s.leader_id},
+          {"leader_site", site_of(s.leader_id)},
+          {"commit_index", s.commit_index},
+          {"last_applied", s.last_applied},
+          {"last_index", s.last_index},
+          {"snapshot_index", s.snapshot_index},
+          {"frames_received", s.frames_received},
+          {"frames_dropped", s.frames_dropped},
+          {"frames_dropped_fault", s.frames_dropped_fault},
+          {"frames_fault_outgoing_dropped", s.frames_fault_outgoing_dropped},
+          {"frames_fault_delayed", s.frames_fault_delayed},
+          {"storage_errors", s.storage_errors},
+          {"last_error", s.last_error},
+          {"peers", std::move(peers)},
+          {"alerts", name_sites(s.alerts)}};
 }
 
 void cluster_admin::switchover(const std::string& body, const std::string& principal,

@@ -52,6 +52,9 @@ class cluster_admin final : public gateway::admin_port {
                   std::function<void(gateway::admin_reply)> done);
   gateway::admin_reply faults(const std::string& method, const std::string& body);
   nlohmann::json faults_in_force() const;  // the link faults set here, by peer
+  /// The replica's state for `bastion status`: role, indexes, frame counts, peers with their
+  /// lag, alerts with their sites named.
+  nlohmann::json journal_json(const actors::replicator_status& s) const;
   void add_member(const std::string& body, std::function<void(gateway::admin_reply)> done);
   // "... peer 2: ..." -> "... peer 2 (dr-local): ..." in the replicator's alert lines.
   std::vector<std::string> name_sites(std::vector<std::string> alerts) const;

@@ -5,12 +5,12 @@
 
 namespace bastion::worker {
 
-void stall_detector::enter(std::chrono::nanoseconds now, std::string what) {
+void stall_detector::enter(std::chrono::nanoseconds now, const std::string& what) {
   assert(!inside_ && "device calls of the step thread do not nest");
   inside_ = true;
   given_up_ = false;
   entered_ = now;
-  what_ = std::move(what);
+  what_ = what;
 }
 
 bool stall_detector::leave() {

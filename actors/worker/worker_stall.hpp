@@ -27,9 +27,10 @@ class stall_detector {
   /// `limit` 0: no call is ever overdue.
   explicit stall_detector(std::chrono::nanoseconds limit) : limit_(limit) {}
 
-  /// The step thread enters a device call at `now`; `what` names it in the report.
+  /// The step thread enters a device call at `now`; `what` names it in the report (copied into
+  /// a buffer kept across calls: no allocation per step once it is long enough).
   /// REQUIRES: not inside a call.
-  void enter(std::chrono::nanoseconds now, std::string what);
+  void enter(std::chrono::nanoseconds now, const std::string& what);
   /// The step thread left its call. True when the call had been given up on meanwhile: what
   /// it produced must be dropped.
   bool leave();

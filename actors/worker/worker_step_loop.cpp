@@ -28,6 +28,7 @@ struct worker_step_loop::loaded_model {
   kernels::runner_stats counted;   // the runner's stats as last added to the metrics
   kernels::detokenize_fn detokenize;
   std::vector<kernels::runner_event> events;  // scratch, reused across steps
+  std::string step_call;  // its steps, as the stall watch names them
 };
 
 struct worker_step_loop::live_request {
@@ -63,6 +64,7 @@ std::unique_ptr<worker_step_loop> worker_step_loop::create(
   for (const auto& spec : models) {
     auto m = std::make_unique<loaded_model>();
     m->id = spec.id;
+    m->step_call = "a step of model '" + spec.id + "'";
     auto refuse = [&](const std::string& why) {
       error = "worker '" + s.worker_id + "': model '" + spec.id + "' (" + spec.path + "): " + why;
       return nullptr;
@@ -136,6 +138,7 @@ worker_step_loop::worker_step_loop(step_loop_settings settings, worker_backend b
       collectives_(std::move(backend.collectives)),
       make_collectives_(std::move(backend.make_collectives)),
       backend_name_(std::move(backend.name)),
+      probe_call_("the probe of " + backend_name_),
       backend_error_(std::move(backend.error)),
       clock_(clock),
       reports_(std::move(reports)),
@@ -379,7 +382,7 @@ void worker_step_loop::step_model(loaded_model& m) {
   auto& events = m.events;
   events.clear();
   std::int64_t sequences = 0;
-  enter_device("a step of model '" + m.id + "'");
+  enter_device(m.step_call);
   const auto st = m.runner->step(events, &sequences);
   if (leave_device()) return drop_given_up();
   if (metrics_) count_picks(m);
@@ -460,10 +463,10 @@ void worker_step_loop::became_unhealthy(const std::string& why) {
   if (reports_.health) reports_.health(false, "worker '" + settings_.worker_id + "': " + why);
 }
 
-void worker_step_loop::enter_device(std::string what) {
+void worker_step_loop::enter_device(const std::string& what) {
   if (stall_.limit().count() <= 0) return;  // no watch thread (the limit never changes)
   std::lock_guard<std::mutex> lock(mutex_);
-  stall_.enter(clock_.monotonic(), std::move(what));
+  stall_.enter(clock_.monotonic(), what);
 }
 
 bool worker_step_loop::leave_device() {
@@ -536,7 +539,7 @@ void worker_step_loop::give_up_call(const std::string& what) {
 
 void worker_step_loop::probe_if_due() {
   if (healthy_ || !backend_ || !recovery_.probe_due(clock_.monotonic())) return;
-  enter_device("the probe of " + backend_name_);
+  enter_device(probe_call_);
   auto st = probe_backend(*backend_);
   for (std::size_t r = 0; st && r < other_ranks_.size(); ++r) st = probe_backend(*other_ranks_[r]);
   if (leave_device()) {

@@ -159,7 +159,7 @@ class worker_step_loop {
   std::chrono::nanoseconds idle_wait() const;
   /// The step thread enters and leaves a device call, under the stall watch. leave_device()
   /// is true when the call was given up on meanwhile; drop_given_up() must follow then.
-  void enter_device(std::string what);
+  void enter_device(const std::string& what);
   bool leave_device();
   /// After a call that was given up on: its requests are another worker's now (the watch
   /// thread handed them back), so the step thread forgets them (frees their KV blocks) and
@@ -189,6 +189,7 @@ class worker_step_loop {
   std::vector<std::unique_ptr<kernels::collective>> collectives_;
   collective_factory make_collectives_;  // empty: an aborted group stays down until restart
   std::string backend_name_;
+  std::string probe_call_;  // the probe, as the stall watch names it
   std::string backend_error_;  // non-empty: no usable backend
   const clock_source& clock_;
   worker_reports reports_;

@@ -98,9 +98,7 @@ std::vector<std::pair<double, double>> buckets_of(const parsed_metrics& m, const
   std::vector<std::pair<double, double>> out;
   for (const auto& s : m.samples) {
     if (s.name != name || s.label("class") != cls) continue;
-    const auto le = s.label("le");
-    const auto bound = parse_prometheus_text("x " + le);  // the format's own value syntax
-    if (bound.samples.size() == 1) out.emplace_back(bound.samples[0].value, s.value);
+    if (const auto le = parse_sample_value(s.label("le"))) out.emplace_back(*le, s.value);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -238,71 +236,78 @@ bool all_well(const site_health& s) {
   return true;
 }
 
+namespace {
+
+std::string by_class(const std::vector<std::pair<std::string, double>>& v) {
+  std::string t;
+  for (const auto& [cls, n] : v) t += (t.empty() ? "" : ", ") + cls + " " + fixed(n, 0);
+  return t.empty() ? std::string{"-"} : t;
+}
+
+std::string or_dash(const std::string& v) { return v.empty() ? std::string{"-"} : v; }
+
+std::string latency_table(const std::vector<class_latency>& latency) {
+  std::vector<std::vector<std::string>> rows{
+      {"class", "answers", "first token p50", "p99", "per token p50", "p99", "answer p50", "p99"}};
+  for (const auto& l : latency)
+    rows.push_back({l.priority_class, fixed(l.answers, 0), or_dash(l.ttft_p50), or_dash(l.ttft_p99),
+                    or_dash(l.tpot_p50), or_dash(l.tpot_p99), or_dash(l.e2e_p50),
+                    or_dash(l.e2e_p99)});
+  return "  latency since start, seconds (the bucket each quantile falls in):\n" + table(rows);
+}
+
+std::string workers_table(const std::vector<worker_health>& workers) {
+  if (workers.empty()) return "  workers: none published\n";
+  std::vector<std::vector<std::string>> rows{{"worker", "kind", "backend", "health", "steps",
+                                              "tokens", "kv blocks", "probes", "recoveries",
+                                              "rebuilds", "stalls"}};
+  for (const auto& w : workers)
+    rows.push_back({w.id, or_dash(w.kind), or_dash(w.backend), w.healthy ? "healthy" : "UNHEALTHY",
+                    fixed(w.steps, 0), fixed(w.tokens, 0),
+                    reading(w.kv_used, "", 0) + "/" + reading(w.kv_total, "", 0),
+                    fixed(w.recovery_probes, 0), fixed(w.recoveries, 0), fixed(w.group_rebuilds, 0),
+                    fixed(w.step_stalls, 0)});
+  return table(rows);
+}
+
+std::string gpus_table(const site_health& s) {
+  if (s.gpus.empty() && s.unmatched_cuda.empty())
+    return "  gpus: none published (no NVML, or device sampling off)\n";
+  std::vector<std::vector<std::string>> rows{
+      {"gpu", "name", "pci", "temp", "power", "busy", "memory used", "cuda", "responsive"}};
+  for (const auto& g : s.gpus)
+    rows.push_back({g.device, or_dash(g.name), or_dash(g.pci_bus_id),
+                    reading(g.temperature_celsius, " C", 0), reading(g.power_watts, " W", 0),
+                    reading(g.utilization_ratio, "%", 0, 100.0), memory_text(g),
+                    or_dash(g.cuda_device), !g.responsive ? "-" : (*g.responsive ? "yes" : "NO")});
+  for (const auto& [ordinal, responsive] : s.unmatched_cuda)
+    rows.push_back(
+        {"?", "(no NVML match)", "-", "-", "-", "-", "-", ordinal, responsive ? "yes" : "NO"});
+  return table(rows);
+}
+
+std::string site_text(const site_health& s) {
+  std::string out = s.site + "  " + s.address + "  ";
+  if (!s.error.empty()) return out + "DOWN: " + s.error + "\n";
+  out += std::string{s.alive ? "alive" : "NOT ALIVE"} + ", " +
+         (s.ready ? "ready (serving as primary)" : "not ready") +
+         (all_well(s) ? "" : "  (needs attention)") + "\n";
+  if (!s.queued.empty() || !s.running.empty())
+    out += "  requests queued: " + by_class(s.queued) +
+           "\n  requests running: " + by_class(s.running) + "\n";
+  if (!s.latency.empty()) out += latency_table(s.latency);
+  out += workers_table(s.workers);
+  out += gpus_table(s);
+  for (const auto& a : s.alerts) out += "  ALERT " + a + "\n";
+  for (const auto& e : s.metric_errors) out += "  (unread /metrics " + e + ")\n";
+  return out;
+}
+
+}  // namespace
+
 std::string render_health(const std::vector<site_health>& sites) {
   std::string out;
-  for (const auto& s : sites) {
-    if (!out.empty()) out += "\n";
-    out += s.site + "  " + s.address + "  ";
-    if (!s.error.empty()) {
-      out += "DOWN: " + s.error + "\n";
-      continue;
-    }
-    out += std::string{s.alive ? "alive" : "NOT ALIVE"} + ", " +
-           (s.ready ? "ready (serving as primary)" : "not ready") +
-           (all_well(s) ? "" : "  (needs attention)") + "\n";
-    if (!s.queued.empty() || !s.running.empty()) {
-      auto by_class = [](const std::vector<std::pair<std::string, double>>& v) {
-        std::string t;
-        for (const auto& [cls, n] : v) t += (t.empty() ? "" : ", ") + cls + " " + fixed(n, 0);
-        return t.empty() ? std::string{"-"} : t;
-      };
-      out += "  requests queued: " + by_class(s.queued) + "\n";
-      out += "  requests running: " + by_class(s.running) + "\n";
-    }
-    if (!s.latency.empty()) {
-      auto or_dash = [](const std::string& v) { return v.empty() ? std::string{"-"} : v; };
-      std::vector<std::vector<std::string>> rows{{"class", "answers", "first token p50", "p99",
-                                                  "per token p50", "p99", "answer p50", "p99"}};
-      for (const auto& l : s.latency)
-        rows.push_back({l.priority_class, fixed(l.answers, 0), or_dash(l.ttft_p50),
-                        or_dash(l.ttft_p99), or_dash(l.tpot_p50), or_dash(l.tpot_p99),
-                        or_dash(l.e2e_p50), or_dash(l.e2e_p99)});
-      out += "  latency since start, seconds (the bucket each quantile falls in):\n" + table(rows);
-    }
-    if (s.workers.empty()) {
-      out += "  workers: none published\n";
-    } else {
-      std::vector<std::vector<std::string>> rows{{"worker", "kind", "backend", "health", "steps",
-                                                  "tokens", "kv blocks", "probes", "recoveries",
-                                                  "rebuilds", "stalls"}};
-      for (const auto& w : s.workers)
-        rows.push_back({w.id, w.kind.empty() ? "-" : w.kind, w.backend.empty() ? "-" : w.backend,
-                        w.healthy ? "healthy" : "UNHEALTHY", fixed(w.steps, 0), fixed(w.tokens, 0),
-                        reading(w.kv_used, "", 0) + "/" + reading(w.kv_total, "", 0),
-                        fixed(w.recovery_probes, 0), fixed(w.recoveries, 0),
-                        fixed(w.group_rebuilds, 0), fixed(w.step_stalls, 0)});
-      out += table(rows);
-    }
-    if (s.gpus.empty() && s.unmatched_cuda.empty()) {
-      out += "  gpus: none published (no NVML, or device sampling off)\n";
-    } else {
-      std::vector<std::vector<std::string>> rows{
-          {"gpu", "name", "pci", "temp", "power", "busy", "memory used", "cuda", "responsive"}};
-      for (const auto& g : s.gpus)
-        rows.push_back({g.device, g.name.empty() ? "-" : g.name,
-                        g.pci_bus_id.empty() ? "-" : g.pci_bus_id,
-                        reading(g.temperature_celsius, " C", 0), reading(g.power_watts, " W", 0),
-                        reading(g.utilization_ratio, "%", 0, 100.0), memory_text(g),
-                        g.cuda_device.empty() ? "-" : g.cuda_device,
-                        !g.responsive ? "-" : (*g.responsive ? "yes" : "NO")});
-      for (const auto& [ordinal, responsive] : s.unmatched_cuda)
-        rows.push_back(
-            {"?", "(no NVML match)", "-", "-", "-", "-", "-", ordinal, responsive ? "yes" : "NO"});
-      out += table(rows);
-    }
-    for (const auto& a : s.alerts) out += "  ALERT " + a + "\n";
-    for (const auto& e : s.metric_errors) out += "  (unread /metrics " + e + ")\n";
-  }
+  for (const auto& s : sites) out += (out.empty() ? "" : "\n") + site_text(s);
   return out;
 }
 

@@ -32,8 +32,9 @@ std::string read_name(std::string_view s, std::size_t& i) {
   return std::string{s.substr(from, i - from)};
 }
 
-// A value as the format writes it: a float, NaN, +Inf or -Inf.
-std::optional<double> parse_value(std::string_view t) {
+}  // namespace
+
+std::optional<double> parse_sample_value(std::string_view t) {
   if (t == "NaN") return std::numeric_limits<double>::quiet_NaN();
   if (t == "+Inf" || t == "Inf") return std::numeric_limits<double>::infinity();
   if (t == "-Inf") return -std::numeric_limits<double>::infinity();
@@ -47,6 +48,8 @@ std::optional<double> parse_value(std::string_view t) {
   if (end != copy.c_str() + copy.size() || std::isnan(v) || std::isinf(v)) return std::nullopt;
   return v;
 }
+
+namespace {
 
 // Labels from just after '{' through the closing '}'; false with `why` when malformed.
 bool read_labels(std::string_view s, std::size_t& i, metric_sample& out, std::string& why) {
@@ -110,7 +113,7 @@ std::optional<metric_sample> parse_line(std::string_view line, std::string& why)
   skip_blanks(line, i);
   const std::size_t from = i;
   while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-  const auto value = parse_value(line.substr(from, i - from));
+  const auto value = parse_sample_value(line.substr(from, i - from));
   if (!value)
     return why = "'" + std::string{line.substr(from, i - from)} + "' is not a value", std::nullopt;
   out.value = *value;

@@ -9,6 +9,7 @@
 // and why), so one odd line from a newer node costs one figure, not the whole report.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,5 +32,9 @@ struct parsed_metrics {
 };
 
 parsed_metrics parse_prometheus_text(std::string_view text);
+
+/// A value as the format writes it (a sample's value, a bucket's `le`): a decimal float, NaN,
+/// +Inf or -Inf; nothing for anything else (hex floats, "nan", trailing text).
+std::optional<double> parse_sample_value(std::string_view text);
 
 }  // namespace bastion::cli

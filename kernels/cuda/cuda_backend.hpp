@@ -6,7 +6,7 @@
 // (token ids, slots, block tables), which the host cannot check without reading them back.
 
 #include "kernels/backend.hpp"
-#include "kernels/device/pci_address.hpp"
+#include "kernels/device/device_info.hpp"
 
 #include <cuda_runtime.h>
 
@@ -16,16 +16,7 @@
 
 namespace bastion::kernels::cuda {
 
-struct device_info {
-  int ordinal = 0;
-  std::string name;
-  int compute_major = 0;
-  int compute_minor = 0;
-  std::size_t memory_bytes = 0;
-  // Where the GPU sits on the PCI bus: the name NVML shares, which its index does not, since
-  // CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER renumber ordinals (device/pci_address.hpp).
-  device::pci_address pci;
-};
+using device_info = device::device_info;
 
 /// Visible devices, by ordinal. An empty list with a status explains why (no driver, no device).
 status list_devices(std::vector<device_info>& out);

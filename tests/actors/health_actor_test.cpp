@@ -40,9 +40,10 @@ kernels::device::pci_address pci(std::uint32_t domain, std::uint32_t bus) {
 }
 
 // A CUDA device as list_devices would report it.
-cuda_device_listing cuda_gpu(int ordinal, const std::string& name, kernels::device::pci_address at,
-                             int major, int minor, std::uint64_t gib) {
-  cuda_device_listing d;
+kernels::device::device_info cuda_gpu(int ordinal, const std::string& name,
+                                      kernels::device::pci_address at, int major, int minor,
+                                      std::size_t gib) {
+  kernels::device::device_info d;
   d.ordinal = ordinal;
   d.name = name;
   d.compute_major = major;
@@ -50,6 +51,14 @@ cuda_device_listing cuda_gpu(int ordinal, const std::string& name, kernels::devi
   d.memory_bytes = gib << 30;
   d.pci = at;
   return d;
+}
+
+// The fake NVML's two GPUs as CUDA lists them, at its addresses (fake_nvml.cpp).
+kernels::device::device_info fake_h200(int ordinal) {
+  return cuda_gpu(ordinal, "NVIDIA H200", pci(0, 0x18), 9, 0, 140);
+}
+kernels::device::device_info fake_l4(int ordinal) {
+  return cuda_gpu(ordinal, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22);
 }
 
 // The value of one series in the Prometheus text, e.g. `bastion_gpu_power_watts{device="1"}`;
@@ -107,6 +116,24 @@ struct fixture : test_coordinator_fixture<> {
   }
 
   std::string metric(const std::string& name) { return series(registry.render_prometheus(), name); }
+
+  // An actor of the test's own (the fixture's stopped first), named `name`, that samples into
+  // `reg` and lists `cuda` as its CUDA devices; it has taken its first sample (if it samples).
+  health_actor spawn_listing(metrics::registry& reg, std::chrono::milliseconds every,
+                             const std::string& nvml_library,
+                             std::vector<kernels::device::device_info> cuda,
+                             const std::string& name) {
+    stop_fixture_actor();
+    auto s = sampling(&reg, every, nvml_library);
+    s.cuda_listing = std::move(cuda);
+    auto h = sys.spawn(health_actor_impl, node_identity{name, "prod"}, &clock, s);
+    sched.run();
+    return h;
+  }
+  void stop(const health_actor& h) {
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
 };
 
 }  // namespace
@@ -241,14 +268,9 @@ CAF_TEST(a zero interval or no registry turns sampling off) {
 }
 
 CAF_TEST(CUDA devices renumbered by CUDA_VISIBLE_DEVICES are matched to NVML by PCI address) {
-  stop_fixture_actor();
   // As with CUDA_VISIBLE_DEVICES=1,0: CUDA's ordinal 0 is the GPU NVML calls 1, and 1 is 0.
-  auto s = sampling(&registry, interval, BASTION_FAKE_NVML);
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22),
-                                       cuda_gpu(1, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-5", "prod"}, &clock, s);
-  sched.run();
+  auto h =
+      spawn_listing(registry, interval, BASTION_FAKE_NVML, {fake_l4(0), fake_h200(1)}, "teller-5");
   const auto facts = ask(h);
   CAF_REQUIRE_EQUAL(facts.devices.size(), 2u);
   CAF_CHECK_EQUAL(facts.devices[0],
@@ -257,65 +279,45 @@ CAF_TEST(CUDA devices renumbered by CUDA_VISIBLE_DEVICES are matched to NVML by 
                   "cuda:1 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0, nvidia-smi 0)");
   CAF_CHECK_EQUAL(facts.devices_note, "");
   CAF_CHECK_EQUAL(facts.device_sampling_note, "");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(a CUDA device NVML does not list says so instead of taking another number) {
-  stop_fixture_actor();
-  auto s = sampling(&registry, interval, BASTION_FAKE_NVML);
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x3b), 9, 0, 140)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-6", "prod"}, &clock, s);
-  sched.run();
+  auto h = spawn_listing(registry, interval, BASTION_FAKE_NVML,
+                         {cuda_gpu(0, "NVIDIA H200", pci(0, 0x3b), 9, 0, 140)}, "teller-6");
   const auto answer = ask(h);
   CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
   CAF_CHECK_EQUAL(answer.devices[0],
                   "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:3b:00.0, no nvidia-smi index: no "
                   "NVML device at this PCI address)");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(without NVML the CUDA device lines say why they have no NVML index) {
-  stop_fixture_actor();
   metrics::registry clean;
-  auto s = sampling(&clean, interval, "/nonexistent/libnvidia-ml.so.1");
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-7", "prod"}, &clock, s);
-  sched.run();
+  auto h =
+      spawn_listing(clean, interval, "/nonexistent/libnvidia-ml.so.1", {fake_h200(0)}, "teller-7");
   const auto answer = ask(h);
   CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
   CAF_CHECK_EQUAL(answer.devices[0],
                   "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0, no nvidia-smi index: "
                   "NVML not available)");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(before the first sample a CUDA device line ends at its PCI address) {
-  stop_fixture_actor();
-  auto s = sampling(&registry, std::chrono::milliseconds{0}, BASTION_FAKE_NVML);  // never samples
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA H200", pci(0, 0x18), 9, 0, 140)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-8", "prod"}, &clock, s);
-  sched.run();
+  auto h =
+      spawn_listing(registry, std::chrono::milliseconds{0}, BASTION_FAKE_NVML,  // never samples
+                    {fake_h200(0)}, "teller-8");
   const auto answer = ask(h);
   CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
   CAF_CHECK_EQUAL(answer.devices[0], "cuda:0 NVIDIA H200 (sm_90, 140 GiB, PCI 0000:18:00.0)");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(the NVML addresses are read once and kept so label sets never change) {
-  stop_fixture_actor();
   metrics::registry clean;
-  auto s = sampling(&clean, interval, BASTION_FAKE_NVML);
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-9", "prod"}, &clock, s);
-  sched.run();
+  auto h = spawn_listing(clean, interval, BASTION_FAKE_NVML, {fake_l4(0)}, "teller-9");
   fake.set_pci(1, 0, 0x5e, 0);  // NVML now claims another address: not read again
   fake.set_pci_result(0, 3);
   CAF_REQUIRE(sched.trigger_timeout());
@@ -332,19 +334,13 @@ CAF_TEST(the NVML addresses are read once and kept so label sets never change) {
   CAF_REQUIRE_EQUAL(answer.devices.size(), 1u);
   CAF_CHECK_EQUAL(answer.devices[0],
                   "cuda:0 NVIDIA L4 (sm_89, 22 GiB, PCI 0001:af:00.0, nvidia-smi 1)");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(an NVML device without an address has no pci_bus_id label and a note says why) {
-  stop_fixture_actor();
   fake.set_pci_result(1, 3);  // before the first sample: the address is never known
   metrics::registry clean;
-  auto s = sampling(&clean, interval, BASTION_FAKE_NVML);
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-10", "prod"}, &clock, s);
-  sched.run();
+  auto h = spawn_listing(clean, interval, BASTION_FAKE_NVML, {fake_l4(0)}, "teller-10");
   const auto text = clean.render_prometheus();
   CAF_CHECK_EQUAL(series(text, "bastion_gpu_info{device=\"1\",name=\"Fake L4\"}"), "1");
   const auto facts = ask(h);
@@ -355,19 +351,13 @@ CAF_TEST(an NVML device without an address has no pci_bus_id label and a note sa
   CAF_CHECK_EQUAL(facts.device_sampling_note,
                   "PCI address unknown for nvidia-smi 1: nvmlDeviceGetPciInfo_v3 failed: Not "
                   "Supported (NVML code 3)");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(a driver without the PCI query leaves the addresses out and says so once) {
-  stop_fixture_actor();
   testing::fake_nvml_control old{BASTION_FAKE_NVML_NO_PCI};
   metrics::registry clean;
-  auto s = sampling(&clean, interval, BASTION_FAKE_NVML_NO_PCI);
-  s.cuda_listing =
-      std::vector<cuda_device_listing>{cuda_gpu(0, "NVIDIA L4", pci(1, 0xaf), 8, 9, 22)};
-  auto h = sys.spawn(health_actor_impl, node_identity{"teller-11", "prod"}, &clock, s);
-  sched.run();
+  auto h = spawn_listing(clean, interval, BASTION_FAKE_NVML_NO_PCI, {fake_l4(0)}, "teller-11");
   const auto facts = ask(h);
   CAF_REQUIRE_EQUAL(facts.devices.size(), 1u);
   CAF_CHECK_EQUAL(facts.devices[0],
@@ -379,8 +369,7 @@ CAF_TEST(a driver without the PCI query leaves the addresses out and says so onc
   CAF_CHECK_EQUAL(
       series(clean.render_prometheus(), "bastion_gpu_info{device=\"0\",name=\"Fake H200\"}"), "1");
   CAF_CHECK_EQUAL(series(clean.render_prometheus(), "bastion_gpu_power_watts{device=\"1\"}"), "72");
-  caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  sched.run();
+  stop(h);
 }
 
 CAF_TEST(CUDA series carry the NVML device label only when matched) {

@@ -13,6 +13,7 @@
 #include "runtime/clock/clock.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "tests/actors/flaky_backend.hpp"
+#include "tests/kernels/forwarding_collective.hpp"
 #include "tests/kernels/host_as_device_backend.hpp"
 #include "tests/support/model_path.hpp"
 
@@ -44,6 +45,11 @@ struct recorder {
   std::vector<std::uint64_t> preempted;
   std::vector<std::uint64_t> finished;
   std::vector<std::vector<std::uint64_t>> finished_batches;  // the tickets of each finished call
+
+  // Whether `ticket` was reported finished. REQUIRES: `mutex` held (a wait() predicate).
+  bool finished_has(std::uint64_t ticket) const {
+    return std::find(finished.begin(), finished.end(), ticket) != finished.end();
+  }
 
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds limit = 20s) {
@@ -97,6 +103,15 @@ struct outcome {
   std::mutex mutex;
   std::optional<gateway::completion> done;
 };
+
+// The completion tokens of the request's answer; nothing while it has none or when it failed.
+std::optional<std::uint32_t> answer_tokens(outcome& o) {
+  std::lock_guard<std::mutex> lock(o.mutex);
+  if (!o.done) return std::nullopt;
+  const auto* result = std::get_if<gateway::final_result>(&*o.done);
+  if (!result) return std::nullopt;
+  return result->usage.completion_tokens;
+}
 
 serving::served_request_ptr make_request(
     std::uint64_t ticket, std::shared_ptr<outcome> out,
@@ -252,14 +267,8 @@ TEST_CASE("an unhealthy worker probes after a doubling capped backoff and recove
   // It serves again: a new request completes with text.
   auto second = std::make_shared<outcome>();
   REQUIRE(n.loop->submit(make_request(2, second), "m"));
-  REQUIRE(n.seen.wait([&] {
-    return std::find(n.seen.finished.begin(), n.seen.finished.end(), 2u) != n.seen.finished.end();
-  }));
-  std::lock_guard<std::mutex> lock(second->mutex);
-  REQUIRE(second->done);
-  const auto* result = std::get_if<gateway::final_result>(&*second->done);
-  REQUIRE(result != nullptr);
-  CHECK(result->usage.completion_tokens == 3u);
+  REQUIRE(n.seen.wait([&] { return n.seen.finished_has(2); }));
+  CHECK(answer_tokens(*second) == 3u);
 }
 
 TEST_CASE("a later fault starts the backoff from its initial value again") {
@@ -387,14 +396,8 @@ TEST_CASE("a step that does not return is given up on and its requests go to oth
   }
   auto third = std::make_shared<outcome>();
   REQUIRE(n.loop->submit(make_request(3, third), "m"));
-  REQUIRE(n.seen.wait([&] {
-    return std::find(n.seen.finished.begin(), n.seen.finished.end(), 3u) != n.seen.finished.end();
-  }));
-  std::lock_guard<std::mutex> lock(third->mutex);
-  REQUIRE(third->done);
-  const auto* result = std::get_if<gateway::final_result>(&*third->done);
-  REQUIRE(result != nullptr);
-  CHECK(result->usage.completion_tokens == 3u);
+  REQUIRE(n.seen.wait([&] { return n.seen.finished_has(3); }));
+  CHECK(answer_tokens(*third) == 3u);
   CHECK(n.metrics.step_stalls->value() == 1u);
 }
 
@@ -484,13 +487,7 @@ TEST_CASE("requests that end in the same iteration are reported in one finished 
     CHECK(with_2 == std::vector<std::uint64_t>{2, 3, 4});
     CHECK(n.seen.finished_batches.size() == 2);  // request 1 ended earlier, in its own
   }
-  for (const auto& out : outs) {
-    std::lock_guard<std::mutex> lock(out->mutex);
-    REQUIRE(out->done);
-    const auto* result = std::get_if<gateway::final_result>(&*out->done);
-    REQUIRE(result != nullptr);
-    CHECK(result->usage.completion_tokens == 3u);
-  }
+  for (const auto& out : outs) CHECK(answer_tokens(*out) == 3u);
 }
 
 TEST_CASE("a prompt longer than the context is refused and counted as prompt_too_long") {
@@ -535,19 +532,7 @@ TEST_CASE("a prompt longer than the context is refused and counted as prompt_too
 }
 
 // A rank's handle of a thread group owned by the test (the worker owns its handles).
-class borrowed_rank final : public kernels::collective {
- public:
-  explicit borrowed_rank(kernels::collective& inner) : inner_(inner) {}
-  int ranks() const noexcept override { return inner_.ranks(); }
-  int rank() const noexcept override { return inner_.rank(); }
-  kernels::status all_reduce_sum(float* data, std::int64_t n) override {
-    return inner_.all_reduce_sum(data, n);
-  }
-  void abort() noexcept override { inner_.abort(); }
-
- private:
-  kernels::collective& inner_;
-};
+using borrowed_rank = test::forwarding_collective;
 
 std::string answer_of(outcome& o) {
   std::lock_guard<std::mutex> lock(o.mutex);

@@ -24,6 +24,15 @@ using namespace bastion::kernels;
 
 namespace {
 
+sampling_params params(float temperature, std::int32_t top_k, float top_p, std::uint64_t seed) {
+  sampling_params p;
+  p.temperature = temperature;
+  p.top_k = top_k;
+  p.top_p = top_p;
+  p.seed = seed;
+  return p;
+}
+
 std::vector<float> random_logits(std::size_t n, std::uint32_t seed) {
   std::mt19937 rng{seed};
   std::normal_distribution<float> dist{0.0f, 2.0f};
@@ -58,11 +67,8 @@ TEST_CASE("the draw picks the token a full sort of the vocabulary picks") {
     for (float temperature : {0.3f, 1.0f, 1.7f})
       for (std::int32_t top_k : {0, 1, 40, 1000})
         for (float top_p : {1.0f, 0.9f, 0.3f}) {
-          sampling_params p;
-          p.temperature = temperature;
-          p.top_k = top_k;
-          p.top_p = top_p;
-          p.seed = row_seed * 1000 + static_cast<std::uint64_t>(top_k);
+          const auto p = params(temperature, top_k, top_p,
+                                row_seed * 1000 + static_cast<std::uint64_t>(top_k));
           sampler fast{p};
           bastion::test::full_sort_sampler slow{p};
           for (int i = 0; i < 5; ++i, ++draws) {
@@ -126,11 +132,8 @@ TEST_CASE("drawing from the candidates picks what the whole row picks, with the 
       for (std::int32_t top_k : {0, 1, 40})
         for (float top_p : {1.0f, 0.8f})
           for (std::int32_t capacity : {64, 4096}) {
-            sampling_params p;
-            p.temperature = temperature;
-            p.top_k = top_k;
-            p.top_p = top_p;
-            p.seed = row_seed + static_cast<std::uint64_t>(capacity);
+            const auto p =
+                params(temperature, top_k, top_p, row_seed + static_cast<std::uint64_t>(capacity));
             INFO("row " << row_seed);
             const auto n = draw_both_ways(logits, p, capacity, 8);
             answered += n.answered;
@@ -204,11 +207,8 @@ TEST_CASE("top-k and top-p reaching past the sure candidates are drawn from them
       REQUIRE(sure < 40);
       for (std::int32_t top_k : {0, 10, 40, 50, 200})
         for (float top_p : {1.0f, 0.9f, 0.5f}) {
-          sampling_params p;
-          p.temperature = temperature;
-          p.top_k = top_k;
-          p.top_p = top_p;
-          p.seed = row_seed * 1000 + static_cast<std::uint64_t>(top_k);
+          const auto p = params(temperature, top_k, top_p,
+                                row_seed * 1000 + static_cast<std::uint64_t>(top_k));
           INFO(row.what);
           const auto n = draw_both_ways(logits, p, 512, 20);
           draws += n.answered + n.asked_for_row;
@@ -251,11 +251,7 @@ TEST_CASE("a draw near a boundary the tokens not sent can move asks for the row"
     for (std::size_t i = 100; i < 20100; ++i) logits[i] = temperature * (near_edge(rng) + 10.0f);
     for (std::int32_t top_k : {5000, 20000})
       for (float top_p : {1.0f, 0.9f, 0.6f}) {
-        sampling_params p;
-        p.temperature = temperature;
-        p.top_k = top_k;
-        p.top_p = top_p;
-        p.seed = 5 + static_cast<std::uint64_t>(top_k);
+        const auto p = params(temperature, top_k, top_p, 5 + static_cast<std::uint64_t>(top_k));
         const auto n = draw_both_ways(logits, p, 512, 100);
         total.answered += n.answered;
         total.asked_for_row += n.asked_for_row;
@@ -503,12 +499,8 @@ TEST_CASE("logits penalised beforehand give the tokens the sampler gives raw one
     for (float temperature : {0.0f, 0.7f, 1.5f})
       for (std::int32_t top_k : {0, 3})
         for (float top_p : {1.0f, 0.5f}) {
-          sampling_params p;
-          p.temperature = temperature;
-          p.top_k = top_k;
-          p.top_p = top_p;
+          auto p = params(temperature, top_k, top_p, 31 + static_cast<std::uint64_t>(top_k));
           p.repetition_penalty = penalty;
-          p.seed = 31 + static_cast<std::uint64_t>(top_k);
           sampler raw{p}, pre{p}, from{p};
           sampling_params unpenalised = p;
           unpenalised.repetition_penalty = 1.0f;

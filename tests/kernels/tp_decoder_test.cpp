@@ -9,6 +9,7 @@
 #include "kernels/engine/tensor_parallel.hpp"
 #include "kernels/model/gguf_loader.hpp"
 #include "tests/actors/flaky_backend.hpp"
+#include "tests/kernels/forwarding_collective.hpp"
 #include "tests/kernels/host_as_device_backend.hpp"
 #include "tests/kernels/tiny_model.hpp"
 
@@ -96,11 +97,9 @@ struct group_of {
 // A rank's handle whose all-reduce never completes until the group is aborted, as an NCCL
 // all-reduce whose peer lost its link: no failure of the rank's own ends it. It can report an
 // asynchronous error, as NCCL does for such a link.
-class hanging_rank final : public collective {
+class hanging_rank final : public bastion::test::forwarding_collective {
  public:
-  explicit hanging_rank(collective& inner) : inner_(inner) {}
-  int ranks() const noexcept override { return inner_.ranks(); }
-  int rank() const noexcept override { return inner_.rank(); }
+  using forwarding_collective::forwarding_collective;
   status all_reduce_sum(float* data, std::int64_t n) override {
     if (!hanging_.load()) return inner_.all_reduce_sum(data, n);
     std::unique_lock<std::mutex> lock{mutex_};
@@ -126,7 +125,6 @@ class hanging_rank final : public collective {
   }
 
  private:
-  collective& inner_;
   std::atomic<bool> hanging_{false};
   std::mutex mutex_;
   std::condition_variable released_;
@@ -135,19 +133,10 @@ class hanging_rank final : public collective {
 };
 
 // A rank's handle that says its all-reduce can be recorded, as NCCL's does.
-class capturable_rank final : public collective {
+class capturable_rank final : public bastion::test::forwarding_collective {
  public:
-  explicit capturable_rank(collective& inner) : inner_(inner) {}
-  int ranks() const noexcept override { return inner_.ranks(); }
-  int rank() const noexcept override { return inner_.rank(); }
-  status all_reduce_sum(float* data, std::int64_t n) override {
-    return inner_.all_reduce_sum(data, n);
-  }
-  void abort() noexcept override { inner_.abort(); }
+  using forwarding_collective::forwarding_collective;
   bool capturable() const noexcept override { return true; }
-
- private:
-  collective& inner_;
 };
 
 }  // namespace
@@ -233,9 +222,9 @@ TEST_CASE("a rank hung in an all-reduce is released by an asynchronous error or 
     const auto failed = tp->step({{1, {8}, false}}, out, step_results::logits);
     const auto took = std::chrono::steady_clock::now() - began;
     CHECK(failed.code() == status_code::device_error);
-    CHECK(failed.message().find(async ? "injected: NVLink lost" : "did not finish the step "
-                                                                  "within 300 ms") !=
-          std::string::npos);
+    CHECK(failed.message().find(async ? "injected: NVLink lost"
+                                      : "did not finish the step "
+                                        "within 300 ms") != std::string::npos);
     CHECK(failed.message().find("rank") != std::string::npos);
     CHECK_FALSE(tp->broken().empty());
     CHECK(took < std::chrono::seconds{10});
@@ -254,9 +243,9 @@ TEST_CASE("decode steps of a group are offered for recording only when its colle
     for (int r = 0; r < 2; ++r) {
       devices.push_back(std::make_unique<test::host_as_device_backend>());
       handles.push_back(std::make_unique<capturable_rank>(group.rank(r)));
-      parts.push_back({devices.back().get(),
-                       capturable ? static_cast<collective*>(handles.back().get())
-                                  : &group.rank(r)});
+      parts.push_back({devices.back().get(), capturable
+                                                 ? static_cast<collective*>(handles.back().get())
+                                                 : &group.rank(r)});
     }
     std::map<std::uint64_t, std::vector<std::int32_t>> tokens;
     {
